@@ -1,0 +1,14 @@
+//! Protobuf message types generated at build time from the project's own `.proto` files in `src/proto/`
+//! (see `build.rs`). The module tree mirrors the protobuf packages so cross-package references resolve.
+//! Owns no logic: builders live in `connector`, storage in `c1z`.
+
+#[allow(clippy::all, missing_docs)]
+pub mod c1 {
+    pub mod connector {
+        pub mod v2 {
+            include!(concat!(env!("OUT_DIR"), "/c1.connector.v2.rs"));
+        }
+    }
+}
+
+pub use c1::connector::v2 as connector_v2;

@@ -6,3 +6,8 @@
 //! the tests and the benchmark.
 
 pub mod proto;
+pub mod torq;
+pub mod connector;
+pub mod app;
+pub mod cli;
+pub mod sync;

@@ -1,1 +1,64 @@
-fn main() {}
+//! baton-torq entry point: parse the command line, set up logging, run, map the outcome to an exit code
+//! (0 success, 1 sync failure, 2 usage or configuration error, 130 interrupted).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use baton_torq::app::{self, SummaryStyle, EXIT_FAILURE, EXIT_USAGE};
+use baton_torq::cli::{Cli, LogFormat, LogLevel};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let json = match cli.common.log_format {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Console) => false,
+        None => !std::io::stderr().is_terminal(),
+    };
+    let level = if cli.common.verbose && cli.common.log_level != LogLevel::Trace { LogLevel::Debug } else { cli.common.log_level };
+    init_logging(json, level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let style = if json { SummaryStyle::Json } else { SummaryStyle::Console };
+    match runtime.block_on(app::run(cli, style)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if json {
+                tracing::error!(error = %e, "baton-torq failed");
+            }
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// clap's help and version go to stdout as usual; its errors become one line.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+    eprintln!("error: {first}; run 'baton-torq --help' for usage");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn init_logging(json: bool, level: LogLevel) {
+    let filter = tracing_subscriber::EnvFilter::new(format!("warn,baton_torq={}", level.as_str()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).with_current_span(false).init();
+    } else {
+        builder.with_target(false).compact().init();
+    }
+}

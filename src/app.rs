@@ -1,0 +1,147 @@
+//! Runs the chosen command: a sync, `demo` or `capabilities`, with Ctrl-C/SIGTERM handling and the final summary.
+//! Maps every failure to [`AppError`], whose exit code main returns.
+
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::c1z::WriterOptions;
+use crate::cli::{self, Cli, Command, ConfigError};
+use crate::connector::capabilities;
+use crate::sim::{SimConfig, SimServer, Workspace};
+use crate::sync::{run_sync, SyncError, SyncRequest, SyncSummary};
+use crate::torq::{TorqClient, TorqError, TorqSettings};
+
+/// Exit code for a configuration or usage error.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code for a failed sync or runtime error.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code after Ctrl-C / SIGTERM.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error("cannot start the simulated Torq server for the demo: {0}")]
+    Demo(std::io::Error),
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            AppError::Config(_) => EXIT_USAGE,
+            AppError::Sync(SyncError::Interrupted) => EXIT_INTERRUPTED,
+            AppError::Sync(SyncError::C1z(e)) if e.is_usage_error() => EXIT_USAGE,
+            _ => EXIT_FAILURE,
+        })
+    }
+}
+
+impl From<TorqError> for AppError {
+    fn from(e: TorqError) -> Self {
+        AppError::Sync(SyncError::Torq(e))
+    }
+}
+
+/// How the summary is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SummaryStyle {
+    Console,
+    Json,
+}
+
+pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
+    match cli.command {
+        Some(Command::Capabilities) => {
+            print!("{}", capabilities::capabilities_json());
+            Ok(())
+        }
+        Some(Command::Demo) => {
+            cli::check_output_path(&cli.common.file)?;
+            let config = SimConfig::default();
+            let server = SimServer::start(Workspace::demo(), config.clone()).await.map_err(AppError::Demo)?;
+            let settings = TorqSettings::new(
+                config.client_id.clone(),
+                config.client_secret.clone().into(),
+                cli::checked_url(&server.api_url(), "--torq-api-url", "BATON_TORQ_API_URL")?,
+                cli::checked_url(&server.auth_url(), "--torq-auth-url", "BATON_TORQ_AUTH_URL")?,
+            );
+            tracing::info!(api_url = %server.api_url(), "demo: simulated Torq workspace is up");
+            let result = sync_with(settings, &cli, style).await;
+            server.shutdown().await;
+            result
+        }
+        None => {
+            let settings = cli::torq_settings(&cli.torq)?;
+            cli::check_output_path(&cli.common.file)?;
+            sync_with(settings, &cli, style).await
+        }
+    }
+}
+
+async fn sync_with(settings: TorqSettings, cli: &Cli, style: SummaryStyle) -> Result<(), AppError> {
+    crate::c1z::check_target(&cli.common.file).map_err(SyncError::from)?;
+    let client = TorqClient::new(settings)?;
+    let cancel = CancellationToken::new();
+    let watcher = tokio::spawn(cancel_on_signal(cancel.clone()));
+    let request = SyncRequest { output: cli.common.file.clone(), writer: WriterOptions::default() };
+    let result = run_sync(&client, request, cancel).await;
+    watcher.abort();
+    let summary = result?;
+    report(&summary, style);
+    Ok(())
+}
+
+/// Cancels `cancel` on Ctrl-C or SIGTERM.
+async fn cancel_on_signal(cancel: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                cancel.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::warn!("interrupted: stopping the sync and leaving the sync file as it was");
+    cancel.cancel();
+}
+
+fn report(summary: &SyncSummary, style: SummaryStyle) {
+    match style {
+        SummaryStyle::Console => eprint!("{}", summary.to_console()),
+        SummaryStyle::Json => {
+            let users_by_status = serde_json::to_string(&summary.users_by_status).unwrap_or_default();
+            tracing::info!(
+                users = summary.users,
+                users_by_status = %users_by_status,
+                roles = summary.roles,
+                entitlements = summary.entitlements,
+                grants = summary.grants,
+                users_with_unknown_role = summary.users_with_unknown_role,
+                duplicate_users = summary.duplicate_users,
+                token_requests = summary.requests.token_requests,
+                api_requests = summary.requests.api_requests,
+                retries = summary.requests.retries,
+                duration_seconds = summary.duration.as_secs_f64(),
+                output = %summary.output.display(),
+                file_bytes = summary.file_bytes,
+                sync_id = %summary.sync_id,
+                previous_sync_id = summary.previous_sync_id.as_deref().unwrap_or(""),
+                "sync complete"
+            );
+        }
+    }
+}

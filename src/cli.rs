@@ -1,0 +1,266 @@
+//! Command line: flags, their `BATON_*` environment variables, and up-front validation.
+//!
+//! Every flag can also come from `BATON_<FLAG_IN_UPPER_SNAKE_CASE>`, and its help text names that variable
+//! (values are never shown in `--help`). Validation turns the raw flags into checked settings or one clear
+//! line saying what is wrong and how to fix it. Nothing here does I/O beyond looking at the output path.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::torq::TorqSettings;
+
+const EXAMPLES: &str = "\
+Examples:
+  baton-torq --torq-client-id ID --torq-client-secret SECRET      sync into ./sync.c1z
+  BATON_TORQ_CLIENT_ID=ID BATON_TORQ_CLIENT_SECRET=SECRET baton-torq -f /out/torq.c1z --torq-region eu
+  baton-torq demo                                                 sync the built-in demo workspace
+  baton-torq capabilities > baton_capabilities.json";
+
+/// Sync a Torq workspace's users, roles and role memberships into a Baton c1z file for ConductorOne.
+#[derive(Debug, Parser)]
+#[command(
+    name = "baton-torq",
+    version = concat!("version v", env!("CARGO_PKG_VERSION")),
+    about,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = false
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub torq: TorqArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the connector's capabilities as JSON (the content of baton_capabilities.json).
+    Capabilities,
+    /// Sync a built-in sample workspace served by a simulated Torq on loopback; no credentials needed.
+    Demo,
+}
+
+/// Torq connection flags.
+#[derive(Debug, Args)]
+pub struct TorqArgs {
+    /// Torq API key client ID (Torq: avatar > API Keys > Create API key)
+    #[arg(long, env = "BATON_TORQ_CLIENT_ID", hide_env_values = true, value_name = "ID")]
+    pub torq_client_id: Option<String>,
+    /// Torq API key client secret; never printed or logged
+    #[arg(long, env = "BATON_TORQ_CLIENT_SECRET", hide_env_values = true, value_name = "SECRET", value_parser = parse_secret)]
+    pub torq_client_secret: Option<SecretString>,
+    /// Torq region: selects the API and auth hosts
+    #[arg(long, env = "BATON_TORQ_REGION", value_enum, default_value_t = Region::Us, hide_env_values = true)]
+    pub torq_region: Region,
+    /// Override the API base URL, e.g. https://api.torq.io/public/v1alpha (proxies, tests)
+    #[arg(long, env = "BATON_TORQ_API_URL", hide_env_values = true, value_name = "URL")]
+    pub torq_api_url: Option<String>,
+    /// Override the token URL, e.g. https://auth.torq.io/v1/auth/token (proxies, tests)
+    #[arg(long, env = "BATON_TORQ_AUTH_URL", hide_env_values = true, value_name = "URL")]
+    pub torq_auth_url: Option<String>,
+    /// Seconds to wait for Torq to answer a request (and between chunks of a long answer)
+    #[arg(long, env = "BATON_HTTP_TIMEOUT_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=1800), hide_env_values = true, value_name = "SECONDS")]
+    pub http_timeout_seconds: u64,
+}
+
+/// Flags shared by every command.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Path of the c1z sync file to write (an existing one is extended, keeping its latest sync)
+    #[arg(short = 'f', long, env = "BATON_FILE", default_value = "sync.c1z", global = true, hide_env_values = true, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Log level
+    #[arg(long, env = "BATON_LOG_LEVEL", value_enum, default_value_t = LogLevel::Info, global = true, hide_env_values = true)]
+    pub log_level: LogLevel,
+    /// Log format; default: console when stderr is a terminal, JSON otherwise. Logs always go to stderr
+    #[arg(long, env = "BATON_LOG_FORMAT", value_enum, global = true, hide_env_values = true)]
+    pub log_format: Option<LogFormat>,
+    /// Debug logs, including one line per HTTP request (method, path, status, duration, attempt)
+    #[arg(long, env = "BATON_VERBOSE", global = true, hide_env_values = true)]
+    pub verbose: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Region {
+    Us,
+    Eu,
+}
+
+impl Region {
+    fn api_url(self) -> &'static str {
+        match self {
+            Region::Us => "https://api.torq.io/public/v1alpha",
+            Region::Eu => "https://api.eu.torq.io/public/v1alpha",
+        }
+    }
+    fn auth_url(self) -> &'static str {
+        match self {
+            Region::Us => "https://auth.torq.io/v1/auth/token",
+            Region::Eu => "https://auth.eu.torq.io/v1/auth/token",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Console,
+}
+
+fn parse_secret(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s.to_string()))
+}
+
+/// A configuration problem: one line, naming the flag and its environment variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing {what}: pass {flag} or set {env}{hint}")]
+    Missing { what: &'static str, flag: &'static str, env: &'static str, hint: &'static str },
+    #[error("invalid {flag} ({env}): {reason}")]
+    Invalid { flag: &'static str, env: &'static str, reason: String },
+    #[error("invalid --file ({path}): {reason}")]
+    File { path: String, reason: String },
+}
+
+/// Checked Torq settings from the flags. Whitespace pasted around the ID or secret is trimmed with a warning.
+pub fn torq_settings(args: &TorqArgs) -> Result<TorqSettings, ConfigError> {
+    const KEY_HINT: &str = " (create an API key in Torq: avatar > API Keys > Create API key)";
+    let raw_id = args.torq_client_id.as_deref().unwrap_or("");
+    let client_id = raw_id.trim();
+    if client_id.is_empty() {
+        return Err(ConfigError::Missing {
+            what: "Torq client ID",
+            flag: "--torq-client-id",
+            env: "BATON_TORQ_CLIENT_ID",
+            hint: KEY_HINT,
+        });
+    }
+    if client_id.len() != raw_id.len() {
+        tracing::warn!("removed whitespace around the Torq client ID");
+    }
+    let raw_secret = args.torq_client_secret.as_ref().map(|s| s.expose_secret()).unwrap_or("");
+    let secret = raw_secret.trim();
+    if secret.is_empty() {
+        return Err(ConfigError::Missing {
+            what: "Torq client secret",
+            flag: "--torq-client-secret",
+            env: "BATON_TORQ_CLIENT_SECRET",
+            hint: KEY_HINT,
+        });
+    }
+    if secret.len() != raw_secret.len() {
+        tracing::warn!("removed whitespace around the Torq client secret");
+    }
+    let api_url = checked_url(
+        args.torq_api_url.as_deref().unwrap_or(args.torq_region.api_url()),
+        "--torq-api-url",
+        "BATON_TORQ_API_URL",
+    )?;
+    let auth_url = checked_url(
+        args.torq_auth_url.as_deref().unwrap_or(args.torq_region.auth_url()),
+        "--torq-auth-url",
+        "BATON_TORQ_AUTH_URL",
+    )?;
+    let mut settings = TorqSettings::new(client_id.to_string(), SecretString::from(secret.to_string()), api_url, auth_url);
+    settings.timeout = Duration::from_secs(args.http_timeout_seconds);
+    Ok(settings)
+}
+
+/// An absolute https URL without credentials, query or fragment; plain http only for loopback hosts.
+pub fn checked_url(raw: &str, flag: &'static str, env: &'static str) -> Result<Url, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { flag, env, reason };
+    let url = Url::parse(raw.trim())
+        .map_err(|e| invalid(format!("{e}; expected a URL such as https://api.torq.io/public/v1alpha")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("the URL must not contain a user name or password".into()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(format!("{url} must not have a query or fragment")));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(invalid(format!(
+                "{url} uses plain http, which is only allowed for loopback hosts (127.0.0.1, ::1, localhost); use https"
+            )))
+        }
+        other => return Err(invalid(format!("unsupported scheme {other:?}; use https"))),
+    }
+    Ok(url)
+}
+
+/// Checks the output path before any network traffic: not a directory, its directory exists.
+pub fn check_output_path(path: &Path) -> Result<(), ConfigError> {
+    let shown = path.display().to_string();
+    let err = |reason: String| ConfigError::File { path: shown.clone(), reason };
+    if path.as_os_str().is_empty() {
+        return Err(err("the path is empty; pass a file name such as sync.c1z".into()));
+    }
+    if path.is_dir() {
+        return Err(err("it is a directory; pass a file path such as DIR/sync.c1z".into()));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(err(format!("directory {} does not exist; create it first", parent.display())));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_only_for_loopback() {
+        assert!(checked_url("http://127.0.0.1:8080/x", "--f", "E").is_ok());
+        assert!(checked_url("http://localhost/x", "--f", "E").is_ok());
+        assert!(checked_url("http://[::1]:1/x", "--f", "E").is_ok());
+        assert!(checked_url("http://api.torq.io/x", "--f", "E").is_err());
+        assert!(checked_url("https://u:p@api.torq.io/x", "--f", "E").is_err());
+        assert!(checked_url("ftp://api.torq.io/x", "--f", "E").is_err());
+        assert!(checked_url("not a url", "--f", "E").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,133 @@
+//! Torq users -> `user` resources with a UserTrait, and each user's role membership as a grant on the role's
+//! `member` entitlement.
+//!
+//! Status: VERIFIED -> ENABLED; INVITATION_SENT -> ENABLED with details "invitation sent, not accepted yet";
+//! anything else -> UNSPECIFIED with the raw Torq status as details. Torq has no name fields, so no name is made up.
+
+use super::{flag, pack, profile, role, text, timestamp, USER_TYPE_ID};
+use crate::proto::connector_v2::{
+    resource_status, user_trait, Entitlement, Grant, Resource, ResourceId,
+    ResourceStatus, UserTrait,
+};
+use crate::torq::{UserRecord, UserStatus};
+
+/// Details attached to an invited user's status.
+pub const INVITED_DETAILS: &str = "invitation sent, not accepted yet";
+
+/// The user's resource id.
+pub fn user_id(user_id: &str) -> ResourceId {
+    ResourceId { resource_type: USER_TYPE_ID.into(), resource: user_id.into(), ..Default::default() }
+}
+
+/// (status, details) for a Torq status.
+pub fn status_of(status: &UserStatus) -> (user_trait::status::Status, String) {
+    use user_trait::status::Status;
+    match status {
+        UserStatus::Verified => (Status::Enabled, String::new()),
+        UserStatus::InvitationSent => (Status::Enabled, INVITED_DETAILS.into()),
+        other => (Status::Unspecified, other.as_str().to_string()),
+    }
+}
+
+/// The `user` resource: display name = email; UserTrait with the email as primary email and login, account type
+/// HUMAN, status, created/last-login times, SSO status and a profile {user_id, login, email, role_id, status,
+/// sso_provisioned}. Status and creation time are also set on the Resource itself for newer readers.
+pub fn user_resource(user: &UserRecord) -> Resource {
+    let (status, details) = status_of(&user.status);
+    let trait_profile = profile([
+        ("user_id", text(&user.id)),
+        ("login", text(&user.email)),
+        ("email", text(&user.email)),
+        ("role_id", text(&user.role_id)),
+        ("status", text(user.status.as_str())),
+        ("sso_provisioned", flag(user.sso_provision)),
+    ]);
+    let emails = if user.email.is_empty() {
+        Vec::new()
+    } else {
+        vec![user_trait::Email { address: user.email.clone(), is_primary: true }]
+    };
+    let created_at = user.created_time.as_ref().map(timestamp);
+    let user_trait = UserTrait {
+        emails,
+        status: Some(user_trait::Status { status: status as i32, details: details.clone() }),
+        profile: Some(trait_profile),
+        account_type: user_trait::AccountType::Human as i32,
+        login: user.email.clone(),
+        created_at,
+        last_login: user.last_login_time.as_ref().map(timestamp),
+        sso_status: Some(user_trait::SsoStatus { sso_enabled: user.sso_provision }),
+        ..Default::default()
+    };
+    let resource_status = match status {
+        user_trait::status::Status::Enabled => resource_status::Status::Enabled,
+        _ => resource_status::Status::Unspecified,
+    };
+    Resource {
+        id: Some(user_id(&user.id)),
+        display_name: if user.email.is_empty() { user.id.clone() } else { user.email.clone() },
+        annotations: vec![pack("UserTrait", &user_trait)],
+        status: Some(ResourceStatus { status: resource_status as i32, details }),
+        created_at,
+        ..Default::default()
+    }
+}
+
+/// The grant of the user's role membership, `role:<role_id>:member:user:<user_id>`; `None` when the user has no
+/// role. The entitlement and the principal are carried as id-only stubs: readers join on ids, and a million
+/// grants stay small.
+pub fn role_grant(user: &UserRecord) -> Option<Grant> {
+    if user.role_id.is_empty() || user.id.is_empty() {
+        return None;
+    }
+    let entitlement_id = role::member_entitlement_id(&user.role_id);
+    let id = format!("{entitlement_id}:{USER_TYPE_ID}:{}", user.id);
+    Some(Grant {
+        entitlement: Some(Entitlement {
+            id: entitlement_id,
+            resource: Some(Resource { id: Some(role::role_id(&user.role_id)), ..Default::default() }),
+            ..Default::default()
+        }),
+        principal: Some(Resource { id: Some(user_id(&user.id)), ..Default::default() }),
+        id,
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(status: UserStatus) -> UserRecord {
+        UserRecord {
+            id: "u1".into(),
+            email: "a@example.com".into(),
+            role_id: "r1".into(),
+            status,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn status_mapping() {
+        use user_trait::status::Status;
+        assert_eq!(status_of(&UserStatus::Verified), (Status::Enabled, String::new()));
+        assert_eq!(status_of(&UserStatus::InvitationSent), (Status::Enabled, INVITED_DETAILS.to_string()));
+        assert_eq!(status_of(&UserStatus::Unspecified), (Status::Unspecified, "STATUS_UNSPECIFIED".to_string()));
+        assert_eq!(status_of(&UserStatus::Other("LOCKED".into())), (Status::Unspecified, "LOCKED".to_string()));
+    }
+
+    #[test]
+    fn grant_id_matches_the_go_connector() {
+        let g = role_grant(&user(UserStatus::Verified)).unwrap();
+        assert_eq!(g.id, "role:r1:member:user:u1");
+        assert!(role_grant(&UserRecord { role_id: String::new(), ..user(UserStatus::Verified) }).is_none());
+    }
+
+    #[test]
+    fn resource_has_user_trait() {
+        let r = user_resource(&user(UserStatus::Verified));
+        assert_eq!(r.display_name, "a@example.com");
+        assert_eq!(r.annotations[0].type_url, "type.googleapis.com/c1.connector.v2.UserTrait");
+    }
+}

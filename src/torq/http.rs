@@ -1,0 +1,251 @@
+//! One request, done properly: rate limit, bearer token, timeout, status classification, retries with
+//! exponential backoff and jitter (honouring `Retry-After`), and a token renewal plus one immediate retry when the
+//! API answers 3xx (Torq's "token expired") or 401. Redirects are never followed.
+//!
+//! The response body is handed to a caller-supplied handler inside the retry loop, so a body that breaks off
+//! half-way (connection reset, truncation) is retried like any other transient failure.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder;
+use reqwest::{RequestBuilder, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::models::ApiErrorBody;
+use super::{TorqClient, TorqError};
+
+/// Longest `Retry-After` we are willing to sleep for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+/// What the handler receives.
+pub(crate) enum Attempt {
+    /// A 2xx response.
+    Success(Response),
+    /// A non-2xx, non-retryable response of an unauthenticated request (the token endpoint), for the handler to
+    /// turn into an error.
+    Status(Response),
+}
+
+/// Why an attempt did not produce a value.
+pub(crate) enum Outcome {
+    /// Worth another attempt after a backoff.
+    Transient { reason: String, retry_after: Option<Duration> },
+    /// Stop now with this error.
+    Fatal(TorqError),
+}
+
+impl Outcome {
+    pub(crate) fn transient(reason: impl Into<String>) -> Self {
+        Outcome::Transient { reason: reason.into(), retry_after: None }
+    }
+}
+
+impl TorqClient {
+    /// Runs `build` + `handle` until the handler returns a value, a fatal error occurs, or the attempts run out.
+    /// `request` names the call in logs and errors (e.g. `GET /users?sso_provision=true`); it never holds secrets.
+    pub(crate) async fn attempt_loop<T, B, H, Fut>(
+        &self,
+        request: &str,
+        authenticated: bool,
+        build: B,
+        mut handle: H,
+    ) -> Result<T, TorqError>
+    where
+        B: Fn(&reqwest::Client, Option<&SecretString>) -> RequestBuilder,
+        H: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<T, Outcome>>,
+    {
+        let settings = &self.inner.settings;
+        let counters = &self.inner.counters;
+        let mut backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(settings.initial_backoff)
+            .with_max_delay(Duration::from_secs(30))
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(settings.max_attempts.saturating_sub(1) as usize)
+            .build();
+        let mut attempt: u32 = 0;
+        let mut token_renewed = false;
+        loop {
+            attempt += 1;
+            if attempt > 1 {
+                counters.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            self.inner.limiter.until_ready().await;
+            let bearer = if authenticated { Some(self.bearer().await?) } else { None };
+            let mut builder = build(&self.inner.http, bearer.as_ref().map(|b| b.secret.as_ref()));
+            if let Some(b) = &bearer {
+                builder = builder.bearer_auth(b.secret.expose_secret());
+            }
+            if authenticated {
+                counters.api_requests.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counters.token_requests.fetch_add(1, Ordering::Relaxed);
+            }
+            let started = Instant::now();
+            let sent = tokio::time::timeout(settings.timeout, builder.send()).await;
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            let outcome = match sent {
+                Err(_) => {
+                    tracing::debug!(request, attempt, elapsed_ms, "HTTP request timed out");
+                    Outcome::transient(format!("no response within {} s", settings.timeout.as_secs_f64()))
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(request, attempt, elapsed_ms, error = %describe_transport(&e), "HTTP request failed");
+                    Outcome::transient(describe_transport(&e))
+                }
+                Ok(Ok(resp)) => {
+                    let status = resp.status();
+                    tracing::debug!(request, status = status.as_u16(), elapsed_ms, attempt, "HTTP request");
+                    match classify(status, authenticated) {
+                        Class::Success => match handle(Attempt::Success(resp)).await {
+                            Ok(v) => return Ok(v),
+                            Err(o) => o,
+                        },
+                        Class::TokenRejected => {
+                            counters.token_rejections.fetch_add(1, Ordering::Relaxed);
+                            if token_renewed {
+                                return Err(TorqError::TokenRejected {
+                                    request: request.to_string(),
+                                    status: status.as_u16(),
+                                });
+                            }
+                            tracing::debug!(request, status = status.as_u16(), "token rejected; renewing it and retrying once");
+                            if let Some(b) = &bearer {
+                                self.invalidate(b.generation).await;
+                            }
+                            token_renewed = true;
+                            attempt -= 1;
+                            continue;
+                        }
+                        Class::Retry => {
+                            let retry_after = retry_after(&resp);
+                            let detail = error_detail(resp).await;
+                            Outcome::Transient { reason: format!("HTTP {}{detail}", status.as_u16()), retry_after }
+                        }
+                        Class::Forbidden => {
+                            let detail = error_detail(resp).await;
+                            return Err(TorqError::PermissionDenied { request: request.to_string(), detail });
+                        }
+                        Class::Fatal if !authenticated => match handle(Attempt::Status(resp)).await {
+                            Ok(v) => return Ok(v),
+                            Err(o) => o,
+                        },
+                        Class::Fatal => {
+                            let detail = error_detail(resp).await;
+                            return Err(TorqError::Api {
+                                request: request.to_string(),
+                                status: status.as_u16(),
+                                detail,
+                            });
+                        }
+                    }
+                }
+            };
+            match outcome {
+                Outcome::Fatal(e) => return Err(e),
+                Outcome::Transient { reason, retry_after } => match backoff.next() {
+                    Some(delay) => {
+                        let wait = retry_after.map_or(delay, |ra| ra.min(MAX_RETRY_AFTER).max(delay));
+                        tracing::warn!(
+                            request,
+                            attempt,
+                            reason = %reason,
+                            wait_ms = wait.as_millis() as u64,
+                            "Torq request failed; retrying"
+                        );
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => {
+                        return Err(TorqError::Unavailable {
+                            request: request.to_string(),
+                            attempts: attempt,
+                            last: reason,
+                        })
+                    }
+                },
+            }
+        }
+    }
+}
+
+enum Class {
+    Success,
+    TokenRejected,
+    Retry,
+    Forbidden,
+    Fatal,
+}
+
+fn classify(status: StatusCode, authenticated: bool) -> Class {
+    match status.as_u16() {
+        200..=299 => Class::Success,
+        300..=399 | 401 if authenticated => Class::TokenRejected,
+        403 if authenticated => Class::Forbidden,
+        408 | 429 | 500..=599 => Class::Retry,
+        _ => Class::Fatal,
+    }
+}
+
+/// `Retry-After` as delay seconds or an HTTP date.
+fn retry_after(resp: &Response) -> Option<Duration> {
+    let value = resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let secs = (when.timestamp() - chrono::Utc::now().timestamp()).max(0);
+    Some(Duration::from_secs(secs as u64))
+}
+
+/// `": <message> (code N)"` from Torq's error envelope, or `""` when the body has none. Reads at most 64 KiB.
+async fn error_detail(resp: Response) -> String {
+    let bytes = match resp.bytes().await {
+        Ok(b) => b,
+        Err(_) => return String::new(),
+    };
+    let body: ApiErrorBody = serde_json::from_slice(&bytes[..bytes.len().min(64 * 1024)]).unwrap_or_default();
+    let message: String = body.message.chars().filter(|c| !c.is_control()).take(300).collect();
+    match (message.is_empty(), body.code) {
+        (true, 0) => String::new(),
+        (true, code) => format!(" (code {code})"),
+        (false, 0) => format!(": {message}"),
+        (false, code) => format!(": {message} (code {code})"),
+    }
+}
+
+/// A transport error as one short line (reqwest's Display nests sources; we keep the innermost cause).
+pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
+    let kind = if e.is_connect() {
+        "cannot connect"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_body() || e.is_decode() {
+        "response body broke off"
+    } else {
+        "request failed"
+    };
+    let mut source: &dyn std::error::Error = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    format!("{kind}: {source}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        assert!(matches!(classify(StatusCode::FOUND, true), Class::TokenRejected));
+        assert!(matches!(classify(StatusCode::UNAUTHORIZED, true), Class::TokenRejected));
+        assert!(matches!(classify(StatusCode::UNAUTHORIZED, false), Class::Fatal));
+        assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS, true), Class::Retry));
+        assert!(matches!(classify(StatusCode::BAD_GATEWAY, false), Class::Retry));
+        assert!(matches!(classify(StatusCode::FORBIDDEN, true), Class::Forbidden));
+        assert!(matches!(classify(StatusCode::NOT_FOUND, true), Class::Fatal));
+    }
+}

@@ -1,0 +1,181 @@
+//! Torq public REST API client.
+//!
+//! Owns everything about talking to Torq: the OAuth client-credentials token (cached, renewed before expiry and
+//! whenever the API answers 302 or 401), retries with exponential backoff and jitter (429, 5xx, connection
+//! errors, truncated bodies; `Retry-After` honoured), the client-side rate limit (Torq allows 50 requests/s),
+//! per-request timeouts, and decoding of Torq's JSON, streamed for the user lists.
+//!
+//! It knows nothing about Baton or c1z files: it hands out [`UserRecord`]s and [`RoleRecord`]s. Secrets (the client
+//! secret and bearer tokens) stay inside `secrecy` types and never reach a log line, an error or Debug output.
+
+mod auth;
+mod http;
+pub mod models;
+mod roles;
+mod users;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::Url;
+use secrecy::SecretString;
+
+pub use models::{RoleRecord, UserRecord, UserStatus};
+pub use users::SinkClosed;
+
+/// Everything needed to reach one Torq workspace.
+#[derive(Clone, Debug)]
+pub struct TorqSettings {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// Base of the public API, e.g. `https://api.torq.io/public/v1alpha`.
+    pub api_url: Url,
+    /// Token endpoint, e.g. `https://auth.torq.io/v1/auth/token`.
+    pub auth_url: Url,
+    /// Limit for connecting plus receiving response headers, and for each gap while reading a body.
+    pub timeout: Duration,
+    /// Attempts per request (first try included) for transient failures.
+    pub max_attempts: u32,
+    /// Client-side request rate limit.
+    pub requests_per_second: u32,
+    /// First backoff delay; doubled per attempt with jitter, capped at 30 s.
+    pub initial_backoff: Duration,
+}
+
+impl TorqSettings {
+    /// Settings with the defaults used by the CLI.
+    pub fn new(client_id: String, client_secret: SecretString, api_url: Url, auth_url: Url) -> Self {
+        TorqSettings {
+            client_id,
+            client_secret,
+            api_url,
+            auth_url,
+            timeout: Duration::from_secs(60),
+            max_attempts: 6,
+            requests_per_second: 50,
+            initial_backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Errors from the Torq API layer. Each message is one line saying what went wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TorqError {
+    #[error(
+        "Torq rejected the API key (HTTP {status} from the token endpoint{detail}): check --torq-client-id and \
+         --torq-client-secret (BATON_TORQ_CLIENT_ID / BATON_TORQ_CLIENT_SECRET) and that --torq-region matches the workspace"
+    )]
+    BadCredentials { status: u16, detail: String },
+    #[error(
+        "Torq refused a freshly issued token on {request} (HTTP {status} twice): the API key may have been revoked, \
+         or the API and auth URLs point at different regions"
+    )]
+    TokenRejected { request: String, status: u16 },
+    #[error(
+        "the API key is not allowed to do {request} (HTTP 403{detail}): use a key whose role can read users and roles \
+         (user.read scope), e.g. a service key created by an Owner"
+    )]
+    PermissionDenied { request: String, detail: String },
+    #[error("Torq answered HTTP {status} to {request}{detail}")]
+    Api { request: String, status: u16, detail: String },
+    #[error("Torq did not answer {request} after {attempts} attempts (last: {last}); check connectivity or retry later")]
+    Unavailable { request: String, attempts: u32, last: String },
+    #[error("Torq sent a response to {request} that this client cannot read ({detail}); re-run with --verbose and report it")]
+    Malformed { request: String, detail: String },
+    #[error("Torq kept returning the page token it was given for {request} after {pages} pages; stopping to avoid an endless loop")]
+    EndlessPaging { request: String, pages: u64 },
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+    #[error("the sync stopped consuming records")]
+    SinkClosed,
+}
+
+/// Request counters, for the summary and the benchmark.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClientStats {
+    /// Requests to the token endpoint.
+    pub token_requests: u64,
+    /// Requests to the API (every attempt counts).
+    pub api_requests: u64,
+    /// Attempts that were repeats of a failed one.
+    pub retries: u64,
+    /// Tokens renewed because the API answered 302/401.
+    pub token_rejections: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    token_requests: AtomicU64,
+    api_requests: AtomicU64,
+    retries: AtomicU64,
+    token_rejections: AtomicU64,
+}
+
+/// A client for one Torq workspace. Cheap to share (`Arc` inside); all methods take `&self`.
+#[derive(Clone)]
+pub struct TorqClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    settings: TorqSettings,
+    limiter: DefaultDirectRateLimiter,
+    tokens: auth::TokenCache,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for TorqClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TorqClient")
+            .field("api_url", &self.inner.settings.api_url.as_str())
+            .field("client_id", &self.inner.settings.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TorqClient {
+    /// Builds the HTTP client: system certificate store, no redirects (Torq signals an expired token with a 302),
+    /// a user agent naming this connector.
+    pub fn new(settings: TorqSettings) -> Result<Self, TorqError> {
+        // reqwest is built without a default crypto provider; install ring once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("baton-torq/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(settings.timeout)
+            .read_timeout(settings.timeout)
+            .build()
+            .map_err(|e| TorqError::Client(e.to_string()))?;
+        let rps = std::num::NonZeroU32::new(settings.requests_per_second.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+        let limiter = RateLimiter::direct(Quota::per_second(rps));
+        Ok(TorqClient {
+            inner: Arc::new(Inner {
+                http,
+                settings,
+                limiter,
+                tokens: auth::TokenCache::default(),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ClientStats {
+        let c = &self.inner.counters;
+        ClientStats {
+            token_requests: c.token_requests.load(Ordering::Relaxed),
+            api_requests: c.api_requests.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            token_rejections: c.token_rejections.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The API URL for `path` (relative to the configured base, e.g. `users/roles`).
+    fn endpoint(&self, path: &str) -> Result<Url, TorqError> {
+        let base = self.inner.settings.api_url.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}/{path}")).map_err(|e| TorqError::Client(format!("bad API URL: {e}")))
+    }
+}

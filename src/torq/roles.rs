@@ -1,0 +1,66 @@
+//! `GET /users/roles`, paged with `page_size=100` and `page_token` until the token comes back empty. The role
+//! list is small (one entry per role), so pages are decoded whole.
+
+use super::http::{Attempt, Outcome};
+use super::models::{RoleRecord, RolesPage};
+use super::{TorqClient, TorqError};
+
+/// Torq's maximum page size for roles.
+pub const ROLE_PAGE_SIZE: u32 = 100;
+
+/// Safety net against a server that keeps inventing page tokens.
+const MAX_ROLE_PAGES: u64 = 10_000;
+
+impl TorqClient {
+    /// Every role of the workspace, in API order.
+    pub async fn list_roles(&self) -> Result<Vec<RoleRecord>, TorqError> {
+        let url = self.endpoint("users/roles")?;
+        let mut roles = Vec::new();
+        let mut token = String::new();
+        let mut seen_tokens = std::collections::HashSet::new();
+        for page_no in 1..=MAX_ROLE_PAGES {
+            let request = format!("GET /users/roles (page {page_no})");
+            let page_token = token.clone();
+            let page: RolesPage = self
+                .attempt_loop(
+                    &request,
+                    true,
+                    |client, _| {
+                        let mut query = vec![("page_size", ROLE_PAGE_SIZE.to_string())];
+                        if !page_token.is_empty() {
+                            query.push(("page_token", page_token.clone()));
+                        }
+                        client.get(url.clone()).query(&query)
+                    },
+                    |attempt| {
+                        let request = request.clone();
+                        async move {
+                            let Attempt::Success(resp) = attempt else {
+                                return Err(Outcome::transient("unexpected status"));
+                            };
+                            let body = resp
+                                .bytes()
+                                .await
+                                .map_err(|e| Outcome::transient(super::http::describe_transport(&e)))?;
+                            serde_json::from_slice::<RolesPage>(&body).map_err(|e| match e.classify() {
+                                serde_json::error::Category::Eof => {
+                                    Outcome::transient("response body ended early (truncated JSON)")
+                                }
+                                _ => Outcome::Fatal(TorqError::Malformed { request, detail: e.to_string() }),
+                            })
+                        }
+                    },
+                )
+                .await?;
+            roles.extend(page.roles);
+            if page.next_page_token.is_empty() {
+                return Ok(roles);
+            }
+            if !seen_tokens.insert(page.next_page_token.clone()) {
+                return Err(TorqError::EndlessPaging { request: "GET /users/roles".into(), pages: page_no });
+            }
+            token = page.next_page_token;
+        }
+        Err(TorqError::EndlessPaging { request: "GET /users/roles".into(), pages: MAX_ROLE_PAGES })
+    }
+}

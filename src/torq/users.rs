@@ -1,0 +1,247 @@
+//! `GET /users?sso_provision=…`, streamed: the `users` array is decoded element by element straight from the
+//! HTTP body on a blocking thread and each [`UserRecord`] is handed to a callback, so a million users never sit in
+//! memory. A `next_page_token` is followed if Torq ever sends one.
+//!
+//! A body that breaks off is retried from the start of that page, so the callback may see a user twice; callers
+//! dedupe by id (the c1z writer does so by its unique index).
+
+use std::fmt;
+use std::io::BufReader;
+use std::sync::{Arc, Mutex};
+
+use futures_util::TryStreamExt;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use super::http::{Attempt, Outcome};
+use super::models::UserRecord;
+use super::{TorqClient, TorqError};
+
+/// The callback's answer when it can take no more records (the sync was cancelled or failed).
+#[derive(Debug)]
+pub struct SinkClosed;
+
+/// Safety net against a server that keeps sending new page tokens forever.
+const MAX_USER_PAGES: u64 = 100_000;
+
+/// The per-user callback, shared with the blocking decode thread.
+type SharedSink<F> = Arc<Mutex<F>>;
+
+impl TorqClient {
+    /// Streams every user with `sso_provision == sso` into `on_user`; returns how many the final attempt of each
+    /// page delivered.
+    pub async fn stream_users<F>(&self, sso: bool, on_user: F) -> Result<u64, TorqError>
+    where
+        F: FnMut(UserRecord) -> Result<(), SinkClosed> + Send + 'static,
+    {
+        let sink: SharedSink<F> = Arc::new(Mutex::new(on_user));
+        let url = self.endpoint("users")?;
+        let flag = if sso { "true" } else { "false" };
+        let mut page_token = String::new();
+        let mut total = 0u64;
+        let mut pages = 0u64;
+        loop {
+            pages += 1;
+            let request = if page_token.is_empty() {
+                format!("GET /users?sso_provision={flag}")
+            } else {
+                format!("GET /users?sso_provision={flag} (page {pages})")
+            };
+            if pages > MAX_USER_PAGES {
+                return Err(TorqError::EndlessPaging { request, pages });
+            }
+            let token_param = page_token.clone();
+            let (count, next) = self
+                .attempt_loop(
+                    &request,
+                    true,
+                    |client, _| {
+                        let mut query = vec![("sso_provision", flag.to_string())];
+                        if !token_param.is_empty() {
+                            query.push(("page_token", token_param.clone()));
+                        }
+                        client.get(url.clone()).query(&query)
+                    },
+                    |attempt| {
+                        let sink = Arc::clone(&sink);
+                        let request = request.clone();
+                        async move {
+                            match attempt {
+                                Attempt::Success(resp) => decode_users_page(resp, sink, &request).await,
+                                Attempt::Status(_) => Err(Outcome::transient("unexpected status")),
+                            }
+                        }
+                    },
+                )
+                .await?;
+            total += count;
+            match next {
+                Some(next) if !next.is_empty() => {
+                    if next == page_token {
+                        return Err(TorqError::EndlessPaging { request, pages });
+                    }
+                    page_token = next;
+                }
+                _ => return Ok(total),
+            }
+        }
+    }
+}
+
+/// Decodes one `{"users": [...], "next_page_token": "..."}` body on a blocking thread.
+async fn decode_users_page<F>(
+    resp: reqwest::Response,
+    sink: SharedSink<F>,
+    request: &str,
+) -> Result<(u64, Option<String>), Outcome>
+where
+    F: FnMut(UserRecord) -> Result<(), SinkClosed> + Send + 'static,
+{
+    let body = StreamReader::new(resp.bytes_stream().map_err(std::io::Error::other));
+    let reader = SyncIoBridge::new(body);
+    let request = request.to_string();
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut guard = match sink.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut page = PageVisitor { on_user: &mut *guard, count: 0, next_page_token: None, sink_closed: false };
+        let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(256 * 1024, reader));
+        let result = (&mut page).deserialize(&mut de).and_then(|()| de.end());
+        let closed = page.sink_closed;
+        (result, page.count, page.next_page_token, closed)
+    })
+    .await;
+    let (result, count, next, sink_closed) =
+        joined.map_err(|e| Outcome::Fatal(TorqError::Malformed { request: request.clone(), detail: e.to_string() }))?;
+    if sink_closed {
+        return Err(Outcome::Fatal(TorqError::SinkClosed));
+    }
+    match result {
+        Ok(()) => Ok((count, next)),
+        Err(e) => Err(match e.classify() {
+            serde_json::error::Category::Io => Outcome::transient(format!("response body broke off: {e}")),
+            serde_json::error::Category::Eof => Outcome::transient("response body ended early (truncated JSON)"),
+            _ => Outcome::Fatal(TorqError::Malformed { request, detail: e.to_string() }),
+        }),
+    }
+}
+
+struct PageVisitor<'a, F> {
+    on_user: &'a mut F,
+    count: u64,
+    next_page_token: Option<String>,
+    sink_closed: bool,
+}
+
+impl<'de, F> DeserializeSeed<'de> for &mut PageVisitor<'_, F>
+where
+    F: FnMut(UserRecord) -> Result<(), SinkClosed>,
+{
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, F> Visitor<'de> for &mut PageVisitor<'_, F>
+where
+    F: FnMut(UserRecord) -> Result<(), SinkClosed>,
+{
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object with a users array")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "users" => map.next_value_seed(UsersArray(&mut *self))?,
+                "next_page_token" | "nextPageToken" => {
+                    self.next_page_token = map.next_value::<Option<String>>()?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct UsersArray<'p, 'a, F>(&'p mut PageVisitor<'a, F>);
+
+impl<'de, F> DeserializeSeed<'de> for UsersArray<'_, '_, F>
+where
+    F: FnMut(UserRecord) -> Result<(), SinkClosed>,
+{
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, F> Visitor<'de> for UsersArray<'_, '_, F>
+where
+    F: FnMut(UserRecord) -> Result<(), SinkClosed>,
+{
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of users")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(user) = seq.next_element::<UserRecord>()? {
+            if (self.0.on_user)(user).is_err() {
+                self.0.sink_closed = true;
+                return Err(de::Error::custom("the sync stopped consuming users"));
+            }
+            self.0.count += 1;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(text: &str) -> Result<(Vec<UserRecord>, Option<String>), serde_json::Error> {
+        let mut users = Vec::new();
+        let mut push = |u: UserRecord| {
+            users.push(u);
+            Ok(())
+        };
+        let mut page = PageVisitor { on_user: &mut push, count: 0, next_page_token: None, sink_closed: false };
+        let mut de = serde_json::Deserializer::from_reader(text.as_bytes());
+        (&mut page).deserialize(&mut de)?;
+        de.end()?;
+        let next = page.next_page_token;
+        Ok((users, next))
+    }
+
+    #[test]
+    fn decodes_users_and_token_in_any_order_and_ignores_extras() {
+        let (users, next) =
+            decode(r#"{"next_page_token":"t2","extra":[1,{"a":2}],"users":[{"id":"a"},{"id":"b","status":"VERIFIED"}]}"#)
+                .unwrap();
+        assert_eq!(users.len(), 2);
+        assert_eq!(users[1].id, "b");
+        assert_eq!(next.as_deref(), Some("t2"));
+    }
+
+    #[test]
+    fn empty_and_null_users() {
+        assert!(decode(r#"{}"#).unwrap().0.is_empty());
+        assert!(decode(r#"{"users":null}"#).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn truncated_body_is_eof_and_garbage_is_syntax() {
+        let err = decode(r#"{"users":[{"id":"a"},{"id":"#).unwrap_err();
+        assert_eq!(err.classify(), serde_json::error::Category::Eof);
+        let err = decode(r#"<html>login</html>"#).unwrap_err();
+        assert_eq!(err.classify(), serde_json::error::Category::Syntax);
+    }
+}

@@ -1,0 +1,422 @@
+//! End to end through the built binary against the simulated Torq server: the produced c1z is decoded with the
+//! independent test reader (tests/common) and compared with the simulated workspace and with the IDs the Go
+//! connector produced for the same workspace (tests/fixtures/reference/).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use baton_torq::sim::{
+    Endpoint, FaultKind, FaultPlan, FaultRule, GeneratedSpec, SimConfig, SimRole, SimServer, SimUser, Workspace,
+};
+use common::c1z_reader::{pb, C1zReader};
+use serde_json::Value;
+
+const FIXTURE: &str = include_str!("fixtures/workspace.json");
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_baton-torq")
+}
+
+/// Runs the binary with the simulator's URLs and credentials (plus `extra` flags), with a clean environment.
+async fn run(server: &SimServer, file: &Path, extra: &[&str]) -> Output {
+    let cfg = SimConfig::default();
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .arg("--torq-client-id")
+        .arg(&cfg.client_id)
+        .arg("--torq-client-secret")
+        .arg(&cfg.client_secret)
+        .arg("--torq-api-url")
+        .arg(server.api_url())
+        .arg("--torq-auth-url")
+        .arg(server.auth_url())
+        .arg("-f")
+        .arg(file)
+        .args(extra);
+    cmd.output().await.expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_success(o: &Output) {
+    assert!(o.status.success(), "exit {:?}\nstderr:\n{}", o.status.code(), stderr(o));
+}
+
+fn fixture() -> (Vec<SimUser>, Vec<SimRole>) {
+    let v: Value = serde_json::from_str(FIXTURE).unwrap();
+    let users: Vec<SimUser> = serde_json::from_value(v["users"].clone()).unwrap();
+    let roles: Vec<SimRole> = serde_json::from_value(v["roles"].clone()).unwrap();
+    (users, roles)
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn ids_from_reference(name: &str, list_key: &str, pick: impl Fn(&Value) -> String) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference").join(name))
+        .unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v[list_key].as_array().unwrap().iter().map(pick).collect()
+}
+
+fn profile_str(s: &pb::Struct, key: &str) -> String {
+    s.string(key).unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
+    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let dir = tmp();
+    let file = dir.path().join("sync.c1z");
+    let out = run(&server, &file, &["--log-format", "json"]).await;
+    assert_success(&out);
+    assert!(out.stdout.is_empty(), "a sync prints nothing on stdout");
+
+    let reader = C1zReader::open(&file);
+    let runs = reader.sync_runs();
+    assert_eq!(runs.len(), 1, "one sync run");
+    assert!(runs[0].ended_at.is_some(), "the sync run is finished");
+    assert_eq!(runs[0].sync_type.as_deref(), Some("full"));
+    let sync_id = reader.default_sync_id();
+    reader.check_integrity(&sync_id);
+
+    // Content equals the simulated workspace.
+    let (users, roles) = fixture();
+    let resources = reader.resources(&sync_id);
+    let user_rows: BTreeMap<String, &pb::Resource> = resources
+        .iter()
+        .filter(|r| r.resource_type_id == "user")
+        .map(|r| (r.data.id.as_ref().unwrap().resource.clone(), &r.data))
+        .collect();
+    assert_eq!(user_rows.len(), users.len());
+    for u in &users {
+        let r = user_rows.get(&u.id).unwrap_or_else(|| panic!("user {} missing", u.id));
+        assert_eq!(r.display_name, u.email);
+        let t: pb::UserTrait = pb::find_annotation(&r.annotations, pb::USER_TRAIT_URL).expect("UserTrait");
+        assert_eq!(t.emails.len(), 1);
+        assert_eq!(t.emails[0].address, u.email);
+        assert!(t.emails[0].is_primary);
+        assert_eq!(t.login, u.email);
+        assert_eq!(t.account_type, 1, "ACCOUNT_TYPE_HUMAN");
+        let status = t.status.clone().unwrap_or_default();
+        match u.status.as_str() {
+            "VERIFIED" => assert_eq!((status.status, status.details.as_str()), (1, "")),
+            "INVITATION_SENT" => assert_eq!((status.status, status.details.as_str()), (1, "invitation sent, not accepted yet")),
+            other => assert_eq!((status.status, status.details.as_str()), (0, other)),
+        }
+        assert_eq!(t.sso_status.as_ref().map(|s| s.sso_enabled), Some(u.sso_provision));
+        let created = chrono::DateTime::parse_from_rfc3339(u.created_time.as_deref().unwrap()).unwrap();
+        assert_eq!(t.created_at.as_ref().map(|c| c.seconds), Some(created.timestamp()));
+        match &u.last_login_time {
+            Some(l) => {
+                let l = chrono::DateTime::parse_from_rfc3339(l).unwrap();
+                let got = t.last_login.as_ref().expect("last_login set");
+                assert_eq!((got.seconds, got.nanos as u32), (l.timestamp(), l.timestamp_subsec_nanos()));
+            }
+            None => assert!(t.last_login.is_none()),
+        }
+        let p = t.profile.as_ref().expect("profile");
+        assert_eq!(profile_str(p, "user_id"), u.id);
+        assert_eq!(profile_str(p, "login"), u.email);
+        assert_eq!(profile_str(p, "email"), u.email);
+        assert_eq!(profile_str(p, "role_id"), u.role_id);
+        assert_eq!(profile_str(p, "status"), u.status);
+        assert!(p.fields.get("first_name").is_none(), "no made-up first name");
+    }
+    let role_rows: BTreeMap<String, &pb::Resource> = resources
+        .iter()
+        .filter(|r| r.resource_type_id == "role")
+        .map(|r| (r.data.id.as_ref().unwrap().resource.clone(), &r.data))
+        .collect();
+    assert_eq!(role_rows.len(), roles.len());
+    for role in &roles {
+        let r = role_rows[&role.id];
+        assert_eq!(r.display_name, role.name);
+        assert_eq!(r.description, role.description);
+        let t: pb::RoleTrait = pb::find_annotation(&r.annotations, pb::ROLE_TRAIT_URL).expect("RoleTrait");
+        let p = t.profile.unwrap();
+        assert_eq!(
+            (profile_str(&p, "role_id"), profile_str(&p, "role_name"), profile_str(&p, "role_description")),
+            (role.id.clone(), role.name.clone(), role.description.clone())
+        );
+    }
+    let ents = reader.entitlements(&sync_id);
+    assert_eq!(ents.len(), roles.len());
+    for e in &ents {
+        let role = roles.iter().find(|r| e.data.id == format!("role:{}:member", r.id)).expect("entitlement per role");
+        assert_eq!(e.data.display_name, format!("{} Role member", role.name));
+        assert_eq!(e.data.description, format!("Member of {} Torq role", role.name));
+        assert_eq!((e.data.slug.as_str(), e.data.purpose), ("member", 1));
+        assert_eq!(e.data.grantable_to.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), vec!["user"]);
+    }
+    let grants: BTreeSet<String> = reader.grants(&sync_id).iter().map(|g| g.external_id.clone()).collect();
+    let expected: BTreeSet<String> =
+        users.iter().map(|u| format!("role:{}:member:user:{}", u.role_id, u.id)).collect();
+    assert_eq!(grants, expected);
+
+    // IDs equal those the Go connector produced (as printed by the baton CLI).
+    let ref_resources = ids_from_reference("baton-resources.json", "resources", |r| {
+        format!("{}:{}", r["resource"]["id"]["resourceType"].as_str().unwrap(), r["resource"]["id"]["resource"].as_str().unwrap())
+    });
+    let ours: BTreeSet<String> = resources.iter().map(|r| r.external_id.clone()).collect();
+    assert_eq!(ours, ref_resources);
+    let ref_ents = ids_from_reference("baton-entitlements.json", "entitlements", |e| {
+        e["entitlement"]["id"].as_str().unwrap().to_string()
+    });
+    assert_eq!(ents.iter().map(|e| e.external_id.clone()).collect::<BTreeSet<_>>(), ref_ents);
+    let ref_grants = ids_from_reference("baton-grants.json", "grants", |g| g["grant"]["id"].as_str().unwrap().to_string());
+    assert_eq!(grants, ref_grants);
+    let ref_types =
+        ids_from_reference("baton-resource-types.json", "resourceTypes", |t| t["id"].as_str().unwrap().to_string());
+    let types: BTreeSet<String> = reader.resource_types(&sync_id).iter().map(|t| t.external_id.clone()).collect();
+    assert_eq!(types, ref_types);
+
+    // One token, two user lists, one role page: nothing grows with users or roles.
+    let stats = server.stats();
+    assert_eq!((stats.token, stats.users_local, stats.users_sso, stats.role_pages), (1, 1, 1, 1));
+
+    // The JSON summary record carries the figures.
+    let summary = stderr(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"] == "sync complete")
+        .expect("a JSON summary record");
+    assert_eq!(summary["users"], 12);
+    assert_eq!(summary["roles"], 5);
+    assert_eq!(summary["grants"], 12);
+    assert_eq!(summary["api_requests"], 3);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_100_roles_are_paged_and_requests_stay_constant() {
+    let spec = GeneratedSpec { users: 3000, roles: 250, sso_percent: 30, seed: 7 };
+    let server = SimServer::start(Workspace::generated(spec), SimConfig::default()).await.unwrap();
+    let dir = tmp();
+    let file = dir.path().join("sync.c1z");
+    let out = run(&server, &file, &[]).await;
+    assert_success(&out);
+    let reader = C1zReader::open(&file);
+    let sync_id = reader.default_sync_id();
+    reader.check_integrity(&sync_id);
+    assert_eq!(reader.entitlements(&sync_id).len(), 250);
+    assert_eq!(reader.resources(&sync_id).iter().filter(|r| r.resource_type_id == "user").count(), 3000);
+    assert_eq!(reader.grants(&sync_id).len(), 3000);
+    let stats = server.stats();
+    assert_eq!((stats.token, stats.users_local, stats.users_sso, stats.role_pages), (1, 1, 1, 3));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_302_renews_the_token_and_retries() {
+    let mut cfg = SimConfig::default();
+    cfg.faults = FaultPlan {
+        rules: vec![FaultRule { endpoint: Endpoint::Roles, kind: FaultKind::Redirect302, first_request: 1, times: 1 }],
+    };
+    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), cfg).await.unwrap();
+    let dir = tmp();
+    let file = dir.path().join("sync.c1z");
+    let out = run(&server, &file, &[]).await;
+    assert_success(&out);
+    let reader = C1zReader::open(&file);
+    let sync_id = reader.default_sync_id();
+    assert_eq!(reader.grants(&sync_id).len(), 12);
+    let stats = server.stats();
+    assert_eq!(stats.token, 2, "a new token after the 302");
+    assert_eq!(stats.role_pages, 2, "the rejected page was asked again once");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_renewed_before_it_expires() {
+    // Tokens live 2 s and every request takes 400 ms: the 6 role pages outlast the first token.
+    let mut cfg = SimConfig::default();
+    cfg.token_ttl = Duration::from_secs(2);
+    cfg.latency = Duration::from_millis(400);
+    let spec = GeneratedSpec { users: 50, roles: 550, sso_percent: 50, seed: 3 };
+    let server = SimServer::start(Workspace::generated(spec), cfg).await.unwrap();
+    let dir = tmp();
+    let file = dir.path().join("sync.c1z");
+    let out = run(&server, &file, &[]).await;
+    assert_success(&out);
+    let stats = server.stats();
+    assert!(stats.token >= 2, "token renewed: {stats:?}");
+    assert_eq!(stats.rejected_auth, 0, "renewed before Torq had to reject it: {stats:?}");
+    let reader = C1zReader::open(&file);
+    assert_eq!(reader.entitlements(&reader.default_sync_id()).len(), 550);
+    server.shutdown().await;
+}
+
+fn user(id: &str, email: &str, role: &str, sso: bool) -> SimUser {
+    SimUser {
+        id: id.into(),
+        email: email.into(),
+        role_id: role.into(),
+        status: "VERIFIED".into(),
+        sso_provision: sso,
+        created_time: Some("2025-01-01T00:00:00Z".into()),
+        last_login_time: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_in_both_lists_is_written_once_and_an_unknown_role_gets_no_grant() {
+    let roles = vec![SimRole { id: "r-admin".into(), name: "Admin".into(), description: String::new(), scope_names: vec![] }];
+    let users = vec![
+        user("u-both", "both@example.com", "r-admin", false),
+        user("u-both", "both@example.com", "r-admin", true),
+        user("u-orphan", "orphan@example.com", "r-gone", false),
+        user("u-ok", "ok@example.com", "r-admin", true),
+    ];
+    let server = SimServer::start(Workspace::Fixed { users, roles }, SimConfig::default()).await.unwrap();
+    let dir = tmp();
+    let file = dir.path().join("sync.c1z");
+    let out = run(&server, &file, &["--log-format", "console"]).await;
+    assert_success(&out);
+    let err = stderr(&out);
+    assert!(err.contains("u-orphan") && err.contains("r-gone"), "warning names both ids:\n{err}");
+    let reader = C1zReader::open(&file);
+    let sync_id = reader.default_sync_id();
+    reader.check_integrity(&sync_id);
+    let users: Vec<String> = reader
+        .resources(&sync_id)
+        .iter()
+        .filter(|r| r.resource_type_id == "user")
+        .map(|r| r.external_id.clone())
+        .collect();
+    assert_eq!(users.len(), 3, "{users:?}");
+    let grants: BTreeSet<String> = reader.grants(&sync_id).iter().map(|g| g.external_id.clone()).collect();
+    let expected: BTreeSet<String> =
+        ["role:r-admin:member:user:u-both", "role:r-admin:member:user:u-ok"].into_iter().map(String::from).collect();
+    assert_eq!(grants, expected);
+    assert!(err.contains("3 users"), "summary counts unique users:\n{err}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_c1z_is_extended_keeping_the_previous_sync() {
+    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let dir = tmp();
+    let file = dir.path().join("sync.c1z");
+    assert_success(&run(&server, &file, &[]).await);
+    let first = C1zReader::open(&file).default_sync_id();
+    assert_success(&run(&server, &file, &[]).await);
+    assert_success(&run(&server, &file, &[]).await);
+    let reader = C1zReader::open(&file);
+    let runs = reader.sync_runs();
+    assert_eq!(runs.len(), 2, "previous + newest finished sync are kept");
+    assert!(runs.iter().all(|r| r.ended_at.is_some()));
+    assert!(!runs.iter().any(|r| r.sync_id == first), "the oldest sync was pruned");
+    for r in &runs {
+        reader.check_integrity(&r.sync_id);
+        assert_eq!(reader.grants(&r.sync_id).len(), 12);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_is_not_a_c1z_is_refused_and_left_unchanged() {
+    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let dir = tmp();
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, b"my precious notes\n").unwrap();
+    let out = run(&server, &file, &[]).await;
+    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("not a c1z"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"my precious notes\n");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no stray files");
+    assert_eq!(server.stats().total(), 0, "refused before any request");
+    server.shutdown().await;
+}
+
+#[test]
+fn missing_credentials_are_one_clear_line_and_exit_2() {
+    let dir = tmp();
+    let out = std::process::Command::new(bin())
+        .env_clear()
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--torq-client-id") && err.contains("BATON_TORQ_CLIENT_ID"), "{err}");
+    let out = std::process::Command::new(bin())
+        .env_clear()
+        .env("BATON_TORQ_CLIENT_ID", "id")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("--torq-client-secret") && err.contains("BATON_TORQ_CLIENT_SECRET"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_fail_with_one_line_and_no_secret() {
+    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let dir = tmp();
+    let file = dir.path().join("sync.c1z");
+    let out = tokio::process::Command::new(bin())
+        .env_clear()
+        .args(["--torq-client-id", "sim-client-id", "--torq-client-secret", "wrong-secret-value-123"])
+        .args(["--torq-api-url", &server.api_url(), "--torq-auth-url", &server.auth_url(), "--verbose"])
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("rejected the API key"), "{err}");
+    assert!(!err.contains("wrong-secret-value-123"), "secret leaked:\n{err}");
+    assert!(!file.exists());
+    server.shutdown().await;
+}
+
+#[test]
+fn capabilities_match_the_committed_file() {
+    let out = std::process::Command::new(bin()).arg("capabilities").env_clear().output().unwrap();
+    assert!(out.status.success());
+    let committed = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("baton_capabilities.json")).unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), committed, "regenerate with: baton-torq capabilities > baton_capabilities.json");
+}
+
+#[test]
+fn demo_syncs_the_built_in_workspace() {
+    let dir = tmp();
+    let file = dir.path().join("demo.c1z");
+    let out = std::process::Command::new(bin())
+        .env_clear()
+        .args(["demo", "--log-format", "console", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("Synced") && err.contains("roles"), "{err}");
+    let reader = C1zReader::open(&file);
+    let sync_id = reader.default_sync_id();
+    reader.check_integrity(&sync_id);
+    let users = reader.resources(&sync_id).iter().filter(|r| r.resource_type_id == "user").count();
+    assert!(users >= 10, "demo workspace has users: {users}");
+}
+
+#[test]
+fn version_follows_the_baton_convention() {
+    let out = std::process::Command::new(bin()).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("baton-torq version v{}", env!("CARGO_PKG_VERSION")));
+}

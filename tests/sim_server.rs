@@ -204,6 +204,14 @@ async fn api_auth_missing_unknown_and_unknown_path() {
     )
     .await;
     assert_eq!(error_envelope(response).await.1, 3);
+    let response = http
+        .delete(format!("{}/users", sim.api_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = error_envelope(response).await;
+    assert_eq!((status, code), (StatusCode::METHOD_NOT_ALLOWED, 12));
 
     let stats = sim.stats();
     assert_eq!(
@@ -213,7 +221,7 @@ async fn api_auth_missing_unknown_and_unknown_path() {
             stats.users_local,
             stats.role_pages
         ),
-        (2, 1, 2, 1)
+        (2, 2, 2, 1)
     );
     sim.shutdown().await;
 }

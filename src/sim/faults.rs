@@ -135,6 +135,7 @@ pub(crate) fn grpc_code(status: u16) -> u32 {
         401 => 16,       // UNAUTHENTICATED
         403 => 7,        // PERMISSION_DENIED
         404 => 5,        // NOT_FOUND
+        405 => 12,       // UNIMPLEMENTED (grpc-gateway answers an unsupported method so)
         409 => 6,        // ALREADY_EXISTS
         412 => 9,        // FAILED_PRECONDITION
         429 => 8,        // RESOURCE_EXHAUSTED

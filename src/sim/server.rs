@@ -36,6 +36,9 @@ use super::workspace::{uuid_like, SimRole, Workspace};
 const TOKEN_PATH: &str = "/v1/auth/token";
 /// Prefix of the public API.
 const API_PREFIX: &str = "/public/v1alpha";
+/// `GET` paths of the public API.
+const USERS_PATH: &str = "/public/v1alpha/users";
+const ROLES_PATH: &str = "/public/v1alpha/users/roles";
 /// Where Torq sends a request whose token has expired.
 const LOGIN_URL: &str = "https://login.torq.io/login";
 /// Users serialised per body chunk.
@@ -84,7 +87,7 @@ impl Default for SimConfig {
 pub struct RequestStats {
     /// `POST /v1/auth/token`.
     pub token: u64,
-    /// `GET /public/v1alpha/users` with `sso_provision=false` or without it.
+    /// `GET /public/v1alpha/users` with `sso_provision=false`, without it, or with an invalid value.
     pub users_local: u64,
     /// `GET /public/v1alpha/users?sso_provision=true`.
     pub users_sso: u64,
@@ -230,7 +233,8 @@ impl SimServer {
             .unwrap_or_else(PoisonError::into_inner) = plan;
     }
 
-    /// Stops accepting connections and waits (at most 2 s) for open ones to finish, then aborts them.
+    /// Stops accepting connections and waits (at most 2 s) for open connections to finish. After that the
+    /// accept loop is aborted; a response still streaming to a stalled client ends when that client goes away.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -270,18 +274,16 @@ impl Route {
             Some(stripped) if !stripped.is_empty() => stripped,
             _ => path,
         };
-        let users = format!("{API_PREFIX}/users");
-        let roles = format!("{API_PREFIX}/users/roles");
         let (route, method_ok) = if path == TOKEN_PATH {
             (Route::Token, method == Method::POST)
-        } else if path == users {
+        } else if path == USERS_PATH {
             let sso = match query.get("sso_provision").map(String::as_str) {
                 None | Some("false") | Some("0") => Ok(false),
                 Some("true") | Some("1") => Ok(true),
                 Some(other) => Err(format!("invalid value for sso_provision: {other:?}")),
             };
             (Route::Users { sso }, method == Method::GET)
-        } else if path == roles {
+        } else if path == ROLES_PATH {
             (Route::Roles, method == Method::GET)
         } else {
             (Route::NotFound, true)

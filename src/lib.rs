@@ -2,12 +2,13 @@
 //!
 //! Data flows one way: [`cli`] parses the configuration, [`torq`] talks to the Torq REST API,
 //! [`connector`] turns Torq objects into Baton resources, entitlements and grants, [`c1z`] writes them into a
-//! sync file, and [`sync`] drives the whole run. [`sim`] is a simulated Torq workspace server used by the demo,
-//! the tests and the benchmark.
+//! sync file, and [`sync`] drives the whole run; [`app`] runs the chosen command. [`sim`] is a simulated Torq
+//! workspace server used by the demo, the tests and the benchmark.
 
-pub mod proto;
-pub mod torq;
-pub mod connector;
 pub mod app;
 pub mod cli;
+pub mod connector;
+pub mod proto;
+pub mod sim;
 pub mod sync;
+pub mod torq;

@@ -6,3 +6,4 @@
 //! the tests and the benchmark.
 
 pub mod proto;
+pub mod c1z;

@@ -6,6 +6,7 @@
 //! workspace server used by the demo, the tests and the benchmark.
 
 pub mod app;
+pub mod c1z;
 pub mod cli;
 pub mod connector;
 pub mod proto;

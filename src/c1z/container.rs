@@ -1,0 +1,205 @@
+//! The c1z v1 container: the 5-byte magic `C1ZF\0` followed by one zstd frame whose content is a SQLite
+//! database file.
+//!
+//! **Owns:** format detection from the first bytes of a file, and streaming compression/decompression between
+//! files (never the whole database in memory).
+//!
+//! **Must not:** touch SQLite, choose file names, or rename files over a target (that is the writer's job).
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use super::C1zError;
+
+/// Magic of the v1 container (SQLite payload), written by this crate.
+pub const MAGIC_V1: &[u8; 5] = b"C1ZF\0";
+/// Magic of the v3 container (Pebble payload); recognised so it is never overwritten, but not supported.
+pub const MAGIC_V3: &[u8; 5] = b"C1Z3\0";
+
+/// Largest zstd window we ever write: 2^25 = 32 MiB, the limit of the oldest (v0.1.9) Go reader.
+pub const MAX_WINDOW_LOG: u32 = 25;
+
+/// What a path holds, judged from its metadata and first five bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// Nothing at the path.
+    Absent,
+    /// A zero-length file (Baton treats it as a new, empty sync file).
+    Empty,
+    /// A v1 c1z (SQLite inside zstd).
+    V1,
+    /// A v3 c1z (Pebble), not supported here.
+    V3,
+    /// A directory.
+    Directory,
+    /// Anything else.
+    Other,
+}
+
+/// Classifies `path` without modifying it.
+pub fn detect(path: &Path) -> Result<FileKind, C1zError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(FileKind::Absent),
+        Err(e) => return Err(C1zError::io("inspect", path, e)),
+    };
+    if meta.is_dir() {
+        return Ok(FileKind::Directory);
+    }
+    if meta.len() == 0 {
+        return Ok(FileKind::Empty);
+    }
+    let mut head = [0u8; 5];
+    let mut file = File::open(path).map_err(|e| C1zError::io("open", path, e))?;
+    let mut filled = 0;
+    while filled < head.len() {
+        let n = file
+            .read(&mut head[filled..])
+            .map_err(|e| C1zError::io("read", path, e))?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    if filled < head.len() {
+        return Ok(FileKind::Other);
+    }
+    Ok(if &head == MAGIC_V1 {
+        FileKind::V1
+    } else if &head == MAGIC_V3 {
+        FileKind::V3
+    } else {
+        FileKind::Other
+    })
+}
+
+/// Cheap up-front check for the CLI: `Ok(())` when `target` is absent, empty, or a v1 c1z; an error when it is
+/// a directory, a v3 c1z or any other file (which the writer would refuse to overwrite).
+pub fn check_target(target: &Path) -> Result<(), C1zError> {
+    match detect(target)? {
+        FileKind::Absent | FileKind::Empty | FileKind::V1 => Ok(()),
+        FileKind::Directory => Err(C1zError::TargetIsDirectory {
+            path: target.to_path_buf(),
+        }),
+        FileKind::V3 => Err(C1zError::UnsupportedFormat {
+            path: target.to_path_buf(),
+        }),
+        FileKind::Other => Err(C1zError::NotC1z {
+            path: target.to_path_buf(),
+        }),
+    }
+}
+
+/// Compression settings for [`compress_file`].
+#[derive(Debug, Clone, Copy)]
+pub struct CompressSettings {
+    /// zstd level, 1..=19.
+    pub level: i32,
+}
+
+/// Streams `src` (a SQLite file) into `dst` as `C1ZF\0` + one zstd frame with a content checksum, the content
+/// size declared, no dictionary and a window of at most 32 MiB. Returns the number of bytes written to `dst`.
+pub fn compress_file(
+    src: &Path,
+    dst: &mut File,
+    dst_path: &Path,
+    settings: CompressSettings,
+) -> Result<u64, C1zError> {
+    let input = File::open(src).map_err(|e| C1zError::io("open", src, e))?;
+    let size = input
+        .metadata()
+        .map_err(|e| C1zError::io("inspect", src, e))?
+        .len();
+    let write_err = |e| C1zError::io("write", dst_path, e);
+
+    let mut out = CountingWriter {
+        inner: BufWriter::with_capacity(1 << 20, &mut *dst),
+        count: 0,
+    };
+    out.write_all(MAGIC_V1).map_err(write_err)?;
+    let mut enc = zstd::stream::write::Encoder::new(&mut out, settings.level).map_err(write_err)?;
+    enc.include_checksum(true).map_err(write_err)?;
+    enc.include_contentsize(true).map_err(write_err)?;
+    enc.set_pledged_src_size(Some(size)).map_err(write_err)?;
+    enc.include_dictid(false).map_err(write_err)?;
+    enc.long_distance_matching(false).map_err(write_err)?;
+    if zstd_window_log(settings.level) > MAX_WINDOW_LOG {
+        enc.window_log(MAX_WINDOW_LOG).map_err(write_err)?;
+    }
+    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let copied = io::copy(&mut reader, &mut enc).map_err(|e| C1zError::io("compress", src, e))?;
+    if copied != size {
+        return Err(C1zError::io(
+            "compress",
+            src,
+            io::Error::other("work database changed size while compressing"),
+        ));
+    }
+    enc.finish().map_err(write_err)?;
+    out.flush().map_err(write_err)?;
+    Ok(out.count)
+}
+
+/// Window log zstd picks for a level on large inputs (levels 1..=19 never exceed 23).
+fn zstd_window_log(level: i32) -> u32 {
+    match level {
+        ..=19 => 23,
+        _ => 27,
+    }
+}
+
+/// Streams a c1z file at `src` (magic already verified by the caller or not) into `dst` as the raw SQLite
+/// bytes. Errors are returned as [`C1zError::Corrupt`] when the content is not a valid v1 c1z.
+pub fn decompress_file(src: &Path, dst: &mut File, dst_path: &Path) -> Result<u64, C1zError> {
+    let corrupt = |reason: String| C1zError::Corrupt {
+        path: src.to_path_buf(),
+        reason,
+    };
+    let input = File::open(src).map_err(|e| C1zError::io("open", src, e))?;
+    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let mut head = [0u8; 5];
+    reader
+        .read_exact(&mut head)
+        .map_err(|_| corrupt("shorter than the 5-byte header".into()))?;
+    if &head != MAGIC_V1 {
+        return Err(corrupt("missing the C1ZF magic".into()));
+    }
+    let mut dec = zstd::stream::read::Decoder::with_buffer(reader)
+        .map_err(|e| corrupt(format!("zstd: {e}")))?;
+    // Accept what the Go readers accept (window up to 128 MiB).
+    dec.window_log_max(27)
+        .map_err(|e| corrupt(format!("zstd: {e}")))?;
+    let mut out = BufWriter::with_capacity(1 << 20, &mut *dst);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match dec.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(corrupt(format!("zstd: {e}"))),
+        };
+        out.write_all(&buf[..n])
+            .map_err(|e| C1zError::io("write", dst_path, e))?;
+        total += n as u64;
+    }
+    out.flush().map_err(|e| C1zError::io("write", dst_path, e))?;
+    Ok(total)
+}
+
+struct CountingWriter<W: Write> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,91 @@
+//! The c1z sync file: a v1 container (`C1ZF\0` + one zstd frame) around a SQLite database in the Baton
+//! superset schema (see `shared/docs/c1z-format.md`).
+//!
+//! **Owns:** the container format ([`container`]), the table/index DDL ([`schema`]), the time text format
+//! ([`time`]), and [`C1zWriter`], which turns `c1.connector.v2` messages into rows of one `full` sync run and
+//! writes the file atomically.
+//!
+//! **Must not:** talk to Torq, build Baton messages from Torq objects (that is `connector`), decide what to
+//! sync, log object contents, or ever overwrite a file that is not a v1 c1z. Any error, or dropping the writer
+//! before [`C1zWriter::finish`], leaves the target byte-for-byte unchanged.
+//!
+//! **Files next to the target** (all hidden, mode 0600, in the target's directory so the final rename is
+//! atomic): `.<name>.work-XXXXXX` is the SQLite work database while a sync is being written, and
+//! `.<name>.tmp-XXXXXX` is the compressed output before it is renamed over `<name>`. Both are removed on
+//! every normal and error path; only a hard kill (SIGKILL, power loss) can leave one behind, and such a file
+//! can be deleted by hand at any time when no sync is running.
+
+pub mod container;
+pub mod schema;
+pub mod time;
+pub mod writer;
+
+use std::path::PathBuf;
+
+pub use container::{check_target, FileKind, MAGIC_V1, MAGIC_V3};
+pub use writer::{C1zWriter, DanglingGrant, FinishedFile, SyncCounts, WriterOptions};
+
+/// Everything that can go wrong while checking, carrying over or writing a c1z file.
+///
+/// Messages are one line: what is wrong and how to fix it. They contain paths and object ids, never secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum C1zError {
+    /// The output path names a directory.
+    #[error("output path {path} is a directory; pass a file path such as {path}/sync.c1z")]
+    TargetIsDirectory { path: PathBuf },
+
+    /// The directory that should contain the output file does not exist.
+    #[error("directory {path} for the output file does not exist; create it or choose another output path")]
+    ParentMissing { path: PathBuf },
+
+    /// The output path exists, is not empty, and is not a c1z file: refusing to overwrite it.
+    #[error("{path} exists and is not a c1z file; refusing to overwrite it, choose another output path or remove it")]
+    NotC1z { path: PathBuf },
+
+    /// The output path is a c1z in the v3 (Pebble) format, which this writer cannot extend.
+    #[error("{path} is a v3 (Pebble) c1z, which this connector cannot extend; choose another output path or remove it")]
+    UnsupportedFormat { path: PathBuf },
+
+    /// The output path starts with the c1z magic but cannot be decompressed or opened as SQLite.
+    #[error("{path} looks like a c1z but is corrupt ({reason}); it was left untouched, move it away or choose another output path")]
+    Corrupt { path: PathBuf, reason: String },
+
+    /// A file-system operation failed.
+    #[error("cannot {op} {path}: {source}; check that the directory exists, is writable and has free space")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// SQLite reported an error on the work database.
+    #[error("c1z work database failed to {op}: {source}; check free disk space in the output directory")]
+    Sqlite {
+        op: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// An object handed to the writer lacks a field the c1z needs (a connector bug).
+    #[error("cannot store {what}: {reason}; this is a connector bug, please report it")]
+    InvalidObject { what: &'static str, reason: String },
+
+    /// The writer options are out of range.
+    #[error("invalid c1z writer option: {0}")]
+    InvalidOption(String),
+}
+
+impl C1zError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        C1zError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {
+        move |source| C1zError::Sqlite { op, source }
+    }
+}

@@ -1,0 +1,286 @@
+//! The SQLite schema of a v1 c1z: the Baton superset (baton-sdk v0.25.0) tables and indexes, with index names
+//! spelled exactly as the SDK spells them (including the two swapped `v1_resources` names), plus the
+//! add-column migrations that bring an older file (e.g. one written by baton-sdk v0.1.9) up to the superset.
+//!
+//! **Owns:** DDL text and the list of which indexes are built live (unique, needed for dedupe) and which are
+//! deferred until the sync is finished (non-unique, built once in bulk).
+//!
+//! **Must not:** rename anything, use STRICT / WITHOUT ROWID / generated columns (SQLite 3.41 readers), or
+//! declare timestamp columns as anything but `datetime` (Go drivers only parse text for datetime columns).
+
+use rusqlite::Connection;
+
+use super::C1zError;
+
+/// Tables, created if missing.
+pub const TABLES: &[(&str, &str)] = &[
+    (
+        "v1_resource_types",
+        "CREATE TABLE IF NOT EXISTS v1_resource_types (
+    id integer primary key,
+    external_id text not null,
+    data blob not null,
+    sync_id text not null,
+    discovered_at datetime not null
+)",
+    ),
+    (
+        "v1_resources",
+        "CREATE TABLE IF NOT EXISTS v1_resources (
+    id integer primary key,
+    resource_type_id text not null,
+    external_id text not null,
+    parent_resource_type_id text,
+    parent_resource_id text,
+    data blob not null,
+    sync_id text not null,
+    discovered_at datetime not null
+)",
+    ),
+    (
+        "v1_entitlements",
+        "CREATE TABLE IF NOT EXISTS v1_entitlements (
+    id integer primary key,
+    resource_type_id text not null,
+    resource_id text not null,
+    external_id text not null,
+    data blob not null,
+    sync_id text not null,
+    discovered_at datetime not null
+)",
+    ),
+    (
+        "v1_sync_runs",
+        "CREATE TABLE IF NOT EXISTS v1_sync_runs (
+    id integer primary key,
+    sync_id text not null,
+    started_at datetime not null,
+    ended_at datetime,
+    sync_token text not null,
+    sync_type text not null default 'full',
+    parent_sync_id text not null default '',
+    linked_sync_id text not null default '',
+    supports_diff integer not null default 0,
+    grants_backfilled integer not null default 0,
+    stats text,
+    ingest_invariant_generation text not null default '',
+    ingest_invariant_coverage text not null default '',
+    ingest_invariant_mode text not null default ''
+)",
+    ),
+    (
+        "v1_grants",
+        "CREATE TABLE IF NOT EXISTS v1_grants (
+    id integer primary key,
+    resource_type_id text not null,
+    resource_id text not null,
+    entitlement_id text not null,
+    principal_resource_type_id text not null,
+    principal_resource_id text not null,
+    external_id text not null,
+    expansion blob,
+    needs_expansion integer not null default 0,
+    data blob not null,
+    sync_id text not null,
+    discovered_at datetime not null
+)",
+    ),
+    (
+        "v1_assets",
+        "CREATE TABLE IF NOT EXISTS v1_assets (
+    id integer primary key,
+    external_id text not null,
+    content_type text not null,
+    data blob not null,
+    sync_id text not null,
+    discovered_at datetime not null
+)",
+    ),
+    (
+        "v1_connector_sessions",
+        "CREATE TABLE IF NOT EXISTS v1_connector_sessions (
+    id integer primary key,
+    sync_id text not null,
+    key TEXT not null,
+    value BLOB not null
+)",
+    ),
+];
+
+/// Columns added by later SDK versions, applied with `ALTER TABLE .. ADD COLUMN` to files that predate them.
+/// "duplicate column" errors are expected and ignored, as the SDK does.
+pub const MIGRATIONS: &[&str] = &[
+    "ALTER TABLE v1_sync_runs ADD COLUMN sync_type text not null default 'full'",
+    "ALTER TABLE v1_sync_runs ADD COLUMN parent_sync_id text not null default ''",
+    "ALTER TABLE v1_sync_runs ADD COLUMN linked_sync_id text not null default ''",
+    "ALTER TABLE v1_sync_runs ADD COLUMN supports_diff integer not null default 0",
+    "ALTER TABLE v1_sync_runs ADD COLUMN grants_backfilled integer not null default 0",
+    "ALTER TABLE v1_sync_runs ADD COLUMN stats text",
+    "ALTER TABLE v1_sync_runs ADD COLUMN ingest_invariant_generation text not null default ''",
+    "ALTER TABLE v1_sync_runs ADD COLUMN ingest_invariant_coverage text not null default ''",
+    "ALTER TABLE v1_sync_runs ADD COLUMN ingest_invariant_mode text not null default ''",
+    "ALTER TABLE v1_grants ADD COLUMN expansion blob",
+    "ALTER TABLE v1_grants ADD COLUMN needs_expansion integer not null default 0",
+];
+
+/// One index of the superset schema.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexDef {
+    pub name: &'static str,
+    pub table: &'static str,
+    /// Full `CREATE [UNIQUE] INDEX IF NOT EXISTS ...` statement.
+    pub ddl: &'static str,
+    pub unique: bool,
+}
+
+/// Unique indexes: kept live while writing, because `INSERT OR IGNORE` relies on them for dedupe.
+pub const LIVE_INDEXES: &[IndexDef] = &[
+    IndexDef {
+        name: "idx_resource_types_external_sync_v1",
+        table: "v1_resource_types",
+        ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_resource_types_external_sync_v1 ON v1_resource_types (external_id, sync_id)",
+        unique: true,
+    },
+    IndexDef {
+        // Sic: the SDK gives the unique (external_id, sync_id) index this name.
+        name: "idx_resources_parent_resource_id_v1",
+        table: "v1_resources",
+        ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_resources_parent_resource_id_v1 ON v1_resources (external_id, sync_id)",
+        unique: true,
+    },
+    IndexDef {
+        name: "idx_entitlements_external_sync_v1",
+        table: "v1_entitlements",
+        ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_entitlements_external_sync_v1 ON v1_entitlements (external_id, sync_id)",
+        unique: true,
+    },
+    IndexDef {
+        name: "idx_sync_runs_sync_id_v1",
+        table: "v1_sync_runs",
+        ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_sync_runs_sync_id_v1 ON v1_sync_runs (sync_id)",
+        unique: true,
+    },
+    IndexDef {
+        name: "idx_grants_external_sync_v1",
+        table: "v1_grants",
+        ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_grants_external_sync_v1 ON v1_grants (external_id, sync_id)",
+        unique: true,
+    },
+    IndexDef {
+        name: "idx_assets_external_sync_v1",
+        table: "v1_assets",
+        ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_assets_external_sync_v1 ON v1_assets (external_id, sync_id)",
+        unique: true,
+    },
+    IndexDef {
+        name: "idx_session_store_sync_key_v1",
+        table: "v1_connector_sessions",
+        ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_session_store_sync_key_v1 ON v1_connector_sessions (sync_id, key)",
+        unique: true,
+    },
+];
+
+/// Non-unique indexes: dropped while a sync is written and built in bulk by [`create_deferred_indexes`].
+pub const DEFERRED_INDEXES: &[IndexDef] = &[
+    IndexDef {
+        name: "idx_resources_resource_type_id_v1",
+        table: "v1_resources",
+        ddl: "CREATE INDEX IF NOT EXISTS idx_resources_resource_type_id_v1 ON v1_resources (resource_type_id)",
+        unique: false,
+    },
+    IndexDef {
+        // Sic: the SDK gives the parent-columns index this name.
+        name: "idx_resources_external_sync_v1",
+        table: "v1_resources",
+        ddl: "CREATE INDEX IF NOT EXISTS idx_resources_external_sync_v1 ON v1_resources (parent_resource_type_id, parent_resource_id)",
+        unique: false,
+    },
+    IndexDef {
+        name: "idx_entitlements_resource_id_v1",
+        table: "v1_entitlements",
+        ddl: "CREATE INDEX IF NOT EXISTS idx_entitlements_resource_id_v1 ON v1_entitlements (resource_type_id, resource_id)",
+        unique: false,
+    },
+    IndexDef {
+        name: "idx_grants_resource_type_id_resource_id_v1",
+        table: "v1_grants",
+        ddl: "CREATE INDEX IF NOT EXISTS idx_grants_resource_type_id_resource_id_v1 ON v1_grants (resource_type_id, resource_id)",
+        unique: false,
+    },
+    IndexDef {
+        name: "idx_grants_principal_id_v1",
+        table: "v1_grants",
+        ddl: "CREATE INDEX IF NOT EXISTS idx_grants_principal_id_v1 ON v1_grants (principal_resource_type_id, principal_resource_id)",
+        unique: false,
+    },
+    IndexDef {
+        name: "idx_grants_entitlement_id_principal_id_v1",
+        table: "v1_grants",
+        ddl: "CREATE INDEX IF NOT EXISTS idx_grants_entitlement_id_principal_id_v1 ON v1_grants (entitlement_id, principal_resource_type_id, principal_resource_id)",
+        unique: false,
+    },
+    IndexDef {
+        name: "idx_grants_entitlement_sync_grant_v1",
+        table: "v1_grants",
+        ddl: "CREATE INDEX IF NOT EXISTS idx_grants_entitlement_sync_grant_v1 ON v1_grants (entitlement_id, sync_id, id)",
+        unique: false,
+    },
+    IndexDef {
+        name: "idx_grants_sync_expansion_v1",
+        table: "v1_grants",
+        ddl: "CREATE INDEX IF NOT EXISTS idx_grants_sync_expansion_v1 ON v1_grants (sync_id) WHERE expansion IS NOT NULL",
+        unique: false,
+    },
+    IndexDef {
+        name: "idx_grants_sync_needs_expansion_v1",
+        table: "v1_grants",
+        ddl: "CREATE INDEX IF NOT EXISTS idx_grants_sync_needs_expansion_v1 ON v1_grants (sync_id) WHERE needs_expansion = 1",
+        unique: false,
+    },
+];
+
+/// Creates every table and live index that is missing and applies the add-column migrations.
+pub fn apply(conn: &Connection) -> Result<(), C1zError> {
+    for (_, ddl) in TABLES {
+        conn.execute_batch(ddl)
+            .map_err(C1zError::sql("create the c1z tables"))?;
+    }
+    for m in MIGRATIONS {
+        match conn.execute_batch(m) {
+            Ok(()) => {}
+            Err(e) if e.to_string().contains("duplicate column") => {}
+            Err(e) => return Err(C1zError::sql("migrate an older c1z schema")(e)),
+        }
+    }
+    for idx in LIVE_INDEXES {
+        conn.execute_batch(idx.ddl)
+            .map_err(C1zError::sql("create the c1z indexes"))?;
+    }
+    Ok(())
+}
+
+/// Drops the deferred (non-unique) indexes so bulk inserts do not maintain them row by row.
+pub fn drop_deferred_indexes(conn: &Connection) -> Result<(), C1zError> {
+    for idx in DEFERRED_INDEXES {
+        conn.execute_batch(&format!("DROP INDEX IF EXISTS {}", idx.name))
+            .map_err(C1zError::sql("drop an index before bulk insert"))?;
+    }
+    Ok(())
+}
+
+/// Builds the deferred (non-unique) indexes in bulk.
+pub fn create_deferred_indexes(conn: &Connection) -> Result<(), C1zError> {
+    for idx in DEFERRED_INDEXES {
+        conn.execute_batch(idx.ddl)
+            .map_err(C1zError::sql("build the c1z indexes"))?;
+    }
+    Ok(())
+}
+
+/// Every index name of the superset schema (live and deferred).
+pub fn all_index_names() -> impl Iterator<Item = &'static str> {
+    LIVE_INDEXES
+        .iter()
+        .chain(DEFERRED_INDEXES.iter())
+        .map(|i| i.name)
+}

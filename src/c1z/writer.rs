@@ -1,0 +1,595 @@
+//! [`C1zWriter`]: writes one `full` sync run into a c1z file.
+//!
+//! **Owns:** the work database (a hidden temp file next to the target), carrying over the previous finished
+//! sync, row insertion with dedupe, dangling-grant cleanup, index building, compression and the atomic
+//! replacement of the target.
+//!
+//! **Must not:** overwrite anything that is not a v1 c1z, leave the target changed unless [`C1zWriter::finish`]
+//! succeeded, keep per-object state in memory (dedupe relies on the unique `(external_id, sync_id)` indexes), or
+//! be shared between threads (it is `Send`, not `Sync`; use it from one blocking thread).
+//!
+//! Performance design: one big transaction with `journal_mode=OFF` / `synchronous=OFF` while building (the work
+//! file is disposable), cached prepared statements, a bounded page cache, unique indexes live (dedupe) and
+//! non-unique indexes built in bulk at `finish`, then `journal_mode=DELETE` and streaming compression.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
+use svix_ksuid::{Ksuid, KsuidLike};
+use tempfile::TempPath;
+
+use super::container::{self, CompressSettings, FileKind};
+use super::schema;
+use super::time::now_text;
+use super::C1zError;
+use crate::proto::connector_v2::{Entitlement, Grant, Resource, ResourceType};
+
+/// SQLite page cache of the work database, in KiB (negative `cache_size`). Bounds the writer's memory.
+const CACHE_KIB: i64 = 64 * 1024;
+
+/// Options for [`C1zWriter::create`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// zstd level for the output, 1..=19 (window stays <= 8 MiB at these levels).
+    pub zstd_level: i32,
+    /// Keep the newest finished sync of an existing c1z next to the new one (Baton's two-sync layout).
+    pub carry_over_previous: bool,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            zstd_level: 3,
+            carry_over_previous: true,
+        }
+    }
+}
+
+/// Rows written in the current sync (grants removed by [`C1zWriter::remove_dangling_grants`] are subtracted,
+/// so the numbers equal the rows of this sync in the file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncCounts {
+    pub resource_types: u64,
+    pub resources: u64,
+    pub entitlements: u64,
+    pub grants: u64,
+}
+
+/// A grant removed because its entitlement or principal is not part of the current sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DanglingGrant {
+    pub grant_id: String,
+    pub entitlement_id: String,
+    pub principal_type: String,
+    pub principal_id: String,
+}
+
+/// The result of a successful [`C1zWriter::finish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedFile {
+    pub path: PathBuf,
+    pub sync_id: String,
+    pub previous_sync_id: Option<String>,
+    /// Size of the c1z file in bytes.
+    pub bytes: u64,
+}
+
+/// Writes one sync run into a c1z file; see the module documentation.
+pub struct C1zWriter {
+    // Field order matters for Drop: the connection is closed before the work file is removed.
+    conn: Option<Connection>,
+    work: Option<TempPath>,
+    target: PathBuf,
+    dir: PathBuf,
+    file_name: String,
+    level: i32,
+    sync_id: String,
+    previous_sync_id: Option<String>,
+    counts: SyncCounts,
+    buf: Vec<u8>,
+}
+
+const INSERT_RESOURCE_TYPE: &str = "INSERT OR IGNORE INTO v1_resource_types \
+    (external_id, data, sync_id, discovered_at) VALUES (?1, ?2, ?3, ?4)";
+const INSERT_RESOURCE: &str = "INSERT OR IGNORE INTO v1_resources \
+    (resource_type_id, external_id, parent_resource_type_id, parent_resource_id, data, sync_id, discovered_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const INSERT_ENTITLEMENT: &str = "INSERT OR IGNORE INTO v1_entitlements \
+    (resource_type_id, resource_id, external_id, data, sync_id, discovered_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const INSERT_GRANT: &str = "INSERT OR IGNORE INTO v1_grants \
+    (resource_type_id, resource_id, entitlement_id, principal_resource_type_id, principal_resource_id, \
+    external_id, expansion, needs_expansion, data, sync_id, discovered_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, 0, ?7, ?8, ?9)";
+
+/// Tables whose rows carry a `sync_id`; rows of syncs that are not kept are deleted from all of them.
+const SYNC_TABLES: &[&str] = &[
+    "v1_resource_types",
+    "v1_resources",
+    "v1_entitlements",
+    "v1_grants",
+    "v1_assets",
+    "v1_connector_sessions",
+    "v1_sync_runs",
+];
+
+impl C1zWriter {
+    /// Validates `target` and prepares a new sync (see the crate documentation of the c1z module for the
+    /// rules): refuses directories, non-c1z files and corrupt c1z files without touching them; carries over
+    /// the newest finished sync when asked; inserts the new, unfinished sync run.
+    pub fn create(target: &Path, opts: WriterOptions) -> Result<C1zWriter, C1zError> {
+        if !(1..=19).contains(&opts.zstd_level) {
+            return Err(C1zError::InvalidOption(format!(
+                "zstd_level {} is out of range, use 1 to 19",
+                opts.zstd_level
+            )));
+        }
+        let kind = container::detect(target)?;
+        match kind {
+            FileKind::Directory => {
+                return Err(C1zError::TargetIsDirectory {
+                    path: target.to_path_buf(),
+                })
+            }
+            FileKind::Other => {
+                return Err(C1zError::NotC1z {
+                    path: target.to_path_buf(),
+                })
+            }
+            FileKind::V3 => {
+                return Err(C1zError::UnsupportedFormat {
+                    path: target.to_path_buf(),
+                })
+            }
+            FileKind::Absent | FileKind::Empty | FileKind::V1 => {}
+        }
+        let file_name = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| {
+                C1zError::InvalidOption(format!(
+                    "output path {} has no usable file name",
+                    target.display()
+                ))
+            })?
+            .to_string();
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(C1zError::ParentMissing { path: dir });
+        }
+
+        let mut work_file = tempfile::Builder::new()
+            .prefix(&format!(".{file_name}.work-"))
+            .rand_bytes(6)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .tempfile_in(&dir)
+            .map_err(|e| C1zError::io("create a work file in", &dir, e))?;
+        let carry = kind == FileKind::V1 && opts.carry_over_previous;
+        if carry {
+            let work_path = work_file.path().to_path_buf();
+            container::decompress_file(target, work_file.as_file_mut(), &work_path)?;
+        }
+        let work = work_file.into_temp_path();
+
+        let conn = Connection::open_with_flags(
+            &work,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(C1zError::sql("open the work database"))?;
+        let mut writer = C1zWriter {
+            conn: Some(conn),
+            work: Some(work),
+            target: target.to_path_buf(),
+            dir,
+            file_name,
+            level: opts.zstd_level,
+            sync_id: Ksuid::now(None).to_string(),
+            previous_sync_id: None,
+            counts: SyncCounts::default(),
+            buf: Vec::with_capacity(4096),
+        };
+        writer.prepare(carry)?;
+        Ok(writer)
+    }
+
+    fn prepare(&mut self, carry: bool) -> Result<(), C1zError> {
+        let target = self.target.clone();
+        let conn = self.conn()?;
+        // The first statement that reads the file tells us whether it is SQLite at all.
+        let corrupt_or = |op: &'static str| {
+            let target = target.clone();
+            move |e: rusqlite::Error| match e.sqlite_error_code() {
+                Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) if carry => {
+                    C1zError::Corrupt {
+                        path: target,
+                        reason: format!("not a SQLite database: {e}"),
+                    }
+                }
+                _ => C1zError::Sqlite { op, source: e },
+            }
+        };
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(corrupt_or("read the carried-over database"))?;
+        conn.execute_batch(&format!(
+            "PRAGMA page_size = 4096; PRAGMA locking_mode = EXCLUSIVE; PRAGMA synchronous = OFF; \
+             PRAGMA cache_size = -{CACHE_KIB}; PRAGMA encoding = 'UTF-8';"
+        ))
+        .map_err(corrupt_or("configure the work database"))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = OFF", [], |r| r.get(0))
+            .map_err(corrupt_or("configure the work database"))?;
+        if !mode.eq_ignore_ascii_case("off") {
+            return Err(C1zError::InvalidOption(format!(
+                "work database refused journal_mode=OFF (got {mode})"
+            )));
+        }
+        conn.set_prepared_statement_cache_capacity(16);
+        conn.execute_batch("BEGIN")
+            .map_err(corrupt_or("begin a transaction"))?;
+        schema::apply(conn).map_err(|e| match e {
+            C1zError::Sqlite { op, source } => corrupt_or(op)(source),
+            other => other,
+        })?;
+
+        let previous: Option<String> = if carry {
+            conn.query_row(
+                "SELECT sync_id FROM v1_sync_runs WHERE ended_at IS NOT NULL \
+                 ORDER BY (sync_type = 'full') DESC, ended_at DESC, sync_id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(corrupt_or("find the previous sync"))?
+        } else {
+            None
+        };
+        for table in SYNC_TABLES {
+            let sql = match previous {
+                Some(_) => format!("DELETE FROM {table} WHERE sync_id <> ?1"),
+                None => format!("DELETE FROM {table}"),
+            };
+            match &previous {
+                Some(id) => conn.execute(&sql, [id]),
+                None => conn.execute(&sql, []),
+            }
+            .map_err(corrupt_or("drop older syncs"))?;
+        }
+        schema::drop_deferred_indexes(conn)?;
+
+        conn.execute(
+            "INSERT INTO v1_sync_runs (sync_id, started_at, ended_at, sync_token, sync_type, parent_sync_id, \
+             linked_sync_id, supports_diff, grants_backfilled, stats, ingest_invariant_generation, \
+             ingest_invariant_coverage, ingest_invariant_mode) \
+             VALUES (?1, ?2, NULL, '', 'full', '', '', 1, 1, NULL, '', '', '')",
+            params![self.sync_id, now_text()],
+        )
+        .map_err(C1zError::sql("start the sync run"))?;
+        self.previous_sync_id = previous;
+        Ok(())
+    }
+
+    fn conn(&self) -> Result<&Connection, C1zError> {
+        self.conn.as_ref().ok_or_else(|| {
+            C1zError::InvalidOption("the c1z writer was already closed after an error".into())
+        })
+    }
+
+    /// The KSUID of the sync run being written.
+    pub fn sync_id(&self) -> &str {
+        &self.sync_id
+    }
+
+    /// The sync carried over from the existing file, if any.
+    pub fn previous_sync_id(&self) -> Option<&str> {
+        self.previous_sync_id.as_deref()
+    }
+
+    /// Rows of the current sync written so far.
+    pub fn counts(&self) -> SyncCounts {
+        self.counts
+    }
+
+    /// Stores a resource type; `Ok(false)` when one with the same id is already in this sync.
+    pub fn put_resource_type(&mut self, rt: &ResourceType) -> Result<bool, C1zError> {
+        if rt.id.is_empty() {
+            return Err(invalid("a resource type", "its id is empty"));
+        }
+        encode(rt, &mut self.buf)?;
+        let conn = self.conn.as_ref().ok_or_else(closed)?;
+        let mut stmt = conn
+            .prepare_cached(INSERT_RESOURCE_TYPE)
+            .map_err(C1zError::sql("prepare a resource type insert"))?;
+        let n = stmt
+            .execute(params![rt.id, self.buf, self.sync_id, now_text()])
+            .map_err(C1zError::sql("insert a resource type"))?;
+        let inserted = n == 1;
+        if inserted {
+            self.counts.resource_types += 1;
+        }
+        Ok(inserted)
+    }
+
+    /// Stores a resource under `external_id` `"<type>:<id>"`; `Ok(false)` when already in this sync.
+    pub fn put_resource(&mut self, r: &Resource) -> Result<bool, C1zError> {
+        let id = r
+            .id
+            .as_ref()
+            .ok_or_else(|| invalid("a resource", "it has no id"))?;
+        if id.resource_type.is_empty() || id.resource.is_empty() {
+            return Err(invalid("a resource", "its id has an empty type or value"));
+        }
+        let external_id = format!("{}:{}", id.resource_type, id.resource);
+        let (parent_type, parent_id) = match &r.parent_resource_id {
+            Some(p) => (Some(p.resource_type.as_str()), Some(p.resource.as_str())),
+            None => (None, None),
+        };
+        encode(r, &mut self.buf)?;
+        let conn = self.conn.as_ref().ok_or_else(closed)?;
+        let mut stmt = conn
+            .prepare_cached(INSERT_RESOURCE)
+            .map_err(C1zError::sql("prepare a resource insert"))?;
+        let n = stmt
+            .execute(params![
+                id.resource_type,
+                external_id,
+                parent_type,
+                parent_id,
+                self.buf,
+                self.sync_id,
+                now_text()
+            ])
+            .map_err(C1zError::sql("insert a resource"))?;
+        let inserted = n == 1;
+        if inserted {
+            self.counts.resources += 1;
+        }
+        Ok(inserted)
+    }
+
+    /// Stores an entitlement (resource columns from `entitlement.resource.id`); `Ok(false)` when already in
+    /// this sync.
+    pub fn put_entitlement(&mut self, e: &Entitlement) -> Result<bool, C1zError> {
+        if e.id.is_empty() {
+            return Err(invalid("an entitlement", "its id is empty"));
+        }
+        let rid = e
+            .resource
+            .as_ref()
+            .and_then(|r| r.id.as_ref())
+            .ok_or_else(|| invalid("an entitlement", "it has no resource id"))?;
+        encode(e, &mut self.buf)?;
+        let conn = self.conn.as_ref().ok_or_else(closed)?;
+        let mut stmt = conn
+            .prepare_cached(INSERT_ENTITLEMENT)
+            .map_err(C1zError::sql("prepare an entitlement insert"))?;
+        let n = stmt
+            .execute(params![
+                rid.resource_type,
+                rid.resource,
+                e.id,
+                self.buf,
+                self.sync_id,
+                now_text()
+            ])
+            .map_err(C1zError::sql("insert an entitlement"))?;
+        let inserted = n == 1;
+        if inserted {
+            self.counts.entitlements += 1;
+        }
+        Ok(inserted)
+    }
+
+    /// Stores a grant (columns from `entitlement.resource.id`, `entitlement.id` and `principal.id`, no
+    /// expansion); `Ok(false)` when already in this sync.
+    pub fn put_grant(&mut self, g: &Grant) -> Result<bool, C1zError> {
+        if g.id.is_empty() {
+            return Err(invalid("a grant", "its id is empty"));
+        }
+        let ent = g
+            .entitlement
+            .as_ref()
+            .ok_or_else(|| invalid("a grant", "it has no entitlement"))?;
+        if ent.id.is_empty() {
+            return Err(invalid("a grant", "its entitlement id is empty"));
+        }
+        let rid = ent
+            .resource
+            .as_ref()
+            .and_then(|r| r.id.as_ref())
+            .ok_or_else(|| invalid("a grant", "its entitlement has no resource id"))?;
+        let pid = g
+            .principal
+            .as_ref()
+            .and_then(|p| p.id.as_ref())
+            .ok_or_else(|| invalid("a grant", "it has no principal id"))?;
+        encode(g, &mut self.buf)?;
+        let conn = self.conn.as_ref().ok_or_else(closed)?;
+        let mut stmt = conn
+            .prepare_cached(INSERT_GRANT)
+            .map_err(C1zError::sql("prepare a grant insert"))?;
+        let n = stmt
+            .execute(params![
+                rid.resource_type,
+                rid.resource,
+                ent.id,
+                pid.resource_type,
+                pid.resource,
+                g.id,
+                self.buf,
+                self.sync_id,
+                now_text()
+            ])
+            .map_err(C1zError::sql("insert a grant"))?;
+        let inserted = n == 1;
+        if inserted {
+            self.counts.grants += 1;
+        }
+        Ok(inserted)
+    }
+
+    /// Deletes the grants of the current sync whose entitlement (by id) or principal (by `"<type>:<id>"`) is
+    /// not part of the current sync, and returns them.
+    pub fn remove_dangling_grants(&mut self) -> Result<Vec<DanglingGrant>, C1zError> {
+        let conn = self.conn.as_ref().ok_or_else(closed)?;
+        let mut rows: Vec<(i64, DanglingGrant)> = Vec::new();
+        {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT g.id, g.external_id, g.entitlement_id, g.principal_resource_type_id, \
+                     g.principal_resource_id FROM v1_grants g WHERE g.sync_id = ?1 AND ( \
+                     NOT EXISTS (SELECT 1 FROM v1_entitlements e \
+                                 WHERE e.external_id = g.entitlement_id AND e.sync_id = ?1) \
+                     OR NOT EXISTS (SELECT 1 FROM v1_resources r \
+                                 WHERE r.external_id = g.principal_resource_type_id || ':' || \
+                                       g.principal_resource_id AND r.sync_id = ?1)) \
+                     ORDER BY g.id",
+                )
+                .map_err(C1zError::sql("look for dangling grants"))?;
+            let mapped = stmt
+                .query_map([&self.sync_id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        DanglingGrant {
+                            grant_id: r.get(1)?,
+                            entitlement_id: r.get(2)?,
+                            principal_type: r.get(3)?,
+                            principal_id: r.get(4)?,
+                        },
+                    ))
+                })
+                .map_err(C1zError::sql("look for dangling grants"))?;
+            for row in mapped {
+                rows.push(row.map_err(C1zError::sql("look for dangling grants"))?);
+            }
+        }
+        {
+            let mut del = conn
+                .prepare("DELETE FROM v1_grants WHERE id = ?1")
+                .map_err(C1zError::sql("delete dangling grants"))?;
+            for (rowid, _) in &rows {
+                del.execute([rowid])
+                    .map_err(C1zError::sql("delete dangling grants"))?;
+            }
+        }
+        self.counts.grants = self.counts.grants.saturating_sub(rows.len() as u64);
+        Ok(rows.into_iter().map(|(_, g)| g).collect())
+    }
+
+    /// Ends the sync run, builds the remaining indexes, compresses the database and atomically replaces the
+    /// target. On error the target is unchanged and all temp files are removed.
+    pub fn finish(mut self) -> Result<FinishedFile, C1zError> {
+        let conn = self.conn.take().ok_or_else(closed)?;
+        conn.execute(
+            "UPDATE v1_sync_runs SET ended_at = ?1 WHERE sync_id = ?2",
+            params![now_text(), self.sync_id],
+        )
+        .map_err(C1zError::sql("end the sync run"))?;
+        schema::create_deferred_indexes(&conn)?;
+        conn.execute_batch("COMMIT")
+            .map_err(C1zError::sql("commit the sync"))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+            .map_err(C1zError::sql("switch to rollback-journal mode"))?;
+        if !mode.eq_ignore_ascii_case("delete") {
+            return Err(C1zError::InvalidOption(format!(
+                "work database refused journal_mode=DELETE (got {mode})"
+            )));
+        }
+        conn.close()
+            .map_err(|(_, e)| C1zError::sql("close the work database")(e))?;
+
+        let work = self.work.as_ref().ok_or_else(closed)?.to_path_buf();
+        remove_side_files(&work);
+
+        // Re-check: something else may have appeared at the target since `create`.
+        match container::detect(&self.target)? {
+            FileKind::Absent | FileKind::Empty | FileKind::V1 => {}
+            FileKind::Directory => {
+                return Err(C1zError::TargetIsDirectory {
+                    path: self.target.clone(),
+                })
+            }
+            FileKind::V3 => {
+                return Err(C1zError::UnsupportedFormat {
+                    path: self.target.clone(),
+                })
+            }
+            FileKind::Other => {
+                return Err(C1zError::NotC1z {
+                    path: self.target.clone(),
+                })
+            }
+        }
+
+        let mut out = tempfile::Builder::new()
+            .prefix(&format!(".{}.tmp-", self.file_name))
+            .rand_bytes(6)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .tempfile_in(&self.dir)
+            .map_err(|e| C1zError::io("create a temp file in", &self.dir, e))?;
+        let out_path = out.path().to_path_buf();
+        let bytes = container::compress_file(
+            &work,
+            out.as_file_mut(),
+            &out_path,
+            CompressSettings { level: self.level },
+        )?;
+        out.as_file()
+            .sync_all()
+            .map_err(|e| C1zError::io("flush", &out_path, e))?;
+        out.persist(&self.target)
+            .map_err(|e| C1zError::io("replace", &self.target, e.error))?;
+        // Make the rename durable; some file systems refuse fsync on directories, which is not fatal.
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(FinishedFile {
+            path: self.target.clone(),
+            sync_id: self.sync_id.clone(),
+            previous_sync_id: self.previous_sync_id.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for C1zWriter {
+    fn drop(&mut self) {
+        // Close SQLite first, then remove any journal it may have left, then the work file itself.
+        drop(self.conn.take());
+        if let Some(work) = self.work.take() {
+            remove_side_files(&work);
+            drop(work);
+        }
+    }
+}
+
+fn remove_side_files(work: &Path) {
+    for suffix in ["-journal", "-wal", "-shm"] {
+        let mut p = work.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+fn encode<M: Message>(msg: &M, buf: &mut Vec<u8>) -> Result<(), C1zError> {
+    buf.clear();
+    msg.encode(buf)
+        .map_err(|e| invalid("an object", &format!("protobuf encoding failed: {e}")))
+}
+
+fn invalid(what: &'static str, reason: &str) -> C1zError {
+    C1zError::InvalidObject {
+        what,
+        reason: reason.to_string(),
+    }
+}
+
+fn closed() -> C1zError {
+    C1zError::InvalidOption("the c1z writer was already closed after an error".into())
+}

@@ -1,0 +1,4 @@
+//! Shared helpers for integration tests. Include with `mod common;`.
+#![allow(dead_code)]
+
+pub mod c1z_reader;

@@ -18,9 +18,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let descriptors = protox::compile(PROTO_FILES, PROTO_ROOTS)?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    prost_build::Config::new()
-        .btree_map(["."])
-        .out_dir(&out_dir)
-        .compile_fds(descriptors)?;
+    prost_build::Config::new().btree_map(["."]).out_dir(&out_dir).compile_fds(descriptors)?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::c1z::WriterOptions;
+use crate::c1z::{C1zError, WriterOptions};
 use crate::cli::{self, Cli, Command, ConfigError};
 use crate::connector::capabilities;
 use crate::sim::{SimConfig, SimServer, Workspace};
@@ -34,10 +34,22 @@ impl AppError {
         ExitCode::from(match self {
             AppError::Config(_) => EXIT_USAGE,
             AppError::Sync(SyncError::Interrupted) => EXIT_INTERRUPTED,
-            AppError::Sync(SyncError::C1z(e)) if e.is_usage_error() => EXIT_USAGE,
+            AppError::Sync(SyncError::C1z(e)) if is_output_path_problem(e) => EXIT_USAGE,
             _ => EXIT_FAILURE,
         })
     }
+}
+
+/// Errors about the `--file` the user chose (as opposed to failures while syncing).
+fn is_output_path_problem(e: &C1zError) -> bool {
+    matches!(
+        e,
+        C1zError::TargetIsDirectory { .. }
+            | C1zError::ParentMissing { .. }
+            | C1zError::NotC1z { .. }
+            | C1zError::UnsupportedFormat { .. }
+            | C1zError::Corrupt { .. }
+    )
 }
 
 impl From<TorqError> for AppError {

@@ -73,7 +73,15 @@ pub struct TorqArgs {
 #[derive(Debug, Args)]
 pub struct CommonArgs {
     /// Path of the c1z sync file to write (an existing one is extended, keeping its latest sync)
-    #[arg(short = 'f', long, env = "BATON_FILE", default_value = "sync.c1z", global = true, hide_env_values = true, value_name = "FILE")]
+    #[arg(
+        short = 'f',
+        long,
+        env = "BATON_FILE",
+        default_value = "sync.c1z",
+        global = true,
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub file: PathBuf,
     /// Log level
     #[arg(long, env = "BATON_LOG_LEVEL", value_enum, default_value_t = LogLevel::Info, global = true, hide_env_values = true)]
@@ -188,7 +196,8 @@ pub fn torq_settings(args: &TorqArgs) -> Result<TorqSettings, ConfigError> {
         "--torq-auth-url",
         "BATON_TORQ_AUTH_URL",
     )?;
-    let mut settings = TorqSettings::new(client_id.to_string(), SecretString::from(secret.to_string()), api_url, auth_url);
+    let mut settings =
+        TorqSettings::new(client_id.to_string(), SecretString::from(secret.to_string()), api_url, auth_url);
     settings.timeout = Duration::from_secs(args.http_timeout_seconds);
     Ok(settings)
 }

@@ -18,7 +18,11 @@ fn main() -> ExitCode {
         Some(LogFormat::Console) => false,
         None => !std::io::stderr().is_terminal(),
     };
-    let level = if cli.common.verbose && cli.common.log_level != LogLevel::Trace { LogLevel::Debug } else { cli.common.log_level };
+    let level = if cli.common.verbose && cli.common.log_level != LogLevel::Trace {
+        LogLevel::Debug
+    } else {
+        cli.common.log_level
+    };
     init_logging(json, level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -31,10 +35,12 @@ fn main() -> ExitCode {
     match runtime.block_on(app::run(cli, style)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Exactly one line on stderr: a JSON record in JSON mode, plain text otherwise.
             if json {
                 tracing::error!(error = %e, "baton-torq failed");
+            } else {
+                eprintln!("error: {e}");
             }
-            eprintln!("error: {e}");
             e.exit_code()
         }
     }
@@ -43,7 +49,10 @@ fn main() -> ExitCode {
 /// clap's help and version go to stdout as usual; its errors become one line.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
@@ -59,6 +68,6 @@ fn init_logging(json: bool, level: LogLevel) {
     if json {
         builder.json().flatten_event(true).with_current_span(false).init();
     } else {
-        builder.with_target(false).compact().init();
+        builder.with_target(false).with_ansi(std::io::stderr().is_terminal()).compact().init();
     }
 }

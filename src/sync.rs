@@ -162,7 +162,8 @@ async fn fetch_all(client: &TorqClient, tx: mpsc::Sender<Batch>) -> Result<u64, 
     let types = connector::resource_types::all();
     tx.send(Batch::ResourceTypes(types)).await.map_err(|_| TorqError::SinkClosed)?;
 
-    let roles = async {
+    let roles_tx = tx.clone();
+    let roles = async move {
         let roles = client.list_roles().await?;
         let rows: Vec<_> = roles
             .iter()
@@ -173,7 +174,7 @@ async fn fetch_all(client: &TorqClient, tx: mpsc::Sender<Batch>) -> Result<u64, 
             })
             .collect();
         let n = rows.len() as u64;
-        tx.send(Batch::Roles(rows)).await.map_err(|_| TorqError::SinkClosed)?;
+        roles_tx.send(Batch::Roles(rows)).await.map_err(|_| TorqError::SinkClosed)?;
         tracing::debug!(roles = n, "roles fetched");
         Ok::<u64, TorqError>(n)
     };
@@ -191,11 +192,8 @@ async fn stream_user_list(client: &TorqClient, sso: bool, tx: mpsc::Sender<Batch
     let sink_tx = tx.clone();
     let count = client
         .stream_users(sso, move |u: UserRecord| {
-            let rows = UserRows {
-                resource: user::user_resource(&u),
-                grant: user::role_grant(&u),
-                status: status_label(&u),
-            };
+            let rows =
+                UserRows { resource: user::user_resource(&u), grant: user::role_grant(&u), status: status_label(&u) };
             let mut buf = sink_buffer.lock().map_err(|_| SinkClosed)?;
             buf.push(rows);
             if buf.len() >= USER_BATCH {
@@ -283,10 +281,7 @@ fn finish_file(mut writer: C1zWriter) -> Result<(crate::c1z::FinishedFile, SyncC
 
 /// `r1` from `role:r1:member`.
 fn role_id_of(entitlement_id: &str) -> &str {
-    entitlement_id
-        .strip_prefix("role:")
-        .and_then(|s| s.strip_suffix(":member"))
-        .unwrap_or(entitlement_id)
+    entitlement_id.strip_prefix("role:").and_then(|s| s.strip_suffix(":member")).unwrap_or(entitlement_id)
 }
 
 impl SyncSummary {

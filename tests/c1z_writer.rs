@@ -17,16 +17,11 @@ const REFERENCE_SYNC_ID: &str = "3Mkb90BZDVlL0gnYylMrjQ4MYJp";
 // ---------------------------------------------------------------- builders (crate proto types)
 
 fn any<M: Message>(name: &str, m: &M) -> prost_types::Any {
-    prost_types::Any {
-        type_url: format!("type.googleapis.com/c1.connector.v2.{name}"),
-        value: m.encode_to_vec(),
-    }
+    prost_types::Any { type_url: format!("type.googleapis.com/c1.connector.v2.{name}"), value: m.encode_to_vec() }
 }
 
 fn sval(s: &str) -> prost_types::Value {
-    prost_types::Value {
-        kind: Some(prost_types::value::Kind::StringValue(s.to_string())),
-    }
+    prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(s.to_string())) }
 }
 
 fn user_type() -> v2::ResourceType {
@@ -54,10 +49,7 @@ fn user(uid: &str) -> v2::Resource {
     fields.insert("user_id".to_string(), sval(uid));
     fields.insert("login".to_string(), sval(&email));
     let trait_ = v2::UserTrait {
-        emails: vec![v2::user_trait::Email {
-            address: email.clone(),
-            is_primary: true,
-        }],
+        emails: vec![v2::user_trait::Email { address: email.clone(), is_primary: true }],
         status: Some(v2::user_trait::Status {
             status: v2::user_trait::status::Status::Enabled as i32,
             details: "VERIFIED".into(),
@@ -65,18 +57,11 @@ fn user(uid: &str) -> v2::Resource {
         profile: Some(prost_types::Struct { fields }),
         account_type: v2::user_trait::AccountType::Human as i32,
         login: email.clone(),
-        created_at: Some(prost_types::Timestamp {
-            seconds: 1_700_000_000,
-            nanos: 0,
-        }),
+        created_at: Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
         ..Default::default()
     };
     v2::Resource {
-        id: Some(v2::ResourceId {
-            resource_type: "user".into(),
-            resource: uid.into(),
-            baton_resource: false,
-        }),
+        id: Some(v2::ResourceId { resource_type: "user".into(), resource: uid.into(), baton_resource: false }),
         display_name: email,
         annotations: vec![any("UserTrait", &trait_)],
         ..Default::default()
@@ -88,18 +73,9 @@ fn role(rid: &str) -> v2::Resource {
     fields.insert("role_id".to_string(), sval(rid));
     fields.insert("role_name".to_string(), sval(&format!("Role {rid}")));
     v2::Resource {
-        id: Some(v2::ResourceId {
-            resource_type: "role".into(),
-            resource: rid.into(),
-            baton_resource: false,
-        }),
+        id: Some(v2::ResourceId { resource_type: "role".into(), resource: rid.into(), baton_resource: false }),
         display_name: format!("Role {rid}"),
-        annotations: vec![any(
-            "RoleTrait",
-            &v2::RoleTrait {
-                profile: Some(prost_types::Struct { fields }),
-            },
-        )],
+        annotations: vec![any("RoleTrait", &v2::RoleTrait { profile: Some(prost_types::Struct { fields }) })],
         ..Default::default()
     }
 }
@@ -125,11 +101,7 @@ fn grant(rid: &str, uid: &str) -> v2::Grant {
             ..Default::default()
         }),
         principal: Some(v2::Resource {
-            id: Some(v2::ResourceId {
-                resource_type: "user".into(),
-                resource: uid.into(),
-                baton_resource: false,
-            }),
+            id: Some(v2::ResourceId { resource_type: "user".into(), resource: uid.into(), baton_resource: false }),
             ..Default::default()
         }),
         id: format!("role:{rid}:member:user:{uid}"),
@@ -156,10 +128,8 @@ fn write_sync(target: &Path, users: &[&str], opts: WriterOptions) -> c1z::Finish
 }
 
 fn dir_entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -206,10 +176,7 @@ fn round_trip_through_independent_reader() {
         w.put_grant(&grant("r1", u)).unwrap();
     }
     let counts = w.counts();
-    assert_eq!(
-        (counts.resource_types, counts.resources, counts.entitlements, counts.grants),
-        (2, 4, 1, 3)
-    );
+    assert_eq!((counts.resource_types, counts.resources, counts.entitlements, counts.grants), (2, 4, 1, 3));
     let done = w.finish().unwrap();
     assert_eq!(done.path, target);
     assert_eq!(done.sync_id, sync_id);
@@ -245,10 +212,7 @@ fn round_trip_through_independent_reader() {
 
     // Rows in insertion order, with blobs equal to the full message encoding.
     let types = r.resource_types(&sync_id);
-    assert_eq!(
-        types.iter().map(|t| t.external_id.as_str()).collect::<Vec<_>>(),
-        ["user", "role"]
-    );
+    assert_eq!(types.iter().map(|t| t.external_id.as_str()).collect::<Vec<_>>(), ["user", "role"]);
     assert_eq!(types[0].data.traits, vec![1]);
     assert_eq!(types[0].data.annotations[0].type_url, pb::SKIP_ENTITLEMENTS_AND_GRANTS_URL);
     let resources = r.resources(&sync_id);
@@ -257,8 +221,7 @@ fn round_trip_through_independent_reader() {
         ["user:u1", "user:u2", "user:u3", "role:r1"]
     );
     assert_eq!(resources[0].data.encode_to_vec(), user("u1").encode_to_vec());
-    let ut: pb::UserTrait =
-        pb::find_annotation(&resources[1].data.annotations, pb::USER_TRAIT_URL).expect("UserTrait");
+    let ut: pb::UserTrait = pb::find_annotation(&resources[1].data.annotations, pb::USER_TRAIT_URL).expect("UserTrait");
     assert_eq!(ut.emails[0].address, "u2@example.com");
     assert!(ut.emails[0].is_primary);
     assert_eq!(ut.login, "u2@example.com");
@@ -266,8 +229,7 @@ fn round_trip_through_independent_reader() {
     assert_eq!(ut.account_type, 1);
     assert_eq!(ut.created_at.as_ref().map(|t| t.seconds), Some(1_700_000_000));
     assert_eq!(ut.profile.as_ref().and_then(|p| p.string("user_id")), Some("u2"));
-    let rt: pb::RoleTrait =
-        pb::find_annotation(&resources[3].data.annotations, pb::ROLE_TRAIT_URL).expect("RoleTrait");
+    let rt: pb::RoleTrait = pb::find_annotation(&resources[3].data.annotations, pb::ROLE_TRAIT_URL).expect("RoleTrait");
     assert_eq!(rt.profile.as_ref().and_then(|p| p.string("role_id")), Some("r1"));
 
     let ents = r.entitlements(&sync_id);
@@ -283,18 +245,12 @@ fn round_trip_through_independent_reader() {
     assert_eq!(g.external_id, "role:r1:member:user:u3");
     assert_eq!(g.entitlement_id, "role:r1:member");
     assert_eq!((g.resource_type_id.as_str(), g.resource_id.as_str()), ("role", "r1"));
-    assert_eq!(
-        (g.principal_resource_type_id.as_str(), g.principal_resource_id.as_str()),
-        ("user", "u3")
-    );
+    assert_eq!((g.principal_resource_type_id.as_str(), g.principal_resource_id.as_str()), ("user", "u3"));
     assert_eq!(g.expansion, None);
     assert_eq!(g.needs_expansion, Some(0));
     // Not a slim grant: the blob carries the entitlement and the principal.
     assert_eq!(g.data.entitlement.as_ref().unwrap().id, "role:r1:member");
-    assert_eq!(
-        g.data.principal.as_ref().unwrap().id.as_ref().unwrap().resource,
-        "u3"
-    );
+    assert_eq!(g.data.principal.as_ref().unwrap().id.as_ref().unwrap().resource, "u3");
 
     // Timestamp columns are declared datetime (Go drivers only parse those).
     for (table, col) in [
@@ -387,10 +343,7 @@ fn dangling_check_ignores_rows_of_the_previous_sync() {
     w.put_grant(&grant("r1", "u1")).unwrap();
     w.put_grant(&grant("r1", "u2")).unwrap();
     let removed = w.remove_dangling_grants().unwrap();
-    assert_eq!(
-        removed.iter().map(|d| d.grant_id.as_str()).collect::<Vec<_>>(),
-        ["role:r1:member:user:u2"]
-    );
+    assert_eq!(removed.iter().map(|d| d.grant_id.as_str()).collect::<Vec<_>>(), ["role:r1:member:user:u2"]);
     let done = w.finish().unwrap();
     C1zReader::open(&done.path).check_integrity(&done.sync_id);
 }
@@ -402,11 +355,7 @@ fn carry_over_keeps_exactly_two_finished_syncs() {
     let first = write_sync(&target, &["a1", "a2"], WriterOptions::default());
     let first_rows = {
         let r = C1zReader::open(&target);
-        (
-            r.resources(&first.sync_id),
-            r.entitlements(&first.sync_id),
-            r.grants(&first.sync_id),
-        )
+        (r.resources(&first.sync_id), r.entitlements(&first.sync_id), r.grants(&first.sync_id))
     };
 
     let second = write_sync(&target, &["b1", "b2", "b3"], WriterOptions::default());
@@ -445,10 +394,7 @@ fn carry_over_disabled_replaces_the_file_with_one_sync() {
     let dir = tempfile::tempdir().unwrap();
     let target = target_in(&dir);
     write_sync(&target, &["a1"], WriterOptions::default());
-    let opts = WriterOptions {
-        carry_over_previous: false,
-        ..WriterOptions::default()
-    };
+    let opts = WriterOptions { carry_over_previous: false, ..WriterOptions::default() };
     let done = write_sync(&target, &["b1"], opts);
     assert_eq!(done.previous_sync_id, None);
     let r = C1zReader::open(&target);
@@ -478,20 +424,12 @@ fn reference_file_is_read_by_the_independent_reader() {
     let grants = r.grants(id);
     assert_eq!(grants.len(), 12);
     for g in &grants {
-        let want = format!(
-            "role:{}:member:user:{}",
-            g.resource_id, g.principal_resource_id
-        );
+        let want = format!("role:{}:member:user:{}", g.resource_id, g.principal_resource_id);
         assert_eq!(g.external_id, want);
     }
-    let users: Vec<_> = r
-        .resources(id)
-        .into_iter()
-        .filter(|x| x.resource_type_id == "user")
-        .collect();
+    let users: Vec<_> = r.resources(id).into_iter().filter(|x| x.resource_type_id == "user").collect();
     assert_eq!(users.len(), 12);
-    let ut: pb::UserTrait =
-        pb::find_annotation(&users[0].data.annotations, pb::USER_TRAIT_URL).expect("UserTrait");
+    let ut: pb::UserTrait = pb::find_annotation(&users[0].data.annotations, pb::USER_TRAIT_URL).expect("UserTrait");
     assert_eq!(ut.emails[0].address, users[0].data.display_name);
     assert_eq!(
         ut.profile.as_ref().and_then(|p| p.string("user_id")),
@@ -627,10 +565,7 @@ fn drop_without_finish_leaves_target_unchanged_and_no_temp_files() {
         let mode = std::fs::metadata(dir.path().join(work[0])).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         // An invalid object is an error, not a panic, and does not finish anything.
-        let bad = v2::Grant {
-            id: "g".into(),
-            ..Default::default()
-        };
+        let bad = v2::Grant { id: "g".into(), ..Default::default() };
         assert!(matches!(w.put_grant(&bad), Err(C1zError::InvalidObject { .. })));
     }
     assert_eq!(std::fs::read(&target).unwrap(), before);
@@ -658,10 +593,7 @@ fn sync_id_is_a_current_ksuid() {
     let w = C1zWriter::create(&target, WriterOptions::default()).unwrap();
     let id = w.sync_id().to_string();
     assert!(id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let ts = ksuid_unix_seconds(&id);
     assert!((now - ts).abs() <= 5, "KSUID time {ts} vs now {now}");
     let other = C1zWriter::create(&dir.path().join("b.c1z"), WriterOptions::default()).unwrap();
@@ -671,8 +603,8 @@ fn sync_id_is_a_current_ksuid() {
 #[test]
 fn time_columns_use_go_local_text_layout() {
     use chrono::TimeZone;
-    let t = |nanos| chrono::Utc.with_ymd_and_hms(2026, 11, 28, 20, 22, 37).unwrap()
-        + chrono::Duration::nanoseconds(nanos);
+    let t =
+        |nanos| chrono::Utc.with_ymd_and_hms(2026, 11, 28, 20, 22, 37).unwrap() + chrono::Duration::nanoseconds(nanos);
     assert_eq!(c1z::time::format_sqlite_time(&t(0)), "2026-11-28 20:22:37");
     assert_eq!(c1z::time::format_sqlite_time(&t(350_516_490)), "2026-11-28 20:22:37.35051649");
     assert_eq!(c1z::time::format_sqlite_time(&t(1)), "2026-11-28 20:22:37.000000001");
@@ -699,13 +631,7 @@ fn time_columns_use_go_local_text_layout() {
 #[test]
 fn invalid_options_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = WriterOptions {
-        zstd_level: 22,
-        ..WriterOptions::default()
-    };
-    assert!(matches!(
-        C1zWriter::create(&target_in(&dir), opts),
-        Err(C1zError::InvalidOption(_))
-    ));
+    let opts = WriterOptions { zstd_level: 22, ..WriterOptions::default() };
+    assert!(matches!(C1zWriter::create(&target_in(&dir), opts), Err(C1zError::InvalidOption(_))));
     assert!(dir_entries(dir.path()).is_empty());
 }

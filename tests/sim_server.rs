@@ -6,8 +6,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use baton_torq::sim::{
-    Endpoint, FaultKind, FaultPlan, GeneratedSpec, SimConfig, SimRole, SimServer, SimUser,
-    Workspace,
+    Endpoint, FaultKind, FaultPlan, GeneratedSpec, SimConfig, SimRole, SimServer, SimUser, Workspace,
 };
 use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
@@ -18,10 +17,7 @@ use serde_json::Value;
 
 fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+    match Client::builder().redirect(reqwest::redirect::Policy::none()).build() {
         Ok(client) => client,
         Err(err) => panic!("cannot build the HTTP client: {err}"),
     }
@@ -33,17 +29,10 @@ fn fixture() -> Workspace {
 }
 
 async fn start(workspace: Workspace, config: SimConfig) -> SimServer {
-    SimServer::start(workspace, config)
-        .await
-        .expect("simulator starts")
+    SimServer::start(workspace, config).await.expect("simulator starts")
 }
 
-async fn token_response(
-    http: &Client,
-    sim: &SimServer,
-    id: &str,
-    secret: &str,
-) -> reqwest::Response {
+async fn token_response(http: &Client, sim: &SimServer, id: &str, secret: &str) -> reqwest::Response {
     http.post(sim.auth_url())
         .basic_auth(id, Some(secret))
         .header("Accept", "application/json")
@@ -57,18 +46,11 @@ async fn token(http: &Client, sim: &SimServer) -> String {
     let response = token_response(http, sim, "sim-client-id", "sim-client-secret").await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.expect("token JSON");
-    body["access_token"]
-        .as_str()
-        .expect("access_token is a string")
-        .to_owned()
+    body["access_token"].as_str().expect("access_token is a string").to_owned()
 }
 
 async fn get(http: &Client, url: String, token: &str) -> reqwest::Response {
-    http.get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request is sent")
+    http.get(url).bearer_auth(token).send().await.expect("request is sent")
 }
 
 #[derive(Deserialize)]
@@ -94,19 +76,11 @@ async fn users(http: &Client, sim: &SimServer, token: &str, sso: Option<bool>) -
 }
 
 /// Fetches all role pages; returns the roles and the number of pages.
-async fn all_roles(
-    http: &Client,
-    sim: &SimServer,
-    token: &str,
-    page_size: u32,
-) -> (Vec<SimRole>, usize) {
+async fn all_roles(http: &Client, sim: &SimServer, token: &str, page_size: u32) -> (Vec<SimRole>, usize) {
     let mut roles = Vec::new();
     let mut page_token = String::new();
     for pages in 1..100 {
-        let url = format!(
-            "{}/users/roles?page_size={page_size}&page_token={page_token}",
-            sim.api_url()
-        );
+        let url = format!("{}/users/roles?page_size={page_size}&page_token={page_token}", sim.api_url());
         let response = get(http, url, token).await;
         assert_eq!(response.status(), StatusCode::OK);
         let page: RolesBody = response.json().await.expect("roles JSON");
@@ -123,10 +97,7 @@ async fn error_envelope(response: reqwest::Response) -> (StatusCode, i64, String
     let status = response.status();
     let body: Value = response.json().await.expect("error envelope is JSON");
     let code = body["code"].as_i64().expect("code is a number");
-    let message = body["message"]
-        .as_str()
-        .expect("message is a string")
-        .to_owned();
+    let message = body["message"].as_str().expect("message is a string").to_owned();
     (status, code, message)
 }
 
@@ -144,18 +115,11 @@ async fn token_issue_and_bad_credentials() {
     let token = body["access_token"].as_str().unwrap();
     assert_eq!(token.len(), 36, "uuid-like token: {token}");
 
-    let (status, code, _) =
-        error_envelope(token_response(&http, &sim, "sim-client-id", "wrong").await).await;
+    let (status, code, _) = error_envelope(token_response(&http, &sim, "sim-client-id", "wrong").await).await;
     assert_eq!((status, code), (StatusCode::UNAUTHORIZED, 16));
-    let (status, code, _) =
-        error_envelope(token_response(&http, &sim, "other-id", "sim-client-secret").await).await;
+    let (status, code, _) = error_envelope(token_response(&http, &sim, "other-id", "sim-client-secret").await).await;
     assert_eq!((status, code), (StatusCode::UNAUTHORIZED, 16));
-    let response = http
-        .post(sim.auth_url())
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let response = http.post(sim.auth_url()).form(&[("grant_type", "client_credentials")]).send().await.unwrap();
     assert_eq!(error_envelope(response).await.0, StatusCode::UNAUTHORIZED);
     let response = http
         .post(sim.auth_url())
@@ -167,10 +131,7 @@ async fn token_issue_and_bad_credentials() {
     assert_eq!(error_envelope(response).await.1, 3);
 
     let stats = sim.stats();
-    assert_eq!(
-        (stats.token, stats.rejected_auth, stats.api_requests()),
-        (5, 3, 0)
-    );
+    assert_eq!((stats.token, stats.rejected_auth, stats.api_requests()), (5, 3, 0));
     sim.shutdown().await;
 }
 
@@ -178,18 +139,9 @@ async fn token_issue_and_bad_credentials() {
 async fn api_auth_missing_unknown_and_unknown_path() {
     let http = client();
     let sim = start(Workspace::demo(), SimConfig::default()).await;
-    let response = http
-        .get(format!("{}/users", sim.api_url()))
-        .send()
-        .await
-        .unwrap();
+    let response = http.get(format!("{}/users", sim.api_url())).send().await.unwrap();
     assert_eq!(error_envelope(response).await.0, StatusCode::UNAUTHORIZED);
-    let response = get(
-        &http,
-        format!("{}/users/roles", sim.api_url()),
-        "not-a-token",
-    )
-    .await;
+    let response = get(&http, format!("{}/users/roles", sim.api_url()), "not-a-token").await;
     let (status, code, _) = error_envelope(response).await;
     assert_eq!((status, code), (StatusCode::UNAUTHORIZED, 16));
 
@@ -197,32 +149,14 @@ async fn api_auth_missing_unknown_and_unknown_path() {
     let response = get(&http, format!("{}/nope", sim.api_url()), &token).await;
     let (status, code, _) = error_envelope(response).await;
     assert_eq!((status, code), (StatusCode::NOT_FOUND, 5));
-    let response = get(
-        &http,
-        format!("{}/users?sso_provision=maybe", sim.api_url()),
-        &token,
-    )
-    .await;
+    let response = get(&http, format!("{}/users?sso_provision=maybe", sim.api_url()), &token).await;
     assert_eq!(error_envelope(response).await.1, 3);
-    let response = http
-        .delete(format!("{}/users", sim.api_url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = http.delete(format!("{}/users", sim.api_url())).bearer_auth(&token).send().await.unwrap();
     let (status, code, _) = error_envelope(response).await;
     assert_eq!((status, code), (StatusCode::METHOD_NOT_ALLOWED, 12));
 
     let stats = sim.stats();
-    assert_eq!(
-        (
-            stats.rejected_auth,
-            stats.other,
-            stats.users_local,
-            stats.role_pages
-        ),
-        (2, 2, 2, 1)
-    );
+    assert_eq!((stats.rejected_auth, stats.other, stats.users_local, stats.role_pages), (2, 2, 2, 1));
     sim.shutdown().await;
 }
 
@@ -230,11 +164,7 @@ async fn api_auth_missing_unknown_and_unknown_path() {
 async fn users_split_by_sso_flag_and_union_is_the_workspace() {
     let http = client();
     let workspace = Workspace::demo();
-    let expected: HashSet<String> = workspace
-        .users(false)
-        .chain(workspace.users(true))
-        .map(|u| u.id)
-        .collect();
+    let expected: HashSet<String> = workspace.users(false).chain(workspace.users(true)).map(|u| u.id).collect();
     let sim = start(workspace, SimConfig::default()).await;
     let token = token(&http, &sim).await;
 
@@ -244,11 +174,7 @@ async fn users_split_by_sso_flag_and_union_is_the_workspace() {
     assert!(local.iter().all(|u| !u.sso_provision));
     assert!(sso.iter().all(|u| u.sso_provision));
     let ids = |list: &[SimUser]| list.iter().map(|u| u.id.clone()).collect::<HashSet<_>>();
-    assert_eq!(
-        ids(&default),
-        ids(&local),
-        "absent sso_provision means false"
-    );
+    assert_eq!(ids(&default), ids(&local), "absent sso_provision means false");
     assert!(ids(&local).is_disjoint(&ids(&sso)));
     let union: HashSet<String> = ids(&local).union(&ids(&sso)).cloned().collect();
     assert_eq!(union, expected);
@@ -256,15 +182,7 @@ async fn users_split_by_sso_flag_and_union_is_the_workspace() {
     assert!(!local.is_empty() && !sso.is_empty());
 
     let stats = sim.stats();
-    assert_eq!(
-        (
-            stats.token,
-            stats.users_local,
-            stats.users_sso,
-            stats.role_pages
-        ),
-        (1, 2, 1, 0)
-    );
+    assert_eq!((stats.token, stats.users_local, stats.users_sso, stats.role_pages), (1, 2, 1, 0));
     assert_eq!((stats.api_requests(), stats.total()), (3, 4));
     sim.shutdown().await;
 }
@@ -282,21 +200,14 @@ async fn fixed_fixture_serves_exactly_its_users_and_roles() {
 
     // Same users, same fields, as the fixture file (the server must not invent or drop fields).
     let file: Value = serde_json::from_str(include_str!("fixtures/workspace.json")).unwrap();
-    let mut served: Vec<Value> = local
-        .iter()
-        .chain(&sso)
-        .map(|u| serde_json::to_value(u).unwrap())
-        .collect();
+    let mut served: Vec<Value> = local.iter().chain(&sso).map(|u| serde_json::to_value(u).unwrap()).collect();
     let mut wanted = file["users"].as_array().unwrap().clone();
     let by_id = |v: &Value| v["id"].as_str().unwrap().to_owned();
     served.sort_by_key(by_id);
     wanted.sort_by_key(by_id);
     assert_eq!(served, wanted);
     let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(
-        names,
-        ["Owner", "Contributor", "Operator", "Viewer", "SOC Tier 1"]
-    );
+    assert_eq!(names, ["Owner", "Contributor", "Operator", "Viewer", "SOC Tier 1"]);
     sim.shutdown().await;
 }
 
@@ -312,72 +223,35 @@ async fn roles_paging() {
     assert_eq!((roles.len(), ids.len()), (5, 5));
 
     // The last page has no usable token (the raw field is empty or absent).
-    let first: Value = get(
-        &http,
-        format!("{}/users/roles?page_size=2", sim.api_url()),
-        &token,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let first: Value =
+        get(&http, format!("{}/users/roles?page_size=2", sim.api_url()), &token).await.json().await.unwrap();
     let mut next = first["next_page_token"].as_str().unwrap().to_owned();
     let mut last = first;
     while !next.is_empty() {
-        let url = format!(
-            "{}/users/roles?page_size=2&page_token={next}",
-            sim.api_url()
-        );
+        let url = format!("{}/users/roles?page_size=2&page_token={next}", sim.api_url());
         last = get(&http, url, &token).await.json().await.unwrap();
-        next = last["next_page_token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        next = last["next_page_token"].as_str().unwrap_or_default().to_owned();
     }
     assert_eq!(last["roles"].as_array().unwrap().len(), 1);
     assert!(last["next_page_token"].as_str().is_none_or(str::is_empty));
 
     // Default page size 50 and clamping to 100: one page, no token field at all.
-    let one: Value = get(
-        &http,
-        format!("{}/users/roles?page_size=500", sim.api_url()),
-        &token,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let one: Value =
+        get(&http, format!("{}/users/roles?page_size=500", sim.api_url()), &token).await.json().await.unwrap();
     assert_eq!(one["roles"].as_array().unwrap().len(), 5);
     assert!(one.get("next_page_token").is_none());
 
-    let response = get(
-        &http,
-        format!("{}/users/roles?page_token=garbage", sim.api_url()),
-        &token,
-    )
-    .await;
+    let response = get(&http, format!("{}/users/roles?page_token=garbage", sim.api_url()), &token).await;
     let (status, code, _) = error_envelope(response).await;
     assert_eq!((status, code), (StatusCode::BAD_REQUEST, 3));
 
     // A generated workspace with 250 roles: clamped pages of 100.
-    let spec = GeneratedSpec {
-        users: 10,
-        roles: 250,
-        sso_percent: 50,
-        seed: 3,
-    };
+    let spec = GeneratedSpec { users: 10, roles: 250, sso_percent: 50, seed: 3 };
     let big = start(Workspace::generated(spec), SimConfig::default()).await;
     let token = self::token(&http, &big).await;
     let (roles, pages) = all_roles(&http, &big, &token, 1000).await;
     assert_eq!((roles.len(), pages), (250, 3));
-    assert_eq!(
-        roles
-            .iter()
-            .map(|r| r.id.as_str())
-            .collect::<HashSet<_>>()
-            .len(),
-        250
-    );
+    assert_eq!(roles.iter().map(|r| r.id.as_str()).collect::<HashSet<_>>().len(), 250);
     assert_eq!(big.stats().role_pages, 3);
     big.shutdown().await;
     sim.shutdown().await;
@@ -386,49 +260,26 @@ async fn roles_paging() {
 #[tokio::test]
 async fn expired_token_gets_302_to_login() {
     let http = client();
-    let config = SimConfig {
-        token_ttl: Duration::from_secs(1),
-        ..SimConfig::default()
-    };
+    let config = SimConfig { token_ttl: Duration::from_secs(1), ..SimConfig::default() };
     let sim = start(Workspace::demo(), config).await;
     let response = token_response(&http, &sim, "sim-client-id", "sim-client-secret").await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["expires_in"], 1);
     let token = body["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(
-        get(&http, format!("{}/users", sim.api_url()), &token)
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(get(&http, format!("{}/users", sim.api_url()), &token).await.status(), StatusCode::OK);
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    for url in [
-        format!("{}/users?sso_provision=true", sim.api_url()),
-        format!("{}/users/roles", sim.api_url()),
-    ] {
+    for url in [format!("{}/users?sso_provision=true", sim.api_url()), format!("{}/users/roles", sim.api_url())] {
         let response = get(&http, url, &token).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::FOUND,
-            "redirect not followed"
-        );
+        assert_eq!(response.status(), StatusCode::FOUND, "redirect not followed");
         let location = response.headers()["location"].to_str().unwrap().to_owned();
         assert!(location.starts_with("https://login.torq.io/"), "{location}");
-        assert!(response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html"));
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
         assert!(response.text().await.unwrap().contains("<html"));
     }
     // A fresh token works again.
     let fresh = self::token(&http, &sim).await;
-    assert_eq!(
-        get(&http, format!("{}/users", sim.api_url()), &fresh)
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(get(&http, format!("{}/users", sim.api_url()), &fresh).await.status(), StatusCode::OK);
     assert_eq!(sim.stats().rejected_auth, 2);
     sim.shutdown().await;
 }
@@ -438,30 +289,9 @@ async fn fault_status_and_too_many_requests() {
     let http = client();
     let plan = FaultPlan::new()
         .on(Endpoint::Roles, FaultKind::Status(503), 1, 2)
-        .on(
-            Endpoint::UsersLocal,
-            FaultKind::TooManyRequests {
-                retry_after_secs: Some(7),
-            },
-            1,
-            1,
-        )
-        .on(
-            Endpoint::UsersSso,
-            FaultKind::TooManyRequests {
-                retry_after_secs: None,
-            },
-            1,
-            1,
-        );
-    let sim = start(
-        Workspace::demo(),
-        SimConfig {
-            faults: plan,
-            ..SimConfig::default()
-        },
-    )
-    .await;
+        .on(Endpoint::UsersLocal, FaultKind::TooManyRequests { retry_after_secs: Some(7) }, 1, 1)
+        .on(Endpoint::UsersSso, FaultKind::TooManyRequests { retry_after_secs: None }, 1, 1);
+    let sim = start(Workspace::demo(), SimConfig { faults: plan, ..SimConfig::default() }).await;
     let token = token(&http, &sim).await;
     let roles = format!("{}/users/roles", sim.api_url());
     for _ in 0..2 {
@@ -474,26 +304,13 @@ async fn fault_status_and_too_many_requests() {
     let response = get(&http, format!("{}/users", sim.api_url()), &token).await;
     assert_eq!(response.headers()["retry-after"], "7");
     assert_eq!(error_envelope(response).await.1, 8);
-    let response = get(
-        &http,
-        format!("{}/users?sso_provision=true", sim.api_url()),
-        &token,
-    )
-    .await;
+    let response = get(&http, format!("{}/users?sso_provision=true", sim.api_url()), &token).await;
     assert!(response.headers().get("retry-after").is_none());
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(users(&http, &sim, &token, None).await.len(), 8);
 
     let stats = sim.stats();
-    assert_eq!(
-        (
-            stats.faults_injected,
-            stats.role_pages,
-            stats.users_local,
-            stats.users_sso
-        ),
-        (4, 3, 2, 1)
-    );
+    assert_eq!((stats.faults_injected, stats.role_pages, stats.users_local, stats.users_sso), (4, 3, 2, 1));
     sim.shutdown().await;
 }
 
@@ -502,30 +319,15 @@ async fn fault_redirect_delay_and_any_api() {
     let http = client();
     let plan = FaultPlan::new()
         .on(Endpoint::UsersLocal, FaultKind::Redirect302, 1, 1)
-        .on(
-            Endpoint::Token,
-            FaultKind::Delay(Duration::from_millis(300)),
-            2,
-            1,
-        )
+        .on(Endpoint::Token, FaultKind::Delay(Duration::from_millis(300)), 2, 1)
         .on(Endpoint::AnyApi, FaultKind::Status(500), 3, 1);
-    let sim = start(
-        Workspace::demo(),
-        SimConfig {
-            faults: plan,
-            ..SimConfig::default()
-        },
-    )
-    .await;
+    let sim = start(Workspace::demo(), SimConfig { faults: plan, ..SimConfig::default() }).await;
     let token = token(&http, &sim).await;
 
     // API request 1: redirect although the token is valid.
     let response = get(&http, format!("{}/users", sim.api_url()), &token).await;
     assert_eq!(response.status(), StatusCode::FOUND);
-    assert!(response.headers()["location"]
-        .to_str()
-        .unwrap()
-        .starts_with("https://login.torq.io/"));
+    assert!(response.headers()["location"].to_str().unwrap().starts_with("https://login.torq.io/"));
 
     // Token request 2 is delayed, then succeeds.
     let started = Instant::now();
@@ -533,34 +335,14 @@ async fn fault_redirect_delay_and_any_api() {
     assert!(started.elapsed() >= Duration::from_millis(300));
 
     // API request 2 is fine, API request 3 (whatever the endpoint) fails, 4 is fine.
-    assert_eq!(
-        get(&http, format!("{}/users/roles", sim.api_url()), &token)
-            .await
-            .status(),
-        StatusCode::OK
-    );
-    let response = get(
-        &http,
-        format!("{}/users?sso_provision=true", sim.api_url()),
-        &token,
-    )
-    .await;
+    assert_eq!(get(&http, format!("{}/users/roles", sim.api_url()), &token).await.status(), StatusCode::OK);
+    let response = get(&http, format!("{}/users?sso_provision=true", sim.api_url()), &token).await;
     assert_eq!(
         error_envelope(response).await,
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            13,
-            "Internal Server Error (injected by the simulator)".to_owned()
-        )
+        (StatusCode::INTERNAL_SERVER_ERROR, 13, "Internal Server Error (injected by the simulator)".to_owned())
     );
     assert_eq!(
-        get(
-            &http,
-            format!("{}/users?sso_provision=true", sim.api_url()),
-            &token
-        )
-        .await
-        .status(),
+        get(&http, format!("{}/users?sso_provision=true", sim.api_url()), &token).await.status(),
         StatusCode::OK
     );
     assert_eq!(sim.stats().faults_injected, 3);
@@ -576,14 +358,7 @@ async fn fault_malformed_truncated_and_reset() {
         .on(Endpoint::Roles, FaultKind::TruncatedBody, 1, 1)
         .on(Endpoint::UsersSso, FaultKind::ResetConnection, 1, 1)
         .on(Endpoint::Roles, FaultKind::ResetConnection, 2, 1);
-    let sim = start(
-        Workspace::demo(),
-        SimConfig {
-            faults: plan,
-            ..SimConfig::default()
-        },
-    )
-    .await;
+    let sim = start(Workspace::demo(), SimConfig { faults: plan, ..SimConfig::default() }).await;
     let token = token(&http, &sim).await;
 
     let response = token_response(&http, &sim, "sim-client-id", "sim-client-secret").await;
@@ -592,35 +367,17 @@ async fn fault_malformed_truncated_and_reset() {
 
     // Truncated: complete HTTP message, a JSON prefix of the real body.
     let url = format!("{}/users", sim.api_url());
-    let cut = get(&http, url.clone(), &token)
-        .await
-        .bytes()
-        .await
-        .expect("framing is intact");
+    let cut = get(&http, url.clone(), &token).await.bytes().await.expect("framing is intact");
     let full = get(&http, url, &token).await.bytes().await.unwrap();
-    assert!(
-        cut.len() < full.len() && full.starts_with(&cut),
-        "{} of {}",
-        cut.len(),
-        full.len()
-    );
+    assert!(cut.len() < full.len() && full.starts_with(&cut), "{} of {}", cut.len(), full.len());
     assert!(serde_json::from_slice::<Value>(&cut).is_err());
     let url = format!("{}/users/roles", sim.api_url());
-    let cut = get(&http, url.clone(), &token)
-        .await
-        .bytes()
-        .await
-        .expect("framing is intact");
+    let cut = get(&http, url.clone(), &token).await.bytes().await.expect("framing is intact");
     assert!(serde_json::from_slice::<Value>(&cut).is_err());
 
     // Reset: the status line arrives, the body does not finish.
     for url in [format!("{}/users?sso_provision=true", sim.api_url()), url] {
-        let response = http
-            .get(url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("headers arrive before the drop");
+        let response = http.get(url).bearer_auth(&token).send().await.expect("headers arrive before the drop");
         assert_eq!(response.status(), StatusCode::OK);
         assert!(response.bytes().await.is_err(), "body must fail");
     }
@@ -634,22 +391,12 @@ async fn fault_malformed_truncated_and_reset() {
 async fn fault_endless_paging() {
     let http = client();
     let plan = FaultPlan::new().always(Endpoint::Roles, FaultKind::EndlessPaging);
-    let sim = start(
-        fixture(),
-        SimConfig {
-            faults: plan,
-            ..SimConfig::default()
-        },
-    )
-    .await;
+    let sim = start(fixture(), SimConfig { faults: plan, ..SimConfig::default() }).await;
     let token = token(&http, &sim).await;
     let mut seen = HashSet::new();
     let mut page_token = String::new();
     for _ in 0..10 {
-        let url = format!(
-            "{}/users/roles?page_size=2&page_token={page_token}",
-            sim.api_url()
-        );
+        let url = format!("{}/users/roles?page_size=2&page_token={page_token}", sim.api_url());
         let page: RolesBody = get(&http, url, &token).await.json().await.unwrap();
         assert_eq!(page.roles.len(), 2);
         let next = page.next_page_token.expect("token present");
@@ -669,10 +416,7 @@ async fn fault_endless_paging() {
 #[tokio::test]
 async fn latency_is_added_to_every_request() {
     let http = client();
-    let config = SimConfig {
-        latency: Duration::from_millis(150),
-        ..SimConfig::default()
-    };
+    let config = SimConfig { latency: Duration::from_millis(150), ..SimConfig::default() };
     let sim = start(Workspace::demo(), config).await;
     let started = Instant::now();
     let token = token(&http, &sim).await;
@@ -763,15 +507,8 @@ async fn stream_count(http: &Client, sim: &SimServer, token: &str, sso: bool) ->
     assert_eq!(response.status(), StatusCode::OK);
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let parser = tokio::task::spawn_blocking(move || {
-        let mut counter = CountUsers {
-            sso,
-            count: 0,
-            max_rss_kib: vm_rss_kib(),
-        };
-        let mut de = serde_json::Deserializer::from_reader(ChannelReader {
-            rx,
-            current: Bytes::new(),
-        });
+        let mut counter = CountUsers { sso, count: 0, max_rss_kib: vm_rss_kib() };
+        let mut de = serde_json::Deserializer::from_reader(ChannelReader { rx, current: Bytes::new() });
         serde::de::DeserializeSeed::deserialize(&mut counter, &mut de).expect("valid users JSON");
         de.end().expect("nothing after the document");
         (counter.count, counter.max_rss_kib)
@@ -792,12 +529,7 @@ async fn stream_count(http: &Client, sim: &SimServer, token: &str, sso: bool) ->
 
 async fn stream_generated(users: u64) -> (Duration, u64, u64, u64) {
     let http = client();
-    let spec = GeneratedSpec {
-        users,
-        roles: 40,
-        sso_percent: 35,
-        seed: 42,
-    };
+    let spec = GeneratedSpec { users, roles: 40, sso_percent: 35, seed: 42 };
     let sim = start(Workspace::generated(spec), SimConfig::default()).await;
     let token = token(&http, &sim).await;
     let before = vm_rss_kib();
@@ -807,27 +539,16 @@ async fn stream_generated(users: u64) -> (Duration, u64, u64, u64) {
     let elapsed = started.elapsed();
     let peak = rss_a.max(rss_b).max(vm_rss_kib());
     assert_eq!(local + sso, users);
-    assert!(
-        sso > users / 4 && sso < users / 2,
-        "sso share: {sso} of {users}"
-    );
+    assert!(sso > users / 4 && sso < users / 2, "sso share: {sso} of {users}");
     sim.shutdown().await;
-    (
-        elapsed,
-        peak.saturating_sub(before),
-        bytes_a + bytes_b,
-        before,
-    )
+    (elapsed, peak.saturating_sub(before), bytes_a + bytes_b, before)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_200k_users_stream_with_low_memory() {
     let (elapsed, growth_kib, bytes, _) = stream_generated(200_000).await;
     eprintln!("200k users: {bytes} bytes in {elapsed:?}, RSS growth {growth_kib} KiB");
-    assert!(
-        bytes > 200_000 * 150,
-        "the body really holds the users ({bytes} bytes)"
-    );
+    assert!(bytes > 200_000 * 150, "the body really holds the users ({bytes} bytes)");
     assert!(growth_kib < 100 * 1024, "RSS grew by {growth_kib} KiB");
 }
 
@@ -835,10 +556,7 @@ async fn generated_200k_users_stream_with_low_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; run explicitly"]
 async fn bench_stream_generated_users() {
-    let users = std::env::var("SIM_BENCH_USERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let users = std::env::var("SIM_BENCH_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let (elapsed, growth_kib, bytes, before) = stream_generated(users).await;
     let rate = users as f64 / elapsed.as_secs_f64();
     eprintln!(

@@ -61,8 +61,9 @@ fn tmp() -> tempfile::TempDir {
 }
 
 fn ids_from_reference(name: &str, list_key: &str, pick: impl Fn(&Value) -> String) -> BTreeSet<String> {
-    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference").join(name))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference").join(name))
+            .unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     v[list_key].as_array().unwrap().iter().map(pick).collect()
 }
@@ -109,7 +110,9 @@ async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
         let status = t.status.clone().unwrap_or_default();
         match u.status.as_str() {
             "VERIFIED" => assert_eq!((status.status, status.details.as_str()), (1, "")),
-            "INVITATION_SENT" => assert_eq!((status.status, status.details.as_str()), (1, "invitation sent, not accepted yet")),
+            "INVITATION_SENT" => {
+                assert_eq!((status.status, status.details.as_str()), (1, "invitation sent, not accepted yet"))
+            }
             other => assert_eq!((status.status, status.details.as_str()), (0, other)),
         }
         assert_eq!(t.sso_status.as_ref().map(|s| s.sso_enabled), Some(u.sso_provision));
@@ -129,7 +132,7 @@ async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
         assert_eq!(profile_str(p, "email"), u.email);
         assert_eq!(profile_str(p, "role_id"), u.role_id);
         assert_eq!(profile_str(p, "status"), u.status);
-        assert!(p.fields.get("first_name").is_none(), "no made-up first name");
+        assert!(!p.fields.contains_key("first_name"), "no made-up first name");
     }
     let role_rows: BTreeMap<String, &pb::Resource> = resources
         .iter()
@@ -158,13 +161,16 @@ async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
         assert_eq!(e.data.grantable_to.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), vec!["user"]);
     }
     let grants: BTreeSet<String> = reader.grants(&sync_id).iter().map(|g| g.external_id.clone()).collect();
-    let expected: BTreeSet<String> =
-        users.iter().map(|u| format!("role:{}:member:user:{}", u.role_id, u.id)).collect();
+    let expected: BTreeSet<String> = users.iter().map(|u| format!("role:{}:member:user:{}", u.role_id, u.id)).collect();
     assert_eq!(grants, expected);
 
     // IDs equal those the Go connector produced (as printed by the baton CLI).
     let ref_resources = ids_from_reference("baton-resources.json", "resources", |r| {
-        format!("{}:{}", r["resource"]["id"]["resourceType"].as_str().unwrap(), r["resource"]["id"]["resource"].as_str().unwrap())
+        format!(
+            "{}:{}",
+            r["resource"]["id"]["resourceType"].as_str().unwrap(),
+            r["resource"]["id"]["resource"].as_str().unwrap()
+        )
     });
     let ours: BTreeSet<String> = resources.iter().map(|r| r.external_id.clone()).collect();
     assert_eq!(ours, ref_resources);
@@ -172,11 +178,37 @@ async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
         e["entitlement"]["id"].as_str().unwrap().to_string()
     });
     assert_eq!(ents.iter().map(|e| e.external_id.clone()).collect::<BTreeSet<_>>(), ref_ents);
-    let ref_grants = ids_from_reference("baton-grants.json", "grants", |g| g["grant"]["id"].as_str().unwrap().to_string());
+    let ref_grants =
+        ids_from_reference("baton-grants.json", "grants", |g| g["grant"]["id"].as_str().unwrap().to_string());
     assert_eq!(grants, ref_grants);
-    let ref_types =
-        ids_from_reference("baton-resource-types.json", "resourceTypes", |t| t["id"].as_str().unwrap().to_string());
-    let types: BTreeSet<String> = reader.resource_types(&sync_id).iter().map(|t| t.external_id.clone()).collect();
+    // Resource types: id, display name, trait and annotations exactly as the reference.
+    let ref_types = ids_from_reference("baton-resource-types.json", "resourceTypes", |t| {
+        let rt = &t["resourceType"];
+        let anns: Vec<&str> = rt["annotations"]
+            .as_array()
+            .map(|a| a.iter().map(|x| x["@type"].as_str().unwrap()).collect())
+            .unwrap_or_default();
+        format!(
+            "{}|{}|{}|{}",
+            rt["id"].as_str().unwrap(),
+            rt["displayName"].as_str().unwrap(),
+            rt["traits"][0].as_str().unwrap(),
+            anns.join(",")
+        )
+    });
+    let types: BTreeSet<String> = reader
+        .resource_types(&sync_id)
+        .iter()
+        .map(|t| {
+            let name = match t.data.traits[..] {
+                [1] => "TRAIT_USER",
+                [3] => "TRAIT_ROLE",
+                _ => "?",
+            };
+            let anns: Vec<&str> = t.data.annotations.iter().map(|a| a.type_url.as_str()).collect();
+            format!("{}|{}|{}|{}", t.external_id, t.data.display_name, name, anns.join(","))
+        })
+        .collect();
     assert_eq!(types, ref_types);
 
     // One token, two user lists, one role page: nothing grows with users or roles.
@@ -217,9 +249,16 @@ async fn more_than_100_roles_are_paged_and_requests_stay_constant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_302_renews_the_token_and_retries() {
-    let mut cfg = SimConfig::default();
-    cfg.faults = FaultPlan {
-        rules: vec![FaultRule { endpoint: Endpoint::Roles, kind: FaultKind::Redirect302, first_request: 1, times: 1 }],
+    let cfg = SimConfig {
+        faults: FaultPlan {
+            rules: vec![FaultRule {
+                endpoint: Endpoint::Roles,
+                kind: FaultKind::Redirect302,
+                first_request: 1,
+                times: 1,
+            }],
+        },
+        ..Default::default()
     };
     let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), cfg).await.unwrap();
     let dir = tmp();
@@ -238,9 +277,8 @@ async fn a_302_renews_the_token_and_retries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_is_renewed_before_it_expires() {
     // Tokens live 2 s and every request takes 400 ms: the 6 role pages outlast the first token.
-    let mut cfg = SimConfig::default();
-    cfg.token_ttl = Duration::from_secs(2);
-    cfg.latency = Duration::from_millis(400);
+    let cfg =
+        SimConfig { token_ttl: Duration::from_secs(2), latency: Duration::from_millis(400), ..Default::default() };
     let spec = GeneratedSpec { users: 50, roles: 550, sso_percent: 50, seed: 3 };
     let server = SimServer::start(Workspace::generated(spec), cfg).await.unwrap();
     let dir = tmp();
@@ -269,7 +307,8 @@ fn user(id: &str, email: &str, role: &str, sso: bool) -> SimUser {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_in_both_lists_is_written_once_and_an_unknown_role_gets_no_grant() {
-    let roles = vec![SimRole { id: "r-admin".into(), name: "Admin".into(), description: String::new(), scope_names: vec![] }];
+    let roles =
+        vec![SimRole { id: "r-admin".into(), name: "Admin".into(), description: String::new(), scope_names: vec![] }];
     let users = vec![
         user("u-both", "both@example.com", "r-admin", false),
         user("u-both", "both@example.com", "r-admin", true),
@@ -343,11 +382,7 @@ async fn a_file_that_is_not_a_c1z_is_refused_and_left_unchanged() {
 #[test]
 fn missing_credentials_are_one_clear_line_and_exit_2() {
     let dir = tmp();
-    let out = std::process::Command::new(bin())
-        .env_clear()
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(bin()).env_clear().current_dir(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -390,8 +425,13 @@ async fn bad_credentials_fail_with_one_line_and_no_secret() {
 fn capabilities_match_the_committed_file() {
     let out = std::process::Command::new(bin()).arg("capabilities").env_clear().output().unwrap();
     assert!(out.status.success());
-    let committed = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("baton_capabilities.json")).unwrap();
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), committed, "regenerate with: baton-torq capabilities > baton_capabilities.json");
+    let committed =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("baton_capabilities.json")).unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        committed,
+        "regenerate with: baton-torq capabilities > baton_capabilities.json"
+    );
 }
 
 #[test]
@@ -418,5 +458,8 @@ fn demo_syncs_the_built_in_workspace() {
 fn version_follows_the_baton_convention() {
     let out = std::process::Command::new(bin()).arg("--version").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("baton-torq version v{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("baton-torq version v{}", env!("CARGO_PKG_VERSION"))
+    );
 }

@@ -54,9 +54,7 @@ pub fn detect(path: &Path) -> Result<FileKind, C1zError> {
     let mut file = File::open(path).map_err(|e| C1zError::io("open", path, e))?;
     let mut filled = 0;
     while filled < head.len() {
-        let n = file
-            .read(&mut head[filled..])
-            .map_err(|e| C1zError::io("read", path, e))?;
+        let n = file.read(&mut head[filled..]).map_err(|e| C1zError::io("read", path, e))?;
         if n == 0 {
             break;
         }
@@ -79,15 +77,9 @@ pub fn detect(path: &Path) -> Result<FileKind, C1zError> {
 pub fn check_target(target: &Path) -> Result<(), C1zError> {
     match detect(target)? {
         FileKind::Absent | FileKind::Empty | FileKind::V1 => Ok(()),
-        FileKind::Directory => Err(C1zError::TargetIsDirectory {
-            path: target.to_path_buf(),
-        }),
-        FileKind::V3 => Err(C1zError::UnsupportedFormat {
-            path: target.to_path_buf(),
-        }),
-        FileKind::Other => Err(C1zError::NotC1z {
-            path: target.to_path_buf(),
-        }),
+        FileKind::Directory => Err(C1zError::TargetIsDirectory { path: target.to_path_buf() }),
+        FileKind::V3 => Err(C1zError::UnsupportedFormat { path: target.to_path_buf() }),
+        FileKind::Other => Err(C1zError::NotC1z { path: target.to_path_buf() }),
     }
 }
 
@@ -100,23 +92,12 @@ pub struct CompressSettings {
 
 /// Streams `src` (a SQLite file) into `dst` as `C1ZF\0` + one zstd frame with a content checksum, the content
 /// size declared, no dictionary and a window of at most 32 MiB. Returns the number of bytes written to `dst`.
-pub fn compress_file(
-    src: &Path,
-    dst: &mut File,
-    dst_path: &Path,
-    settings: CompressSettings,
-) -> Result<u64, C1zError> {
+pub fn compress_file(src: &Path, dst: &mut File, dst_path: &Path, settings: CompressSettings) -> Result<u64, C1zError> {
     let input = File::open(src).map_err(|e| C1zError::io("open", src, e))?;
-    let size = input
-        .metadata()
-        .map_err(|e| C1zError::io("inspect", src, e))?
-        .len();
+    let size = input.metadata().map_err(|e| C1zError::io("inspect", src, e))?.len();
     let write_err = |e| C1zError::io("write", dst_path, e);
 
-    let mut out = CountingWriter {
-        inner: BufWriter::with_capacity(1 << 20, &mut *dst),
-        count: 0,
-    };
+    let mut out = CountingWriter { inner: BufWriter::with_capacity(1 << 20, &mut *dst), count: 0 };
     out.write_all(MAGIC_V1).map_err(write_err)?;
     let mut enc = zstd::stream::write::Encoder::new(&mut out, settings.level).map_err(write_err)?;
     enc.include_checksum(true).map_err(write_err)?;
@@ -130,11 +111,7 @@ pub fn compress_file(
     let mut reader = BufReader::with_capacity(1 << 20, input);
     let copied = io::copy(&mut reader, &mut enc).map_err(|e| C1zError::io("compress", src, e))?;
     if copied != size {
-        return Err(C1zError::io(
-            "compress",
-            src,
-            io::Error::other("work database changed size while compressing"),
-        ));
+        return Err(C1zError::io("compress", src, io::Error::other("work database changed size while compressing")));
     }
     enc.finish().map_err(write_err)?;
     out.flush().map_err(write_err)?;
@@ -152,24 +129,17 @@ fn zstd_window_log(level: i32) -> u32 {
 /// Streams a c1z file at `src` (magic already verified by the caller or not) into `dst` as the raw SQLite
 /// bytes. Errors are returned as [`C1zError::Corrupt`] when the content is not a valid v1 c1z.
 pub fn decompress_file(src: &Path, dst: &mut File, dst_path: &Path) -> Result<u64, C1zError> {
-    let corrupt = |reason: String| C1zError::Corrupt {
-        path: src.to_path_buf(),
-        reason,
-    };
+    let corrupt = |reason: String| C1zError::Corrupt { path: src.to_path_buf(), reason };
     let input = File::open(src).map_err(|e| C1zError::io("open", src, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, input);
     let mut head = [0u8; 5];
-    reader
-        .read_exact(&mut head)
-        .map_err(|_| corrupt("shorter than the 5-byte header".into()))?;
+    reader.read_exact(&mut head).map_err(|_| corrupt("shorter than the 5-byte header".into()))?;
     if &head != MAGIC_V1 {
         return Err(corrupt("missing the C1ZF magic".into()));
     }
-    let mut dec = zstd::stream::read::Decoder::with_buffer(reader)
-        .map_err(|e| corrupt(format!("zstd: {e}")))?;
+    let mut dec = zstd::stream::read::Decoder::with_buffer(reader).map_err(|e| corrupt(format!("zstd: {e}")))?;
     // Accept what the Go readers accept (window up to 128 MiB).
-    dec.window_log_max(27)
-        .map_err(|e| corrupt(format!("zstd: {e}")))?;
+    dec.window_log_max(27).map_err(|e| corrupt(format!("zstd: {e}")))?;
     let mut out = BufWriter::with_capacity(1 << 20, &mut *dst);
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
@@ -180,8 +150,7 @@ pub fn decompress_file(src: &Path, dst: &mut File, dst_path: &Path) -> Result<u6
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(corrupt(format!("zstd: {e}"))),
         };
-        out.write_all(&buf[..n])
-            .map_err(|e| C1zError::io("write", dst_path, e))?;
+        out.write_all(&buf[..n]).map_err(|e| C1zError::io("write", dst_path, e))?;
         total += n as u64;
     }
     out.flush().map_err(|e| C1zError::io("write", dst_path, e))?;

@@ -43,7 +43,9 @@ pub enum C1zError {
     NotC1z { path: PathBuf },
 
     /// The output path is a c1z in the v3 (Pebble) format, which this writer cannot extend.
-    #[error("{path} is a v3 (Pebble) c1z, which this connector cannot extend; choose another output path or remove it")]
+    #[error(
+        "{path} is a v3 (Pebble) c1z, which this connector cannot extend; choose another output path or remove it"
+    )]
     UnsupportedFormat { path: PathBuf },
 
     /// The output path starts with the c1z magic but cannot be decompressed or opened as SQLite.
@@ -78,11 +80,7 @@ pub enum C1zError {
 
 impl C1zError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        C1zError::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        C1zError::Io { op, path: path.into(), source }
     }
 
     pub(crate) fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {

@@ -242,8 +242,7 @@ pub const DEFERRED_INDEXES: &[IndexDef] = &[
 /// Creates every table and live index that is missing and applies the add-column migrations.
 pub fn apply(conn: &Connection) -> Result<(), C1zError> {
     for (_, ddl) in TABLES {
-        conn.execute_batch(ddl)
-            .map_err(C1zError::sql("create the c1z tables"))?;
+        conn.execute_batch(ddl).map_err(C1zError::sql("create the c1z tables"))?;
     }
     for m in MIGRATIONS {
         match conn.execute_batch(m) {
@@ -253,8 +252,7 @@ pub fn apply(conn: &Connection) -> Result<(), C1zError> {
         }
     }
     for idx in LIVE_INDEXES {
-        conn.execute_batch(idx.ddl)
-            .map_err(C1zError::sql("create the c1z indexes"))?;
+        conn.execute_batch(idx.ddl).map_err(C1zError::sql("create the c1z indexes"))?;
     }
     Ok(())
 }
@@ -271,16 +269,12 @@ pub fn drop_deferred_indexes(conn: &Connection) -> Result<(), C1zError> {
 /// Builds the deferred (non-unique) indexes in bulk.
 pub fn create_deferred_indexes(conn: &Connection) -> Result<(), C1zError> {
     for idx in DEFERRED_INDEXES {
-        conn.execute_batch(idx.ddl)
-            .map_err(C1zError::sql("build the c1z indexes"))?;
+        conn.execute_batch(idx.ddl).map_err(C1zError::sql("build the c1z indexes"))?;
     }
     Ok(())
 }
 
 /// Every index name of the superset schema (live and deferred).
 pub fn all_index_names() -> impl Iterator<Item = &'static str> {
-    LIVE_INDEXES
-        .iter()
-        .chain(DEFERRED_INDEXES.iter())
-        .map(|i| i.name)
+    LIVE_INDEXES.iter().chain(DEFERRED_INDEXES.iter()).map(|i| i.name)
 }

@@ -40,10 +40,7 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions {
-            zstd_level: 3,
-            carry_over_previous: true,
-        }
+        WriterOptions { zstd_level: 3, carry_over_previous: true }
     }
 }
 
@@ -127,31 +124,16 @@ impl C1zWriter {
         }
         let kind = container::detect(target)?;
         match kind {
-            FileKind::Directory => {
-                return Err(C1zError::TargetIsDirectory {
-                    path: target.to_path_buf(),
-                })
-            }
-            FileKind::Other => {
-                return Err(C1zError::NotC1z {
-                    path: target.to_path_buf(),
-                })
-            }
-            FileKind::V3 => {
-                return Err(C1zError::UnsupportedFormat {
-                    path: target.to_path_buf(),
-                })
-            }
+            FileKind::Directory => return Err(C1zError::TargetIsDirectory { path: target.to_path_buf() }),
+            FileKind::Other => return Err(C1zError::NotC1z { path: target.to_path_buf() }),
+            FileKind::V3 => return Err(C1zError::UnsupportedFormat { path: target.to_path_buf() }),
             FileKind::Absent | FileKind::Empty | FileKind::V1 => {}
         }
         let file_name = target
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| {
-                C1zError::InvalidOption(format!(
-                    "output path {} has no usable file name",
-                    target.display()
-                ))
+                C1zError::InvalidOption(format!("output path {} has no usable file name", target.display()))
             })?
             .to_string();
         let dir = match target.parent() {
@@ -175,11 +157,9 @@ impl C1zWriter {
         }
         let work = work_file.into_temp_path();
 
-        let conn = Connection::open_with_flags(
-            &work,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(C1zError::sql("open the work database"))?;
+        let conn =
+            Connection::open_with_flags(&work, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(C1zError::sql("open the work database"))?;
         let mut writer = C1zWriter {
             conn: Some(conn),
             work: Some(work),
@@ -204,18 +184,13 @@ impl C1zWriter {
             let target = target.clone();
             move |e: rusqlite::Error| match e.sqlite_error_code() {
                 Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) if carry => {
-                    C1zError::Corrupt {
-                        path: target,
-                        reason: format!("not a SQLite database: {e}"),
-                    }
+                    C1zError::Corrupt { path: target, reason: format!("not a SQLite database: {e}") }
                 }
                 _ => C1zError::Sqlite { op, source: e },
             }
         };
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map_err(corrupt_or("read the carried-over database"))?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+            .map_err(corrupt_or("read the carried-over database"))?;
         conn.execute_batch(&format!(
             "PRAGMA page_size = 4096; PRAGMA locking_mode = EXCLUSIVE; PRAGMA synchronous = OFF; \
              PRAGMA cache_size = -{CACHE_KIB}; PRAGMA encoding = 'UTF-8';"
@@ -225,13 +200,10 @@ impl C1zWriter {
             .query_row("PRAGMA journal_mode = OFF", [], |r| r.get(0))
             .map_err(corrupt_or("configure the work database"))?;
         if !mode.eq_ignore_ascii_case("off") {
-            return Err(C1zError::InvalidOption(format!(
-                "work database refused journal_mode=OFF (got {mode})"
-            )));
+            return Err(C1zError::InvalidOption(format!("work database refused journal_mode=OFF (got {mode})")));
         }
         conn.set_prepared_statement_cache_capacity(16);
-        conn.execute_batch("BEGIN")
-            .map_err(corrupt_or("begin a transaction"))?;
+        conn.execute_batch("BEGIN").map_err(corrupt_or("begin a transaction"))?;
         schema::apply(conn).map_err(|e| match e {
             C1zError::Sqlite { op, source } => corrupt_or(op)(source),
             other => other,
@@ -275,9 +247,9 @@ impl C1zWriter {
     }
 
     fn conn(&self) -> Result<&Connection, C1zError> {
-        self.conn.as_ref().ok_or_else(|| {
-            C1zError::InvalidOption("the c1z writer was already closed after an error".into())
-        })
+        self.conn
+            .as_ref()
+            .ok_or_else(|| C1zError::InvalidOption("the c1z writer was already closed after an error".into()))
     }
 
     /// The KSUID of the sync run being written.
@@ -302,9 +274,8 @@ impl C1zWriter {
         }
         encode(rt, &mut self.buf)?;
         let conn = self.conn.as_ref().ok_or_else(closed)?;
-        let mut stmt = conn
-            .prepare_cached(INSERT_RESOURCE_TYPE)
-            .map_err(C1zError::sql("prepare a resource type insert"))?;
+        let mut stmt =
+            conn.prepare_cached(INSERT_RESOURCE_TYPE).map_err(C1zError::sql("prepare a resource type insert"))?;
         let n = stmt
             .execute(params![rt.id, self.buf, self.sync_id, now_text()])
             .map_err(C1zError::sql("insert a resource type"))?;
@@ -317,10 +288,7 @@ impl C1zWriter {
 
     /// Stores a resource under `external_id` `"<type>:<id>"`; `Ok(false)` when already in this sync.
     pub fn put_resource(&mut self, r: &Resource) -> Result<bool, C1zError> {
-        let id = r
-            .id
-            .as_ref()
-            .ok_or_else(|| invalid("a resource", "it has no id"))?;
+        let id = r.id.as_ref().ok_or_else(|| invalid("a resource", "it has no id"))?;
         if id.resource_type.is_empty() || id.resource.is_empty() {
             return Err(invalid("a resource", "its id has an empty type or value"));
         }
@@ -331,19 +299,9 @@ impl C1zWriter {
         };
         encode(r, &mut self.buf)?;
         let conn = self.conn.as_ref().ok_or_else(closed)?;
-        let mut stmt = conn
-            .prepare_cached(INSERT_RESOURCE)
-            .map_err(C1zError::sql("prepare a resource insert"))?;
+        let mut stmt = conn.prepare_cached(INSERT_RESOURCE).map_err(C1zError::sql("prepare a resource insert"))?;
         let n = stmt
-            .execute(params![
-                id.resource_type,
-                external_id,
-                parent_type,
-                parent_id,
-                self.buf,
-                self.sync_id,
-                now_text()
-            ])
+            .execute(params![id.resource_type, external_id, parent_type, parent_id, self.buf, self.sync_id, now_text()])
             .map_err(C1zError::sql("insert a resource"))?;
         let inserted = n == 1;
         if inserted {
@@ -365,18 +323,10 @@ impl C1zWriter {
             .ok_or_else(|| invalid("an entitlement", "it has no resource id"))?;
         encode(e, &mut self.buf)?;
         let conn = self.conn.as_ref().ok_or_else(closed)?;
-        let mut stmt = conn
-            .prepare_cached(INSERT_ENTITLEMENT)
-            .map_err(C1zError::sql("prepare an entitlement insert"))?;
+        let mut stmt =
+            conn.prepare_cached(INSERT_ENTITLEMENT).map_err(C1zError::sql("prepare an entitlement insert"))?;
         let n = stmt
-            .execute(params![
-                rid.resource_type,
-                rid.resource,
-                e.id,
-                self.buf,
-                self.sync_id,
-                now_text()
-            ])
+            .execute(params![rid.resource_type, rid.resource, e.id, self.buf, self.sync_id, now_text()])
             .map_err(C1zError::sql("insert an entitlement"))?;
         let inserted = n == 1;
         if inserted {
@@ -391,10 +341,7 @@ impl C1zWriter {
         if g.id.is_empty() {
             return Err(invalid("a grant", "its id is empty"));
         }
-        let ent = g
-            .entitlement
-            .as_ref()
-            .ok_or_else(|| invalid("a grant", "it has no entitlement"))?;
+        let ent = g.entitlement.as_ref().ok_or_else(|| invalid("a grant", "it has no entitlement"))?;
         if ent.id.is_empty() {
             return Err(invalid("a grant", "its entitlement id is empty"));
         }
@@ -410,9 +357,7 @@ impl C1zWriter {
             .ok_or_else(|| invalid("a grant", "it has no principal id"))?;
         encode(g, &mut self.buf)?;
         let conn = self.conn.as_ref().ok_or_else(closed)?;
-        let mut stmt = conn
-            .prepare_cached(INSERT_GRANT)
-            .map_err(C1zError::sql("prepare a grant insert"))?;
+        let mut stmt = conn.prepare_cached(INSERT_GRANT).map_err(C1zError::sql("prepare a grant insert"))?;
         let n = stmt
             .execute(params![
                 rid.resource_type,
@@ -469,12 +414,10 @@ impl C1zWriter {
             }
         }
         {
-            let mut del = conn
-                .prepare("DELETE FROM v1_grants WHERE id = ?1")
-                .map_err(C1zError::sql("delete dangling grants"))?;
+            let mut del =
+                conn.prepare("DELETE FROM v1_grants WHERE id = ?1").map_err(C1zError::sql("delete dangling grants"))?;
             for (rowid, _) in &rows {
-                del.execute([rowid])
-                    .map_err(C1zError::sql("delete dangling grants"))?;
+                del.execute([rowid]).map_err(C1zError::sql("delete dangling grants"))?;
             }
         }
         self.counts.grants = self.counts.grants.saturating_sub(rows.len() as u64);
@@ -485,24 +428,17 @@ impl C1zWriter {
     /// target. On error the target is unchanged and all temp files are removed.
     pub fn finish(mut self) -> Result<FinishedFile, C1zError> {
         let conn = self.conn.take().ok_or_else(closed)?;
-        conn.execute(
-            "UPDATE v1_sync_runs SET ended_at = ?1 WHERE sync_id = ?2",
-            params![now_text(), self.sync_id],
-        )
-        .map_err(C1zError::sql("end the sync run"))?;
+        conn.execute("UPDATE v1_sync_runs SET ended_at = ?1 WHERE sync_id = ?2", params![now_text(), self.sync_id])
+            .map_err(C1zError::sql("end the sync run"))?;
         schema::create_deferred_indexes(&conn)?;
-        conn.execute_batch("COMMIT")
-            .map_err(C1zError::sql("commit the sync"))?;
+        conn.execute_batch("COMMIT").map_err(C1zError::sql("commit the sync"))?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
             .map_err(C1zError::sql("switch to rollback-journal mode"))?;
         if !mode.eq_ignore_ascii_case("delete") {
-            return Err(C1zError::InvalidOption(format!(
-                "work database refused journal_mode=DELETE (got {mode})"
-            )));
+            return Err(C1zError::InvalidOption(format!("work database refused journal_mode=DELETE (got {mode})")));
         }
-        conn.close()
-            .map_err(|(_, e)| C1zError::sql("close the work database")(e))?;
+        conn.close().map_err(|(_, e)| C1zError::sql("close the work database")(e))?;
 
         let work = self.work.as_ref().ok_or_else(closed)?.to_path_buf();
         remove_side_files(&work);
@@ -510,21 +446,9 @@ impl C1zWriter {
         // Re-check: something else may have appeared at the target since `create`.
         match container::detect(&self.target)? {
             FileKind::Absent | FileKind::Empty | FileKind::V1 => {}
-            FileKind::Directory => {
-                return Err(C1zError::TargetIsDirectory {
-                    path: self.target.clone(),
-                })
-            }
-            FileKind::V3 => {
-                return Err(C1zError::UnsupportedFormat {
-                    path: self.target.clone(),
-                })
-            }
-            FileKind::Other => {
-                return Err(C1zError::NotC1z {
-                    path: self.target.clone(),
-                })
-            }
+            FileKind::Directory => return Err(C1zError::TargetIsDirectory { path: self.target.clone() }),
+            FileKind::V3 => return Err(C1zError::UnsupportedFormat { path: self.target.clone() }),
+            FileKind::Other => return Err(C1zError::NotC1z { path: self.target.clone() }),
         }
 
         let mut out = tempfile::Builder::new()
@@ -534,17 +458,10 @@ impl C1zWriter {
             .tempfile_in(&self.dir)
             .map_err(|e| C1zError::io("create a temp file in", &self.dir, e))?;
         let out_path = out.path().to_path_buf();
-        let bytes = container::compress_file(
-            &work,
-            out.as_file_mut(),
-            &out_path,
-            CompressSettings { level: self.level },
-        )?;
-        out.as_file()
-            .sync_all()
-            .map_err(|e| C1zError::io("flush", &out_path, e))?;
-        out.persist(&self.target)
-            .map_err(|e| C1zError::io("replace", &self.target, e.error))?;
+        let bytes =
+            container::compress_file(&work, out.as_file_mut(), &out_path, CompressSettings { level: self.level })?;
+        out.as_file().sync_all().map_err(|e| C1zError::io("flush", &out_path, e))?;
+        out.persist(&self.target).map_err(|e| C1zError::io("replace", &self.target, e.error))?;
         // Make the rename durable; some file systems refuse fsync on directories, which is not fatal.
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();
@@ -579,15 +496,11 @@ fn remove_side_files(work: &Path) {
 
 fn encode<M: Message>(msg: &M, buf: &mut Vec<u8>) -> Result<(), C1zError> {
     buf.clear();
-    msg.encode(buf)
-        .map_err(|e| invalid("an object", &format!("protobuf encoding failed: {e}")))
+    msg.encode(buf).map_err(|e| invalid("an object", &format!("protobuf encoding failed: {e}")))
 }
 
 fn invalid(what: &'static str, reason: &str) -> C1zError {
-    C1zError::InvalidObject {
-        what,
-        reason: reason.to_string(),
-    }
+    C1zError::InvalidObject { what, reason: reason.to_string() }
 }
 
 fn closed() -> C1zError {

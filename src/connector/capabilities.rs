@@ -5,7 +5,9 @@
 use serde_json::{json, Map, Value};
 
 use super::resource_types;
-use crate::proto::connector_v2::{resource_type::Trait, Capability, ConnectorCapabilities, ResourceType, ResourceTypeCapability};
+use crate::proto::connector_v2::{
+    resource_type::Trait, Capability, ConnectorCapabilities, ResourceType, ResourceTypeCapability,
+};
 
 /// Sync only, for every resource type; provisioning is not offered yet.
 pub fn connector_capabilities() -> ConnectorCapabilities {
@@ -82,7 +84,10 @@ mod tests {
         let rts = v["resourceTypeCapabilities"].as_array().unwrap();
         assert_eq!(rts[0]["resourceType"]["id"], "role");
         assert_eq!(rts[1]["resourceType"]["id"], "user");
-        assert_eq!(rts[1]["resourceType"]["annotations"][0]["@type"], "type.googleapis.com/c1.connector.v2.SkipEntitlementsAndGrants");
+        assert_eq!(
+            rts[1]["resourceType"]["annotations"][0]["@type"],
+            "type.googleapis.com/c1.connector.v2.SkipEntitlementsAndGrants"
+        );
         assert_eq!(rts[1]["capabilities"][0], "CAPABILITY_SYNC");
         assert_eq!(v["connectorCapabilities"][0], "CAPABILITY_SYNC");
     }

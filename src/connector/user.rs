@@ -6,8 +6,7 @@
 
 use super::{flag, pack, profile, role, text, timestamp, USER_TYPE_ID};
 use crate::proto::connector_v2::{
-    resource_status, user_trait, Entitlement, Grant, Resource, ResourceId,
-    ResourceStatus, UserTrait,
+    resource_status, user_trait, Entitlement, Grant, Resource, ResourceId, ResourceStatus, UserTrait,
 };
 use crate::torq::{UserRecord, UserStatus};
 

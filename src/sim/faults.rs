@@ -77,19 +77,8 @@ impl FaultPlan {
     }
 
     /// Adds a rule: `kind` on requests `first_request .. first_request + times` of `endpoint`.
-    pub fn on(
-        mut self,
-        endpoint: Endpoint,
-        kind: FaultKind,
-        first_request: u64,
-        times: u64,
-    ) -> FaultPlan {
-        self.rules.push(FaultRule {
-            endpoint,
-            kind,
-            first_request,
-            times,
-        });
+    pub fn on(mut self, endpoint: Endpoint, kind: FaultKind, first_request: u64, times: u64) -> FaultPlan {
+        self.rules.push(FaultRule { endpoint, kind, first_request, times });
         self
     }
 
@@ -155,20 +144,10 @@ mod tests {
     #[test]
     fn windows_and_precedence() {
         let plan = FaultPlan::new()
-            .on(
-                Endpoint::Roles,
-                FaultKind::Delay(Duration::from_millis(5)),
-                1,
-                u64::MAX,
-            )
+            .on(Endpoint::Roles, FaultKind::Delay(Duration::from_millis(5)), 1, u64::MAX)
             .on(Endpoint::Roles, FaultKind::Status(503), 2, 2)
             .on(Endpoint::AnyApi, FaultKind::MalformedJson, 3, 1)
-            .on(
-                Endpoint::Roles,
-                FaultKind::Delay(Duration::from_millis(7)),
-                3,
-                1,
-            );
+            .on(Endpoint::Roles, FaultKind::Delay(Duration::from_millis(7)), 3, 1);
         let roles = |n: u64, api: u64| {
             move |e: Endpoint| match e {
                 Endpoint::Roles => Some(n),
@@ -180,15 +159,9 @@ mod tests {
         assert_eq!((d.delay, d.kind), (Duration::from_millis(5), None));
         assert_eq!(plan.decide(roles(2, 2)).kind, Some(FaultKind::Status(503)));
         let d = plan.decide(roles(3, 3));
-        assert_eq!(
-            (d.delay, d.kind),
-            (Duration::from_millis(12), Some(FaultKind::Status(503)))
-        );
+        assert_eq!((d.delay, d.kind), (Duration::from_millis(12), Some(FaultKind::Status(503))));
         assert_eq!(plan.decide(roles(4, 4)).kind, None);
-        assert!(FaultPlan::new()
-            .always(Endpoint::Token, FaultKind::Redirect302)
-            .rules[0]
-            .hits(u64::MAX));
+        assert!(FaultPlan::new().always(Endpoint::Token, FaultKind::Redirect302).rules[0].hits(u64::MAX));
         assert_eq!(grpc_code(503), 14);
         assert_eq!(grpc_code(500), 13);
     }

@@ -166,9 +166,7 @@ impl SimServer {
             tokens: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         });
-        let app = Router::new()
-            .fallback(dispatch)
-            .with_state(Arc::clone(&shared));
+        let app = Router::new().fallback(dispatch).with_state(Arc::clone(&shared));
         // Small responses must not wait for delayed ACKs.
         let listener = listener.tap_io(|tcp| {
             if let Err(err) = tcp.set_nodelay(true) {
@@ -185,12 +183,7 @@ impl SimServer {
             }
         });
         tracing::debug!("sim: Torq simulator listening on http://{addr}");
-        Ok(SimServer {
-            addr,
-            shared,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        Ok(SimServer { addr, shared, stop: Some(stop), task: Some(task) })
     }
 
     /// Base URL of the public API, e.g. `http://127.0.0.1:PORT/public/v1alpha`.
@@ -226,11 +219,7 @@ impl SimServer {
     /// Replaces the fault plan. Request numbers in the rules still count from the server's start, so a test
     /// that switches faults mid-way can add `stats()` counts to `first_request`.
     pub fn set_faults(&self, plan: FaultPlan) {
-        *self
-            .shared
-            .faults
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = plan;
+        *self.shared.faults.lock().unwrap_or_else(PoisonError::into_inner) = plan;
     }
 
     /// Stops accepting connections and waits (at most 2 s) for open connections to finish. After that the
@@ -241,10 +230,7 @@ impl SimServer {
         }
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(2), task)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(2), task).await.is_err() {
                 abort.abort();
             }
         }
@@ -314,15 +300,8 @@ impl Reply {
         // Serialising plain data structures into a Vec cannot fail.
         let body = serde_json::to_vec(value).unwrap_or_default();
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        Reply {
-            status,
-            headers,
-            payload: Payload::Full(Bytes::from(body)),
-        }
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Reply { status, headers, payload: Payload::Full(Bytes::from(body)) }
     }
 
     /// Torq's error envelope.
@@ -337,41 +316,25 @@ impl Reply {
 
     /// What Torq answers for an expired token: a redirect to the login page with an HTML body.
     fn login_redirect(path: &str) -> Reply {
-        let location = format!(
-            "{LOGIN_URL}?redirect_uri=https%3A%2F%2Fapi.torq.io{}",
-            path.replace('/', "%2F")
-        );
+        let location = format!("{LOGIN_URL}?redirect_uri=https%3A%2F%2Fapi.torq.io{}", path.replace('/', "%2F"));
         let html = format!(
             "<!DOCTYPE html>\n<html><head><title>Sign in - Torq</title></head>\
              <body><a href=\"{location}\">Found</a>.</body></html>\n"
         );
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         if let Ok(value) = HeaderValue::from_str(&location) {
             headers.insert(header::LOCATION, value);
         }
-        Reply {
-            status: StatusCode::FOUND,
-            headers,
-            payload: Payload::Full(Bytes::from(html)),
-        }
+        Reply { status: StatusCode::FOUND, headers, payload: Payload::Full(Bytes::from(html)) }
     }
 
     fn into_response(self, body_fault: Option<&FaultKind>) -> Response {
         let body = match (self.payload, body_fault) {
             (Payload::Full(bytes), None) => Body::from(bytes),
-            (Payload::Chunks(rx), None) => {
-                Body::from_stream(chunk_stream(rx).map(Ok::<_, std::io::Error>))
-            }
-            (Payload::Full(bytes), Some(FaultKind::TruncatedBody)) => {
-                Body::from(first_half(&bytes))
-            }
-            (Payload::Chunks(rx), Some(FaultKind::TruncatedBody)) => {
-                cut_body(chunk_stream(rx), false)
-            }
+            (Payload::Chunks(rx), None) => Body::from_stream(chunk_stream(rx).map(Ok::<_, std::io::Error>)),
+            (Payload::Full(bytes), Some(FaultKind::TruncatedBody)) => Body::from(first_half(&bytes)),
+            (Payload::Chunks(rx), Some(FaultKind::TruncatedBody)) => cut_body(chunk_stream(rx), false),
             (Payload::Full(bytes), Some(_)) => cut_body(futures_util::stream::iter([bytes]), true),
             (Payload::Chunks(rx), Some(_)) => cut_body(chunk_stream(rx), true),
         };
@@ -382,12 +345,8 @@ impl Reply {
     }
 }
 
-fn chunk_stream(
-    rx: mpsc::Receiver<Bytes>,
-) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
-    futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    })
+fn chunk_stream(rx: mpsc::Receiver<Bytes>) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) })
 }
 
 /// The first half of `bytes` (at least one byte, never all of a body of two or more bytes).
@@ -400,56 +359,39 @@ fn first_half(bytes: &Bytes) -> Bytes {
 /// (the HTTP framing is complete, the JSON is not); with `reset` the body fails after a short pause, which
 /// makes hyper drop the connection without the terminating chunk.
 fn cut_body(chunks: impl futures_util::Stream<Item = Bytes> + Send + 'static, reset: bool) -> Body {
-    let stream = futures_util::stream::unfold(
-        (Box::pin(chunks), 0u8),
-        move |(mut chunks, step)| async move {
-            match step {
-                0 => {
-                    let first = chunks.next().await.unwrap_or_default();
-                    Some((Ok(first_half(&first)), (chunks, 1)))
-                }
-                1 if reset => {
-                    tokio::time::sleep(RESET_PAUSE).await;
-                    let err = std::io::Error::new(
-                        std::io::ErrorKind::ConnectionReset,
-                        "sim: injected connection reset",
-                    );
-                    Some((Err(err), (chunks, 2)))
-                }
-                _ => None,
+    let stream = futures_util::stream::unfold((Box::pin(chunks), 0u8), move |(mut chunks, step)| async move {
+        match step {
+            0 => {
+                let first = chunks.next().await.unwrap_or_default();
+                Some((Ok(first_half(&first)), (chunks, 1)))
             }
-        },
-    );
+            1 if reset => {
+                tokio::time::sleep(RESET_PAUSE).await;
+                let err = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "sim: injected connection reset");
+                Some((Err(err), (chunks, 2)))
+            }
+            _ => None,
+        }
+    });
     Body::from_stream(stream)
 }
 
 /// A body that is not valid JSON, shaped like the endpoint's normal answer.
 fn malformed_json(route: &Route) -> Reply {
     let text: &'static str = match route {
-        Route::Token => {
-            r#"{"access_token": "sim-malformed", "expires_in": 3600,, "token_type": Bearer}"#
-        }
+        Route::Token => r#"{"access_token": "sim-malformed", "expires_in": 3600,, "token_type": Bearer}"#,
         Route::Users { .. } => r#"{"users": [{"id": "sim-malformed", "email": }, ]"#,
         Route::Roles => r#"{"roles": [{"id": "sim-malformed" "name": "x"}], "next_page_token": }"#,
         Route::NotFound | Route::MethodNotAllowed => r#"{"code": 5, "message": not found"#,
     };
     let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Reply {
-        status: StatusCode::OK,
-        headers,
-        payload: Payload::Full(Bytes::from_static(text.as_bytes())),
-    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Reply { status: StatusCode::OK, headers, payload: Payload::Full(Bytes::from_static(text.as_bytes())) }
 }
 
 /// The single handler behind every path.
 async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let query: HashMap<String, String> = Query::try_from_uri(request.uri())
-        .map(|Query(q)| q)
-        .unwrap_or_default();
+    let query: HashMap<String, String> = Query::try_from_uri(request.uri()).map(|Query(q)| q).unwrap_or_default();
     let route = Route::of(request.method(), request.uri().path(), &query);
 
     // Count first: the counters number the requests that fault rules refer to.
@@ -465,19 +407,13 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         Route::Token => None,
         _ => Some(bump(&c.api)),
     };
-    let decision = shared
-        .faults
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .decide(|e| match e {
-            Endpoint::AnyApi => api_index,
-            e if Some(e) == endpoint => Some(index),
-            _ => None,
-        });
+    let decision = shared.faults.lock().unwrap_or_else(PoisonError::into_inner).decide(|e| match e {
+        Endpoint::AnyApi => api_index,
+        e if Some(e) == endpoint => Some(index),
+        _ => None,
+    });
     // EndlessPaging only means something for roles.
-    let fault = decision
-        .kind
-        .filter(|k| *k != FaultKind::EndlessPaging || matches!(route, Route::Roles));
+    let fault = decision.kind.filter(|k| *k != FaultKind::EndlessPaging || matches!(route, Route::Roles));
     if fault.is_some() || !decision.delay.is_zero() {
         c.faults_injected.fetch_add(1, Ordering::Relaxed);
     }
@@ -497,9 +433,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         Some(FaultKind::TooManyRequests { retry_after_secs }) => {
             let mut reply = Reply::error(StatusCode::TOO_MANY_REQUESTS, "Resource exhausted");
             if let Some(secs) = retry_after_secs {
-                reply
-                    .headers
-                    .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+                reply.headers.insert(header::RETRY_AFTER, HeaderValue::from(*secs));
             }
             reply
         }
@@ -510,9 +444,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
             handle(&shared, route, request, &query, endless).await
         }
     };
-    let body_fault = fault
-        .as_ref()
-        .filter(|k| matches!(k, FaultKind::TruncatedBody | FaultKind::ResetConnection));
+    let body_fault = fault.as_ref().filter(|k| matches!(k, FaultKind::TruncatedBody | FaultKind::ResetConnection));
     reply.into_response(body_fault)
 }
 
@@ -527,9 +459,7 @@ async fn handle(
     match route {
         Route::Token => issue_token(shared, request).await,
         Route::NotFound => Reply::error(StatusCode::NOT_FOUND, "Not Found"),
-        Route::MethodNotAllowed => {
-            Reply::error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
-        }
+        Route::MethodNotAllowed => Reply::error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
         Route::Users { sso } => {
             if let Some(reply) = rejection(shared, request.headers(), request.uri().path()) {
                 return reply;
@@ -558,17 +488,9 @@ fn rejection(shared: &Shared, headers: &HeaderMap, path: &str) -> Option<Reply> 
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
     let verdict = match token {
-        None => Some(Reply::error(
-            StatusCode::UNAUTHORIZED,
-            "missing bearer token",
-        )),
+        None => Some(Reply::error(StatusCode::UNAUTHORIZED, "missing bearer token")),
         Some(token) => {
-            let expiry = shared
-                .tokens
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(token)
-                .copied();
+            let expiry = shared.tokens.lock().unwrap_or_else(PoisonError::into_inner).get(token).copied();
             match expiry {
                 None => Some(Reply::error(StatusCode::UNAUTHORIZED, "invalid token")),
                 Some(expiry) if Instant::now() >= expiry => Some(Reply::login_redirect(path)),
@@ -577,10 +499,7 @@ fn rejection(shared: &Shared, headers: &HeaderMap, path: &str) -> Option<Reply> 
         }
     };
     if verdict.is_some() {
-        shared
-            .counters
-            .rejected_auth
-            .fetch_add(1, Ordering::Relaxed);
+        shared.counters.rejected_auth.fetch_add(1, Ordering::Relaxed);
     }
     verdict
 }
@@ -592,9 +511,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
     Some((id.to_owned(), secret.to_owned()))
@@ -611,10 +528,7 @@ async fn issue_token(shared: &Shared, request: Request) -> Reply {
     let credentials_ok = basic_credentials(request.headers())
         .is_some_and(|(id, secret)| id == shared.client_id && secret == shared.client_secret);
     if !credentials_ok {
-        shared
-            .counters
-            .rejected_auth
-            .fetch_add(1, Ordering::Relaxed);
+        shared.counters.rejected_auth.fetch_add(1, Ordering::Relaxed);
         return Reply::error(StatusCode::UNAUTHORIZED, "invalid client credentials");
     }
     let body = match axum::body::to_bytes(request.into_body(), 64 * 1024).await {
@@ -623,33 +537,17 @@ async fn issue_token(shared: &Shared, request: Request) -> Reply {
     };
     let grant_ok = form_value(&body, "grant_type").is_some_and(|g| g == "client_credentials");
     if !grant_ok {
-        return Reply::error(
-            StatusCode::BAD_REQUEST,
-            "grant_type must be client_credentials",
-        );
+        return Reply::error(StatusCode::BAD_REQUEST, "grant_type must be client_credentials");
     }
     let token = uuid_like(rand::random(), rand::random());
     let expiry = Instant::now() + shared.token_ttl;
-    shared
-        .tokens
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(token.clone(), expiry);
+    shared.tokens.lock().unwrap_or_else(PoisonError::into_inner).insert(token.clone(), expiry);
     let mut reply = Reply::json(
         StatusCode::OK,
-        &TokenResponse {
-            access_token: token,
-            expires_in: shared.token_ttl.as_secs(),
-            token_type: "Bearer",
-        },
+        &TokenResponse { access_token: token, expires_in: shared.token_ttl.as_secs(), token_type: "Bearer" },
     );
-    reply.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json;charset=UTF-8"),
-    );
-    reply
-        .headers
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    reply.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
+    reply.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     reply
 }
 
@@ -657,10 +555,7 @@ async fn issue_token(shared: &Shared, request: Request) -> Reply {
 /// `+`; anything with `%` is compared as sent, which is enough for `grant_type`).
 fn form_value(body: &[u8], key: &str) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
-    text.split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v.replace('+', " "))
+    text.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v.replace('+', " "))
 }
 
 /// Starts the producer of a user list and returns a reply that streams its chunks.
@@ -668,15 +563,8 @@ fn stream_users(shared: Arc<Shared>, sso: bool) -> Reply {
     let (tx, rx) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || produce_users(&shared.workspace, sso, &tx));
     let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Reply {
-        status: StatusCode::OK,
-        headers,
-        payload: Payload::Chunks(rx),
-    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Reply { status: StatusCode::OK, headers, payload: Payload::Chunks(rx) }
 }
 
 /// Writes `{"users":[...]}` into `tx` in chunks of [`USERS_PER_CHUNK`] users. Stops early when the receiver is
@@ -722,18 +610,11 @@ fn page_token(offset: u64) -> String {
 /// multi-page listing carries `"next_page_token": ""`; a listing that fits in one page omits the field, so
 /// clients meet both forms of "no more pages".
 fn list_roles(shared: &Shared, query: &HashMap<String, String>, endless_paging: bool) -> Reply {
-    let param = |snake: &str, camel: &str| {
-        query
-            .get(snake)
-            .or_else(|| query.get(camel))
-            .map(String::as_str)
-    };
+    let param = |snake: &str, camel: &str| query.get(snake).or_else(|| query.get(camel)).map(String::as_str);
     let page_size = match param("page_size", "pageSize").filter(|s| !s.is_empty()) {
         None => DEFAULT_PAGE_SIZE,
         Some(text) => match text.parse::<i64>() {
-            Ok(n) if n < 0 => {
-                return Reply::error(StatusCode::BAD_REQUEST, "page_size must not be negative")
-            }
+            Ok(n) if n < 0 => return Reply::error(StatusCode::BAD_REQUEST, "page_size must not be negative"),
             Ok(0) => DEFAULT_PAGE_SIZE,
             Ok(n) => n.unsigned_abs().min(MAX_PAGE_SIZE),
             Err(_) => return Reply::error(StatusCode::BAD_REQUEST, "page_size must be an integer"),
@@ -764,13 +645,7 @@ fn list_roles(shared: &Shared, query: &HashMap<String, String>, endless_paging: 
     } else {
         None
     };
-    Reply::json(
-        StatusCode::OK,
-        &RolesPage {
-            roles,
-            next_page_token,
-        },
-    )
+    Reply::json(StatusCode::OK, &RolesPage { roles, next_page_token })
 }
 
 #[cfg(test)]
@@ -780,28 +655,13 @@ mod tests {
     #[test]
     fn routes() {
         let q = HashMap::new();
-        assert!(matches!(
-            Route::of(&Method::POST, "/v1/auth/token", &q),
-            Route::Token
-        ));
-        assert!(matches!(
-            Route::of(&Method::GET, "/v1/auth/token", &q),
-            Route::MethodNotAllowed
-        ));
-        assert!(matches!(
-            Route::of(&Method::GET, "/public/v1alpha/users/", &q),
-            Route::Users { sso: Ok(false) }
-        ));
-        assert!(matches!(
-            Route::of(&Method::GET, "/public/v1alpha/users/roles", &q),
-            Route::Roles
-        ));
+        assert!(matches!(Route::of(&Method::POST, "/v1/auth/token", &q), Route::Token));
+        assert!(matches!(Route::of(&Method::GET, "/v1/auth/token", &q), Route::MethodNotAllowed));
+        assert!(matches!(Route::of(&Method::GET, "/public/v1alpha/users/", &q), Route::Users { sso: Ok(false) }));
+        assert!(matches!(Route::of(&Method::GET, "/public/v1alpha/users/roles", &q), Route::Roles));
         assert!(matches!(Route::of(&Method::GET, "/", &q), Route::NotFound));
         let q = HashMap::from([("sso_provision".to_owned(), "maybe".to_owned())]);
-        assert!(matches!(
-            Route::of(&Method::GET, "/public/v1alpha/users", &q),
-            Route::Users { sso: Err(_) }
-        ));
+        assert!(matches!(Route::of(&Method::GET, "/public/v1alpha/users", &q), Route::Users { sso: Err(_) }));
     }
 
     #[test]
@@ -812,28 +672,16 @@ mod tests {
         );
         assert_eq!(form_value(b"grant_type", "grant_type"), None);
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Basic dTpwOnc="),
-        );
-        assert_eq!(
-            basic_credentials(&headers),
-            Some(("u".to_owned(), "p:w".to_owned()))
-        );
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic dTpwOnc="));
+        assert_eq!(basic_credentials(&headers), Some(("u".to_owned(), "p:w".to_owned())));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic !!!"));
         assert_eq!(basic_credentials(&headers), None);
     }
 
     #[test]
     fn halves() {
-        assert_eq!(
-            first_half(&Bytes::from_static(b"abcd")),
-            Bytes::from_static(b"ab")
-        );
-        assert_eq!(
-            first_half(&Bytes::from_static(b"a")),
-            Bytes::from_static(b"a")
-        );
+        assert_eq!(first_half(&Bytes::from_static(b"abcd")), Bytes::from_static(b"ab"));
+        assert_eq!(first_half(&Bytes::from_static(b"a")), Bytes::from_static(b"a"));
         assert_eq!(first_half(&Bytes::new()), Bytes::new());
     }
 }

@@ -54,10 +54,7 @@ pub struct GeneratedSpec {
 #[derive(Clone, Debug)]
 pub enum Workspace {
     /// Users and roles held in memory.
-    Fixed {
-        users: Vec<SimUser>,
-        roles: Vec<SimRole>,
-    },
+    Fixed { users: Vec<SimUser>, roles: Vec<SimRole> },
     /// Users and roles computed on demand.
     Generated(GeneratedSpec),
 }
@@ -75,30 +72,11 @@ const PRESET_ROLES: [(&str, &str, &[&str]); 5] = [
     (
         "Owner",
         "Full access to the workspace",
-        &[
-            "user.read",
-            "user.write",
-            "apikey.read",
-            "apikey.write",
-            "playbook.read",
-            "playbook.write",
-        ],
+        &["user.read", "user.write", "apikey.read", "apikey.write", "playbook.read", "playbook.write"],
     ),
-    (
-        "Contributor",
-        "Build and run workflows",
-        &["user.read", "playbook.read", "playbook.write"],
-    ),
-    (
-        "Creator",
-        "Create workflows",
-        &["playbook.read", "playbook.write"],
-    ),
-    (
-        "Operator",
-        "Run workflows",
-        &["playbook.read", "playbook.execute"],
-    ),
+    ("Contributor", "Build and run workflows", &["user.read", "playbook.read", "playbook.write"]),
+    ("Creator", "Create workflows", &["playbook.read", "playbook.write"]),
+    ("Operator", "Run workflows", &["playbook.read", "playbook.execute"]),
     ("Viewer", "Read-only access", &["playbook.read"]),
 ];
 
@@ -126,10 +104,7 @@ impl Workspace {
                 return Err(SimError::Invalid(format!("duplicate role id {}", role.id)));
             }
         }
-        Ok(Workspace::Fixed {
-            users: file.users,
-            roles: file.roles,
-        })
+        Ok(Workspace::Fixed { users: file.users, roles: file.roles })
     }
 
     /// The built-in demo workspace (15 users, 5 roles, fictional people).
@@ -143,22 +118,13 @@ impl Workspace {
 
     /// A generated workspace; see [`GeneratedSpec`].
     pub fn generated(spec: GeneratedSpec) -> Workspace {
-        Workspace::Generated(GeneratedSpec {
-            roles: spec.roles.max(1),
-            sso_percent: spec.sso_percent.min(100),
-            ..spec
-        })
+        Workspace::Generated(GeneratedSpec { roles: spec.roles.max(1), sso_percent: spec.sso_percent.min(100), ..spec })
     }
 
     /// The users whose `sso_provision` equals `sso`, in a stable order. Generated users are computed lazily.
     pub fn users(&self, sso: bool) -> Box<dyn Iterator<Item = SimUser> + Send + '_> {
         match self {
-            Workspace::Fixed { users, .. } => Box::new(
-                users
-                    .iter()
-                    .filter(move |u| u.sso_provision == sso)
-                    .cloned(),
-            ),
+            Workspace::Fixed { users, .. } => Box::new(users.iter().filter(move |u| u.sso_provision == sso).cloned()),
             Workspace::Generated(spec) => {
                 let spec = *spec;
                 Box::new(
@@ -174,9 +140,7 @@ impl Workspace {
     pub fn roles(&self) -> Vec<SimRole> {
         match self {
             Workspace::Fixed { roles, .. } => roles.clone(),
-            Workspace::Generated(spec) => (0..u64::from(spec.roles))
-                .map(|i| generated_role(spec, i))
-                .collect(),
+            Workspace::Generated(spec) => (0..u64::from(spec.roles)).map(|i| generated_role(spec, i)).collect(),
         }
     }
 
@@ -186,10 +150,7 @@ impl Workspace {
         match self {
             Workspace::Fixed { roles, .. } => {
                 let (start, end) = (to_index(offset), to_index(end));
-                roles
-                    .get(start..end)
-                    .map(<[SimRole]>::to_vec)
-                    .unwrap_or_default()
+                roles.get(start..end).map(<[SimRole]>::to_vec).unwrap_or_default()
             }
             Workspace::Generated(spec) => (offset..end).map(|i| generated_role(spec, i)).collect(),
         }
@@ -248,10 +209,7 @@ fn generated_is_sso(spec: &GeneratedSpec, i: u64) -> bool {
 }
 
 fn generated_role_id(spec: &GeneratedSpec, r: u64) -> String {
-    uuid_like(
-        hash(spec.seed, DOMAIN_ROLE, r, 0),
-        hash(spec.seed, DOMAIN_ROLE, r, 1),
-    )
+    uuid_like(hash(spec.seed, DOMAIN_ROLE, r, 0), hash(spec.seed, DOMAIN_ROLE, r, 1))
 }
 
 /// RFC 3339 text for a Unix time; `precision` 0 = whole seconds, 1 = milliseconds, 2 = nanoseconds.
@@ -296,23 +254,16 @@ fn generated_user(spec: &GeneratedSpec, i: u64) -> SimUser {
 
 fn generated_role(spec: &GeneratedSpec, r: u64) -> SimRole {
     let (name, description, scopes) = match PRESET_ROLES.get(to_index(r)) {
-        Some((name, description, scopes)) => (
-            (*name).to_owned(),
-            (*description).to_owned(),
-            scopes.iter().map(|s| (*s).to_owned()).collect(),
-        ),
+        Some((name, description, scopes)) => {
+            ((*name).to_owned(), (*description).to_owned(), scopes.iter().map(|s| (*s).to_owned()).collect())
+        }
         None => (
             format!("Role {}", r + 1),
             format!("Generated custom role number {}", r + 1),
             vec!["playbook.read".to_owned(), "cases.read".to_owned()],
         ),
     };
-    SimRole {
-        id: generated_role_id(spec, r),
-        name,
-        description,
-        scope_names: scopes,
-    }
+    SimRole { id: generated_role_id(spec, r), name, description, scope_names: scopes }
 }
 
 #[cfg(test)]
@@ -329,19 +280,12 @@ mod tests {
         assert_eq!(users.len(), 15);
         assert!(users.iter().all(|u| role_ids.contains(&u.role_id)));
         assert!(users.iter().any(|u| u.status == "STATUS_UNSPECIFIED"));
-        assert!(users
-            .iter()
-            .any(|u| u.status == "VERIFIED" && u.last_login_time.is_none()));
+        assert!(users.iter().any(|u| u.status == "VERIFIED" && u.last_login_time.is_none()));
     }
 
     #[test]
     fn generated_is_deterministic_and_consistent() {
-        let spec = GeneratedSpec {
-            users: 5_000,
-            roles: 12,
-            sso_percent: 30,
-            seed: 7,
-        };
+        let spec = GeneratedSpec { users: 5_000, roles: 12, sso_percent: 30, seed: 7 };
         let a = Workspace::generated(spec);
         let b = Workspace::generated(spec);
         let ua: Vec<String> = a.users(true).map(|u| u.id).collect();
@@ -371,13 +315,7 @@ mod tests {
     #[test]
     fn from_json_rejects_duplicates() {
         let text = r#"{"users":[],"roles":[{"id":"a","name":"x"},{"id":"a","name":"y"}]}"#;
-        assert!(matches!(
-            Workspace::from_json(text),
-            Err(SimError::Invalid(_))
-        ));
-        assert!(matches!(
-            Workspace::from_json("[1]"),
-            Err(SimError::Json(_))
-        ));
+        assert!(matches!(Workspace::from_json(text), Err(SimError::Invalid(_))));
+        assert!(matches!(Workspace::from_json("[1]"), Err(SimError::Json(_))));
     }
 }

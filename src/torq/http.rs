@@ -112,7 +112,11 @@ impl TorqClient {
                                     status: status.as_u16(),
                                 });
                             }
-                            tracing::debug!(request, status = status.as_u16(), "token rejected; renewing it and retrying once");
+                            tracing::debug!(
+                                request,
+                                status = status.as_u16(),
+                                "token rejected; renewing it and retrying once"
+                            );
                             if let Some(b) = &bearer {
                                 self.invalidate(b.generation).await;
                             }

@@ -80,7 +80,9 @@ pub enum TorqError {
     PermissionDenied { request: String, detail: String },
     #[error("Torq answered HTTP {status} to {request}{detail}")]
     Api { request: String, status: u16, detail: String },
-    #[error("Torq did not answer {request} after {attempts} attempts (last: {last}); check connectivity or retry later")]
+    #[error(
+        "Torq did not answer {request} after {attempts} attempts (last: {last}); check connectivity or retry later"
+    )]
     Unavailable { request: String, attempts: u32, last: String },
     #[error("Torq sent a response to {request} that this client cannot read ({detail}); re-run with --verbose and report it")]
     Malformed { request: String, detail: String },

@@ -111,9 +111,7 @@ pub struct ApiErrorBody {
 fn lenient_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
     let value = Option::<serde_json::Value>::deserialize(deserializer)?;
     Ok(match value {
-        Some(serde_json::Value::String(s)) => DateTime::parse_from_rfc3339(&s)
-            .ok()
-            .map(|t| t.with_timezone(&Utc)),
+        Some(serde_json::Value::String(s)) => DateTime::parse_from_rfc3339(&s).ok().map(|t| t.with_timezone(&Utc)),
         _ => None,
     })
 }
@@ -134,10 +132,9 @@ mod tests {
 
     #[test]
     fn timestamps_of_any_precision_parse_and_garbage_is_absent() {
-        let u: UserRecord = serde_json::from_str(
-            r#"{"created_time":"2022-03-09T08:40:18.490771179Z","last_login_time":"yesterday"}"#,
-        )
-        .unwrap();
+        let u: UserRecord =
+            serde_json::from_str(r#"{"created_time":"2022-03-09T08:40:18.490771179Z","last_login_time":"yesterday"}"#)
+                .unwrap();
         assert_eq!(u.created_time.unwrap().timestamp_subsec_nanos(), 490_771_179);
         assert_eq!(u.last_login_time, None);
     }

@@ -223,9 +223,10 @@ mod tests {
 
     #[test]
     fn decodes_users_and_token_in_any_order_and_ignores_extras() {
-        let (users, next) =
-            decode(r#"{"next_page_token":"t2","extra":[1,{"a":2}],"users":[{"id":"a"},{"id":"b","status":"VERIFIED"}]}"#)
-                .unwrap();
+        let (users, next) = decode(
+            r#"{"next_page_token":"t2","extra":[1,{"a":2}],"users":[{"id":"a"},{"id":"b","status":"VERIFIED"}]}"#,
+        )
+        .unwrap();
         assert_eq!(users.len(), 2);
         assert_eq!(users[1].id, "b");
         assert_eq!(next.as_deref(), Some("t2"));

@@ -245,8 +245,7 @@ pub mod pb {
 
     pub const USER_TRAIT_URL: &str = "type.googleapis.com/c1.connector.v2.UserTrait";
     pub const ROLE_TRAIT_URL: &str = "type.googleapis.com/c1.connector.v2.RoleTrait";
-    pub const SKIP_ENTITLEMENTS_AND_GRANTS_URL: &str =
-        "type.googleapis.com/c1.connector.v2.SkipEntitlementsAndGrants";
+    pub const SKIP_ENTITLEMENTS_AND_GRANTS_URL: &str = "type.googleapis.com/c1.connector.v2.SkipEntitlementsAndGrants";
 
     impl Struct {
         /// The string value of `key`, if it is a string.
@@ -260,9 +259,7 @@ pub mod pb {
 
     /// Decodes the first annotation with `type_url`.
     pub fn find_annotation<M: prost::Message + Default>(anns: &[Any], type_url: &str) -> Option<M> {
-        anns.iter()
-            .find(|a| a.type_url == type_url)
-            .map(|a| M::decode(a.value.as_slice()).expect("annotation decodes"))
+        anns.iter().find(|a| a.type_url == type_url).map(|a| M::decode(a.value.as_slice()).expect("annotation decodes"))
     }
 }
 
@@ -395,11 +392,7 @@ const MAGIC: &[u8; 5] = b"C1ZF\0";
 /// Parses the zstd frame header that follows the c1z magic.
 pub fn parse_frame_header(frame: &[u8]) -> FrameInfo {
     assert!(frame.len() >= 6, "zstd frame too short");
-    assert_eq!(
-        &frame[..4],
-        &[0x28, 0xB5, 0x2F, 0xFD],
-        "zstd frame magic missing after C1ZF"
-    );
+    assert_eq!(&frame[..4], &[0x28, 0xB5, 0x2F, 0xFD], "zstd frame magic missing after C1ZF");
     let fhd = frame[4];
     let fcs_flag = fhd >> 6;
     let single_segment = fhd & 0x20 != 0;
@@ -439,13 +432,7 @@ pub fn parse_frame_header(frame: &[u8]) -> FrameInfo {
     if single_segment {
         window_size = content_size.unwrap_or(0);
     }
-    FrameInfo {
-        window_size,
-        single_segment,
-        checksum,
-        has_dictionary: did_flag != 0,
-        content_size,
-    }
+    FrameInfo { window_size, single_segment, checksum, has_dictionary: did_flag != 0, content_size }
 }
 
 /// Checks the Go text layout `YYYY-MM-DD HH:MM:SS[.fraction]` with 1-9 fraction digits, no trailing zero.
@@ -496,23 +483,14 @@ impl C1zReader {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_path = dir.path().join("c1z.db");
         std::fs::write(&db_path, &db).expect("write db");
-        let conn = Connection::open_with_flags(&db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("open decompressed db");
-        C1zReader {
-            conn,
-            frame,
-            db_header: db[..100].to_vec(),
-            _dir: dir,
-            db_path,
-        }
+        let conn =
+            Connection::open_with_flags(&db_path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open decompressed db");
+        C1zReader { conn, frame, db_header: db[..100].to_vec(), _dir: dir, db_path }
     }
 
     /// Column names of `table`, in order.
     pub fn columns(&self, table: &str) -> Vec<String> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("PRAGMA table_info({table})"))
-            .expect("table_info");
+        let mut stmt = self.conn.prepare(&format!("PRAGMA table_info({table})")).expect("table_info");
         stmt.query_map([], |r| r.get::<_, String>(1))
             .expect("table_info rows")
             .map(|r| r.expect("column name"))
@@ -521,10 +499,7 @@ impl C1zReader {
 
     /// `(name, type, notnull, default)` for each column of `table`.
     pub fn column_defs(&self, table: &str) -> Vec<(String, String, bool, Option<String>)> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("PRAGMA table_info({table})"))
-            .expect("table_info");
+        let mut stmt = self.conn.prepare(&format!("PRAGMA table_info({table})")).expect("table_info");
         stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(1)?,
@@ -561,16 +536,11 @@ impl C1zReader {
     pub fn index_info(&self, name: &str) -> (String, String, bool) {
         let (table, sql): (String, String) = self
             .conn
-            .query_row(
-                "SELECT tbl_name, sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT tbl_name, sql FROM sqlite_master WHERE type = 'index' AND name = ?1", [name], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .unwrap_or_else(|e| panic!("index {name}: {e}"));
-        let mut stmt = self
-            .conn
-            .prepare(&format!("PRAGMA index_info({name})"))
-            .expect("index_info");
+        let mut stmt = self.conn.prepare(&format!("PRAGMA index_info({name})")).expect("index_info");
         let cols: Vec<String> = stmt
             .query_map([], |r| r.get::<_, Option<String>>(2))
             .expect("index_info rows")
@@ -712,16 +682,8 @@ impl C1zReader {
 
     pub fn grants(&self, sync_id: &str) -> Vec<GrantRow> {
         let cols: HashSet<String> = self.columns("v1_grants").into_iter().collect();
-        let expansion = if cols.contains("expansion") {
-            "expansion"
-        } else {
-            "NULL"
-        };
-        let needs = if cols.contains("needs_expansion") {
-            "needs_expansion"
-        } else {
-            "NULL"
-        };
+        let expansion = if cols.contains("expansion") { "expansion" } else { "NULL" };
+        let needs = if cols.contains("needs_expansion") { "needs_expansion" } else { "NULL" };
         let sql = format!(
             "SELECT id, resource_type_id, resource_id, entitlement_id, principal_resource_type_id, \
              principal_resource_id, external_id, {expansion}, {needs}, sync_id, discovered_at, data \
@@ -751,16 +713,9 @@ impl C1zReader {
 
     /// Row counts of `table` per sync id.
     pub fn counts_by_sync(&self, table: &str) -> BTreeMap<String, i64> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT sync_id, count(*) FROM {table} GROUP BY sync_id"
-            ))
-            .expect("count query");
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("counts")
-            .map(|r| r.expect("count row"))
-            .collect()
+        let mut stmt =
+            self.conn.prepare(&format!("SELECT sync_id, count(*) FROM {table} GROUP BY sync_id")).expect("count query");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("counts").map(|r| r.expect("count row")).collect()
     }
 
     /// Asserts that every table and index name of the superset schema exists, on the right table and columns.
@@ -814,9 +769,7 @@ impl C1zReader {
             let bad: i64 = self
                 .conn
                 .query_row(
-                    &format!(
-                        "SELECT count(*) FROM {table} WHERE sync_id = ?1 AND typeof(discovered_at) <> 'text'"
-                    ),
+                    &format!("SELECT count(*) FROM {table} WHERE sync_id = ?1 AND typeof(discovered_at) <> 'text'"),
                     [sync_id],
                     |r| r.get(0),
                 )
@@ -824,11 +777,8 @@ impl C1zReader {
             assert_eq!(bad, 0, "{table}.discovered_at must be TEXT");
         }
 
-        let types: HashMap<String, ResourceTypeRow> = self
-            .resource_types(sync_id)
-            .into_iter()
-            .map(|r| (r.external_id.clone(), r))
-            .collect();
+        let types: HashMap<String, ResourceTypeRow> =
+            self.resource_types(sync_id).into_iter().map(|r| (r.external_id.clone(), r)).collect();
         for (ext, row) in &types {
             assert_eq!(*ext, row.data.id, "resource type row/blob id disagree");
             assert!(is_go_time_text(&row.discovered_at), "{:?}", row.discovered_at);
@@ -862,16 +812,12 @@ impl C1zReader {
         let mut entitlements: HashSet<String> = HashSet::new();
         for row in self.entitlements(sync_id) {
             assert_eq!(row.external_id, row.data.id);
-            let rid = row
-                .data
-                .resource
-                .as_ref()
-                .and_then(|r| r.id.as_ref())
-                .expect("entitlement blob has a resource id");
-            assert_eq!((row.resource_type_id.as_str(), row.resource_id.as_str()), (
-                rid.resource_type.as_str(),
-                rid.resource.as_str()
-            ));
+            let rid =
+                row.data.resource.as_ref().and_then(|r| r.id.as_ref()).expect("entitlement blob has a resource id");
+            assert_eq!(
+                (row.resource_type_id.as_str(), row.resource_id.as_str()),
+                (rid.resource_type.as_str(), rid.resource.as_str())
+            );
             let res_key = format!("{}:{}", row.resource_type_id, row.resource_id);
             assert!(resources.contains(&res_key), "entitlement {} has no resource {res_key}", row.external_id);
             assert!(is_go_time_text(&row.discovered_at), "{:?}", row.discovered_at);
@@ -883,21 +829,12 @@ impl C1zReader {
             assert_eq!(row.external_id, row.data.id);
             let ent = row.data.entitlement.as_ref().expect("grant blob has an entitlement");
             assert_eq!(row.entitlement_id, ent.id);
-            let rid = ent
-                .resource
-                .as_ref()
-                .and_then(|r| r.id.as_ref())
-                .expect("grant entitlement has a resource id");
-            assert_eq!((row.resource_type_id.as_str(), row.resource_id.as_str()), (
-                rid.resource_type.as_str(),
-                rid.resource.as_str()
-            ));
-            let pid = row
-                .data
-                .principal
-                .as_ref()
-                .and_then(|p| p.id.as_ref())
-                .expect("grant blob has a principal id");
+            let rid = ent.resource.as_ref().and_then(|r| r.id.as_ref()).expect("grant entitlement has a resource id");
+            assert_eq!(
+                (row.resource_type_id.as_str(), row.resource_id.as_str()),
+                (rid.resource_type.as_str(), rid.resource.as_str())
+            );
+            let pid = row.data.principal.as_ref().and_then(|p| p.id.as_ref()).expect("grant blob has a principal id");
             assert_eq!(
                 (row.principal_resource_type_id.as_str(), row.principal_resource_id.as_str()),
                 (pid.resource_type.as_str(), pid.resource.as_str())

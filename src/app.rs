@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::c1z::lock::{LockError, OutputLock};
 use crate::c1z::{C1zError, WriterOptions};
 use crate::cli::{self, Cli, Command, ConfigError};
 use crate::connector::capabilities;
@@ -27,6 +28,8 @@ pub enum AppError {
     Sync(#[from] SyncError),
     #[error("cannot start the simulated Torq server for the demo: {0}")]
     Demo(std::io::Error),
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 impl AppError {
@@ -96,6 +99,11 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
 
 async fn sync_with(settings: TorqSettings, cli: &Cli, style: SummaryStyle) -> Result<(), AppError> {
     crate::c1z::check_target(&cli.common.file).map_err(SyncError::from)?;
+    let target = cli.common.file.clone();
+    let wait = cli.common.wait_for_lock;
+    let _lock = tokio::task::spawn_blocking(move || OutputLock::acquire(&target, wait))
+        .await
+        .map_err(|e| SyncError::Internal(e.to_string()))??;
     let client = TorqClient::new(settings)?;
     let cancel = CancellationToken::new();
     let watcher = tokio::spawn(cancel_on_signal(cancel.clone()));
@@ -150,6 +158,7 @@ fn report(summary: &SyncSummary, style: SummaryStyle) {
                 duration_seconds = summary.duration.as_secs_f64(),
                 output = %summary.output.display(),
                 file_bytes = summary.file_bytes,
+                peak_rss_bytes = summary.peak_rss_bytes.unwrap_or(0),
                 sync_id = %summary.sync_id,
                 previous_sync_id = summary.previous_sync_id.as_deref().unwrap_or(""),
                 "sync complete"

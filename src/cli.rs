@@ -92,6 +92,9 @@ pub struct CommonArgs {
     /// Debug logs, including one line per HTTP request (method, path, status, duration, attempt)
     #[arg(long, env = "BATON_VERBOSE", global = true, hide_env_values = true)]
     pub verbose: bool,
+    /// When another run is writing the same --file, wait for it instead of failing at once
+    #[arg(long, env = "BATON_WAIT_FOR_LOCK", global = true, hide_env_values = true)]
+    pub wait_for_lock: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

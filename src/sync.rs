@@ -55,6 +55,16 @@ pub struct SyncSummary {
     pub requests: ClientStats,
     #[serde(serialize_with = "seconds")]
     pub duration: Duration,
+    /// Peak resident memory of this process so far (Linux; `None` elsewhere).
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// The process's peak resident set size (`VmHWM` in /proc/self/status), when the platform tells.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -154,6 +164,7 @@ pub async fn run_sync(
         duplicate_users: tally.duplicate_users,
         requests: client.stats(),
         duration: started.elapsed(),
+        peak_rss_bytes: peak_rss_bytes(),
     })
 }
 

@@ -5,49 +5,17 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use baton_torq::sim::{
     Endpoint, FaultKind, FaultPlan, FaultRule, GeneratedSpec, SimConfig, SimRole, SimServer, SimUser, Workspace,
 };
 use common::c1z_reader::{pb, C1zReader};
+use common::harness::{assert_success, bin, run, stderr};
 use serde_json::Value;
 
 const FIXTURE: &str = include_str!("fixtures/workspace.json");
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_baton-torq")
-}
-
-/// Runs the binary with the simulator's URLs and credentials (plus `extra` flags), with a clean environment.
-async fn run(server: &SimServer, file: &Path, extra: &[&str]) -> Output {
-    let cfg = SimConfig::default();
-    let mut cmd = tokio::process::Command::new(bin());
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .arg("--torq-client-id")
-        .arg(&cfg.client_id)
-        .arg("--torq-client-secret")
-        .arg(&cfg.client_secret)
-        .arg("--torq-api-url")
-        .arg(server.api_url())
-        .arg("--torq-auth-url")
-        .arg(server.auth_url())
-        .arg("-f")
-        .arg(file)
-        .args(extra);
-    cmd.output().await.expect("binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_success(o: &Output) {
-    assert!(o.status.success(), "exit {:?}\nstderr:\n{}", o.status.code(), stderr(o));
-}
 
 fn fixture() -> (Vec<SimUser>, Vec<SimRole>) {
     let v: Value = serde_json::from_str(FIXTURE).unwrap();

@@ -16,6 +16,7 @@
 //! can be deleted by hand at any time when no sync is running.
 
 pub mod container;
+pub mod lock;
 pub mod schema;
 pub mod time;
 pub mod writer;

@@ -1,0 +1,122 @@
+//! Sync benchmark: serves a generated workspace from the simulated Torq server (in this process) and runs the
+//! release `baton-torq` binary against it as a child process, one row per configuration:
+//! users, roles, latency, API requests, wall seconds, the child's peak RSS, c1z bytes, rows per second.
+//!
+//! Run: `cargo bench --bench sync` (default matrix) or
+//!      `cargo bench --bench sync -- --users 100000 --roles 50 --latency-ms 100 --sso-percent 30`.
+//! Wall time covers the whole child process: start-up, token, listing, writing and compressing the file.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use baton_torq::sim::{GeneratedSpec, SimConfig, SimServer, Workspace};
+
+#[derive(Clone, Copy)]
+struct Case {
+    users: u64,
+    roles: u32,
+    sso_percent: u8,
+    latency_ms: u64,
+}
+
+fn parse_args() -> Option<Case> {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if args.is_empty() {
+        return None;
+    }
+    let mut case = Case { users: 10_000, roles: 10, sso_percent: 30, latency_ms: 0 };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().and_then(|v| v.parse::<u64>().ok());
+        match (flag.as_str(), value) {
+            ("--users", Some(v)) => case.users = v,
+            ("--roles", Some(v)) => case.roles = v as u32,
+            ("--sso-percent", Some(v)) => case.sso_percent = v.min(100) as u8,
+            ("--latency-ms", Some(v)) => case.latency_ms = v,
+            _ => {
+                eprintln!(
+                    "usage: cargo bench --bench sync -- [--users N] [--roles R] [--sso-percent P] [--latency-ms L]"
+                );
+                std::process::exit(2);
+            }
+        }
+    }
+    Some(case)
+}
+
+fn default_matrix() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for latency_ms in [0, 100] {
+        for (users, roles) in [(1_000, 10), (10_000, 10), (100_000, 50), (1_000_000, 100)] {
+            cases.push(Case { users, roles, sso_percent: 30, latency_ms });
+        }
+    }
+    cases
+}
+
+async fn run_case(case: Case, dir: &Path) -> Result<String, String> {
+    let config = SimConfig { latency: Duration::from_millis(case.latency_ms), ..Default::default() };
+    let spec = GeneratedSpec { users: case.users, roles: case.roles, sso_percent: case.sso_percent, seed: 42 };
+    let server = SimServer::start(Workspace::generated(spec), config.clone()).await.map_err(|e| e.to_string())?;
+    let file = dir.join(format!("bench-{}-{}-{}.c1z", case.users, case.roles, case.latency_ms));
+    let started = Instant::now();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton-torq"))
+        .env_clear()
+        .args(["--torq-client-id", &config.client_id, "--torq-client-secret", &config.client_secret])
+        .args(["--torq-api-url", &server.api_url(), "--torq-auth-url", &server.auth_url(), "--log-format", "json"])
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .await
+        .map_err(|e| e.to_string())?;
+    let wall = started.elapsed().as_secs_f64();
+    let stats = server.stats();
+    server.shutdown().await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!("sync failed: {stderr}"));
+    }
+    let summary = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "sync complete")
+        .ok_or("no summary record")?;
+    let bytes = summary["file_bytes"].as_u64().unwrap_or(0);
+    let rss = summary["peak_rss_bytes"].as_u64().unwrap_or(0);
+    let rows = summary["users"].as_u64().unwrap_or(0) * 2 + summary["roles"].as_u64().unwrap_or(0) * 2;
+    let _ = std::fs::remove_file(&file);
+    Ok(format!(
+        "| {:>9} | {:>5} | {:>7} | {:>8} | {:>8.3} | {:>8.1} | {:>11} | {:>10.0} |",
+        case.users,
+        case.roles,
+        case.latency_ms,
+        stats.total(),
+        wall,
+        rss as f64 / (1024.0 * 1024.0),
+        bytes,
+        rows as f64 / wall
+    ))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let cases = parse_args().map(|c| vec![c]).unwrap_or_else(default_matrix);
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("cannot create a temp dir: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("|     users | roles | latency | requests |   wall s | RSS MiB  |   c1z bytes |     rows/s |");
+    println!("|----------:|------:|--------:|---------:|---------:|---------:|------------:|-----------:|");
+    for case in cases {
+        match run_case(case, dir.path()).await {
+            Ok(row) => println!("{row}"),
+            Err(e) => {
+                eprintln!("{} users / {} roles: {e}", case.users, case.roles);
+                std::process::exit(1);
+            }
+        }
+    }
+}

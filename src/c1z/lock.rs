@@ -1,0 +1,124 @@
+//! The output lock: one run at a time per sync file.
+//!
+//! A run holds an exclusive advisory lock (`flock`) on `.<file>.lock` beside the output for its whole life. A
+//! second run on the same file fails at once with a clear message, or waits when asked to. The lock file itself
+//! is left in place (deleting it would race with a waiting run); the lock dies with the process, even on SIGKILL.
+//!
+//! Holding the lock also proves that no other run is writing, so work and temporary files that a killed run left
+//! behind for this output (`.<file>.work-*`, `.<file>.tmp-*`) are removed here.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+/// Failure to take the lock.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "another baton-torq run is writing {path} (lock {lock} is held); wait for it to finish, pass --wait-for-lock, \
+         or choose another --file"
+    )]
+    Busy { path: PathBuf, lock: PathBuf },
+    #[error("cannot lock {lock}: {source}; check that the output directory is writable")]
+    Io { lock: PathBuf, source: std::io::Error },
+}
+
+/// An exclusive lock on an output file; released on drop.
+#[derive(Debug)]
+pub struct OutputLock {
+    _file: File,
+    path: PathBuf,
+}
+
+/// `DIR/.NAME.lock` for `DIR/NAME`.
+pub fn lock_path(target: &Path) -> PathBuf {
+    sidecar(target, "lock")
+}
+
+fn sidecar(target: &Path, suffix: &str) -> PathBuf {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "sync.c1z".into());
+    target.with_file_name(format!(".{name}.{suffix}"))
+}
+
+impl OutputLock {
+    /// Takes the lock for `target`; with `wait`, blocks until the other run is done.
+    pub fn acquire(target: &Path, wait: bool) -> Result<OutputLock, LockError> {
+        let lock = lock_path(target);
+        let io = |source| LockError::Io { lock: lock.clone(), source };
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&lock).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) if wait => {
+                tracing::info!(lock = %lock.display(), "another run holds the lock; waiting for it");
+                file.lock().map_err(io)?;
+            }
+            Err(TryLockError::WouldBlock) => return Err(LockError::Busy { path: target.to_path_buf(), lock }),
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        remove_stale_files(target);
+        Ok(OutputLock { _file: file, path: lock })
+    }
+
+    /// Path of the lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Removes work and temporary files an earlier, killed run left for `target`. Best effort.
+fn remove_stale_files(target: &Path) {
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let prefixes = [format!(".{name}.work-"), format!(".{name}.tmp-")];
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if prefixes.iter().any(|p| file_name.starts_with(p.as_str())) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %entry.path().display(), "removed a work file left by an interrupted run")
+                }
+                Err(e) => tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove a stale work file"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_is_busy_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("sync.c1z");
+        let first = OutputLock::acquire(&target, false).unwrap();
+        assert!(matches!(OutputLock::acquire(&target, false), Err(LockError::Busy { .. })));
+        drop(first);
+        assert!(OutputLock::acquire(&target, false).is_ok());
+    }
+
+    #[test]
+    fn stale_work_files_of_this_target_only_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("sync.c1z");
+        for name in [".sync.c1z.work-abc", ".sync.c1z.work-abc-journal", ".sync.c1z.tmp-x", ".other.c1z.work-1", "keep"]
+        {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let _lock = OutputLock::acquire(&target, false).unwrap();
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        left.sort();
+        assert_eq!(left, vec![".other.c1z.work-1", ".sync.c1z.lock", "keep"]);
+    }
+}

@@ -1,0 +1,74 @@
+//! Running the built binary against the simulated Torq server, and comparing what it wrote.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
+
+use baton_torq::sim::{SimConfig, SimServer};
+
+use super::c1z_reader::C1zReader;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_baton-torq")
+}
+
+/// The binary with a clean environment and the simulator's URLs; credentials from `cfg`.
+pub fn command(server: &SimServer, cfg: &SimConfig, file: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .arg("--torq-client-id")
+        .arg(&cfg.client_id)
+        .arg("--torq-client-secret")
+        .arg(&cfg.client_secret)
+        .arg("--torq-api-url")
+        .arg(server.api_url())
+        .arg("--torq-auth-url")
+        .arg(server.auth_url())
+        .arg("-f")
+        .arg(file);
+    cmd
+}
+
+/// Runs a sync with the default simulator credentials plus `extra` flags.
+pub async fn run(server: &SimServer, file: &Path, extra: &[&str]) -> Output {
+    command(server, &SimConfig::default(), file).args(extra).output().await.expect("binary runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn assert_success(o: &Output) {
+    assert!(o.status.success(), "exit {:?}\nstderr:\n{}", o.status.code(), stderr(o));
+}
+
+/// Every object of the newest finished sync: `table/external_id` -> protobuf bytes. Two syncs of the same
+/// workspace have equal content.
+pub fn content(file: &Path) -> BTreeMap<String, Vec<u8>> {
+    let reader = C1zReader::open(file);
+    let sync_id = reader.default_sync_id();
+    reader.check_integrity(&sync_id);
+    let mut out = BTreeMap::new();
+    for table in ["v1_resource_types", "v1_resources", "v1_entitlements", "v1_grants"] {
+        let mut stmt =
+            reader.conn.prepare(&format!("SELECT external_id, data FROM {table} WHERE sync_id = ?1")).unwrap();
+        let rows = stmt.query_map([&sync_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))).unwrap();
+        for row in rows {
+            let (id, data) = row.unwrap();
+            out.insert(format!("{table}/{id}"), data);
+        }
+    }
+    out
+}
+
+/// File names in `dir`, sorted, without the output lock file (which stays by design).
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    names.sort();
+    names
+}

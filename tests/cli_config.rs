@@ -227,7 +227,8 @@ async fn help_has_examples_config_and_exit_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (&["--no-such-flag"], &[], "--no-such-flag"),
         (&[], &[("BATON_TORQ_CLIENT_ID", "id")], "BATON_TORQ_CLIENT_SECRET"),
         (&["--torq-client-id", "id", "--torq-client-secret", "s", "--torq-region", "mars"], &[], "mars"),

@@ -48,9 +48,13 @@ async fn demo_server(latency: Duration) -> SimServer {
     SimServer::start(Workspace::demo(), SimConfig { latency, ..SimConfig::default() }).await.unwrap()
 }
 
+/// The files in `dir`, without output lock files (`.NAME.lock`, left in place by design).
 fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !(n.starts_with('.') && n.ends_with(".lock")))
+        .collect();
     names.sort();
     names
 }

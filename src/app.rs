@@ -2,6 +2,7 @@
 //! Maps every failure to [`AppError`], whose exit code main returns.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
@@ -70,6 +71,11 @@ pub enum SummaryStyle {
 
 pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
     match cli.command {
+        Some(Command::Completion { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "baton-torq", &mut std::io::stdout());
+            Ok(())
+        }
         Some(Command::Capabilities) => {
             print!("{}", capabilities::capabilities_json());
             Ok(())
@@ -107,8 +113,13 @@ async fn sync_with(settings: TorqSettings, cli: &Cli, style: SummaryStyle) -> Re
     let client = TorqClient::new(settings)?;
     let cancel = CancellationToken::new();
     let watcher = tokio::spawn(cancel_on_signal(cancel.clone()));
-    let request = SyncRequest { output: cli.common.file.clone(), writer: WriterOptions::default() };
+    let progress = crate::progress::wanted(style == SummaryStyle::Console).then(Arc::default);
+    let ticker = progress.clone().map(crate::progress::Ticker::start);
+    let request = SyncRequest { output: cli.common.file.clone(), writer: WriterOptions::default(), progress };
     let result = run_sync(&client, request, cancel).await;
+    if let Some(ticker) = ticker {
+        ticker.stop().await;
+    }
     watcher.abort();
     let summary = result?;
     report(&summary, style);

@@ -15,10 +15,31 @@ use crate::torq::TorqSettings;
 
 const EXAMPLES: &str = "\
 Examples:
-  baton-torq --torq-client-id ID --torq-client-secret SECRET      sync into ./sync.c1z
-  BATON_TORQ_CLIENT_ID=ID BATON_TORQ_CLIENT_SECRET=SECRET baton-torq -f /out/torq.c1z --torq-region eu
-  baton-torq demo                                                 sync the built-in demo workspace
-  baton-torq capabilities > baton_capabilities.json";
+  # sync into ./sync.c1z
+  baton-torq --torq-client-id ID --torq-client-secret SECRET
+  # the same from the environment, EU region, another file
+  BATON_TORQ_CLIENT_ID=ID BATON_TORQ_CLIENT_SECRET=SECRET \\
+    baton-torq -f /out/torq.c1z --torq-region eu
+  # sync the built-in demo workspace (no credentials needed)
+  baton-torq demo
+  # debug logs, one line per HTTP request (no secrets)
+  baton-torq --verbose --log-format console
+  baton-torq capabilities > baton_capabilities.json
+  baton-torq completion bash > ~/.local/share/bash-completion/completions/baton-torq
+
+Configuration:
+  Flags win over BATON_* environment variables, which win over the config
+  file: ./.baton.yaml, or the .yaml/.yml file named by BATON_CONFIG_PATH.
+  Its keys are flag names:
+    torq-client-id: ID
+    torq-client-secret: SECRET
+    file: /data/torq.c1z
+
+Exit codes:
+  0    success
+  1    sync or runtime failure (Torq unreachable, credentials rejected, ...)
+  2    usage or configuration error (flags, environment, config file)
+  130  interrupted (Ctrl-C or SIGTERM); the sync file is left as it was";
 
 /// Sync a Torq workspace's users, roles and role memberships into a Baton c1z file for ConductorOne.
 #[derive(Debug, Parser)]
@@ -44,6 +65,12 @@ pub enum Command {
     Capabilities,
     /// Sync a built-in sample workspace served by a simulated Torq on loopback; no credentials needed.
     Demo,
+    /// Print a shell completion script (bash, zsh, fish or powershell) on stdout
+    Completion {
+        /// Shell to generate the script for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Torq connection flags.

@@ -8,7 +8,9 @@
 pub mod app;
 pub mod c1z;
 pub mod cli;
+pub mod config_file;
 pub mod connector;
+pub mod progress;
 pub mod proto;
 pub mod sim;
 pub mod sync;

@@ -6,9 +6,19 @@ use std::process::ExitCode;
 
 use baton_torq::app::{self, SummaryStyle, EXIT_FAILURE, EXIT_USAGE};
 use baton_torq::cli::{Cli, LogFormat, LogLevel};
-use clap::Parser;
+use baton_torq::config_file;
+use baton_torq::progress::StderrClearingLine;
+use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
+    // The config file only fills in BATON_* variables that are unset, so clap gives flags > env > file > defaults.
+    let config_file = match config_file::apply_to_env(&Cli::command()) {
+        Ok(applied) => applied,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
@@ -24,6 +34,15 @@ fn main() -> ExitCode {
         cli.common.log_level
     };
     init_logging(json, level);
+    if let Some(applied) = &config_file {
+        // Key names only: the file usually holds the client secret.
+        tracing::debug!(
+            path = %applied.path.display(),
+            keys = %applied.from_file.join(","),
+            overridden_by_env = %applied.overridden_by_env.join(","),
+            "read config file"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -68,6 +87,8 @@ fn init_logging(json: bool, level: LogLevel) {
     if json {
         builder.json().flatten_event(true).with_current_span(false).init();
     } else {
+        // Console lines first clear a terminal progress line, if one is shown.
+        let builder = builder.with_writer(StderrClearingLine);
         builder.with_target(false).with_ansi(std::io::stderr().is_terminal()).compact().init();
     }
 }

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,26 @@ const MAX_DANGLING_WARNINGS: usize = 50;
 pub struct SyncRequest {
     pub output: PathBuf,
     pub writer: WriterOptions,
+    /// Live counters for a progress display; `None` when nobody watches.
+    pub progress: Option<Arc<SyncProgress>>,
+}
+
+/// Live counters of a running sync, read by the terminal progress display.
+#[derive(Debug, Default)]
+pub struct SyncProgress {
+    users_fetched: AtomicU64,
+    rows_written: AtomicU64,
+}
+
+impl SyncProgress {
+    /// Users decoded from Torq's user lists so far (a user in both lists counts twice).
+    pub fn users_fetched(&self) -> u64 {
+        self.users_fetched.load(Ordering::Relaxed)
+    }
+    /// Resource types, resources, entitlements and grants inserted into the sync file so far.
+    pub fn rows_written(&self) -> u64 {
+        self.rows_written.load(Ordering::Relaxed)
+    }
 }
 
 /// What a finished sync did, for the summary.
@@ -123,9 +144,11 @@ pub async fn run_sync(
     tracing::debug!(sync_id = writer.sync_id(), output = %output.display(), "sync started");
 
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
-    let writer_task = tokio::task::spawn_blocking(move || write_batches(writer, rx));
+    let progress = request.progress.clone().unwrap_or_default();
+    let writer_progress = Arc::clone(&progress);
+    let writer_task = tokio::task::spawn_blocking(move || write_batches(writer, rx, &writer_progress));
 
-    let fetch = fetch_all(client, tx);
+    let fetch = fetch_all(client, tx, &progress);
     let fetched = tokio::select! {
         r = fetch => Some(r),
         _ = cancel.cancelled() => None,
@@ -169,7 +192,11 @@ pub async fn run_sync(
 }
 
 /// Fetches roles and both user lists concurrently, feeding the writer. Returns the number of roles.
-async fn fetch_all(client: &TorqClient, tx: mpsc::Sender<Batch>) -> Result<u64, TorqError> {
+async fn fetch_all(
+    client: &TorqClient,
+    tx: mpsc::Sender<Batch>,
+    progress: &Arc<SyncProgress>,
+) -> Result<u64, TorqError> {
     let types = connector::resource_types::all();
     tx.send(Batch::ResourceTypes(types)).await.map_err(|_| TorqError::SinkClosed)?;
 
@@ -189,20 +216,26 @@ async fn fetch_all(client: &TorqClient, tx: mpsc::Sender<Batch>) -> Result<u64, 
         tracing::debug!(roles = n, "roles fetched");
         Ok::<u64, TorqError>(n)
     };
-    let local = stream_user_list(client, false, tx.clone());
-    let sso = stream_user_list(client, true, tx.clone());
+    let local = stream_user_list(client, false, tx.clone(), Arc::clone(progress));
+    let sso = stream_user_list(client, true, tx.clone(), Arc::clone(progress));
     drop(tx);
     let (roles, _, _) = tokio::try_join!(roles, local, sso)?;
     Ok(roles)
 }
 
 /// One user list -> batches of mapped rows.
-async fn stream_user_list(client: &TorqClient, sso: bool, tx: mpsc::Sender<Batch>) -> Result<u64, TorqError> {
+async fn stream_user_list(
+    client: &TorqClient,
+    sso: bool,
+    tx: mpsc::Sender<Batch>,
+    progress: Arc<SyncProgress>,
+) -> Result<u64, TorqError> {
     let buffer = Arc::new(Mutex::new(Vec::with_capacity(USER_BATCH)));
     let sink_buffer = Arc::clone(&buffer);
     let sink_tx = tx.clone();
     let count = client
         .stream_users(sso, move |u: UserRecord| {
+            progress.users_fetched.fetch_add(1, Ordering::Relaxed);
             let rows =
                 UserRows { resource: user::user_resource(&u), grant: user::role_grant(&u), status: status_label(&u) };
             let mut buf = sink_buffer.lock().map_err(|_| SinkClosed)?;
@@ -234,9 +267,18 @@ fn status_label(u: &UserRecord) -> &'static str {
 }
 
 /// The writer thread: inserts every batch until all senders are gone.
-fn write_batches(mut writer: C1zWriter, mut rx: mpsc::Receiver<Batch>) -> Result<(C1zWriter, Tally), C1zError> {
+fn write_batches(
+    mut writer: C1zWriter,
+    mut rx: mpsc::Receiver<Batch>,
+    progress: &SyncProgress,
+) -> Result<(C1zWriter, Tally), C1zError> {
     let mut tally = Tally::default();
     while let Some(batch) = rx.blocking_recv() {
+        let rows = match &batch {
+            Batch::ResourceTypes(types) => types.len(),
+            Batch::Roles(rows) => rows.len() * 2,
+            Batch::Users(rows) => rows.iter().map(|r| 1 + usize::from(r.grant.is_some())).sum(),
+        };
         match batch {
             Batch::ResourceTypes(types) => {
                 for t in &types {
@@ -262,6 +304,7 @@ fn write_batches(mut writer: C1zWriter, mut rx: mpsc::Receiver<Batch>) -> Result
                 }
             }
         }
+        progress.rows_written.fetch_add(rows as u64, Ordering::Relaxed);
     }
     Ok((writer, tally))
 }

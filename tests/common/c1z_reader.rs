@@ -45,6 +45,7 @@ pub mod pb {
     }
 
     pub mod value {
+        #[allow(clippy::enum_variant_names)] // the names mirror google.protobuf.Value
         #[derive(Clone, PartialEq, prost::Oneof)]
         pub enum Kind {
             #[prost(int32, tag = "1")]

@@ -205,6 +205,12 @@ async fn fetch_all(
         let roles = client.list_roles().await?;
         let rows: Vec<_> = roles
             .iter()
+            .filter(|r| {
+                if r.id.is_empty() {
+                    tracing::warn!(name = %r.name, "Torq listed a role without an id; skipping it");
+                }
+                !r.id.is_empty()
+            })
             .map(|r| {
                 let resource = role::role_resource(r);
                 let entitlement = role::member_entitlement(r, &resource);

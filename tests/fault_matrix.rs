@@ -247,6 +247,7 @@ async fn odd_but_valid_data_is_synced() {
         sim_user("u1", &long_email, "r1", "VERIFIED", false),
         sim_user("u2", "zoë.ünïcödé@exämple.com", "r1", "SOME_FUTURE_STATUS", true),
         sim_user("u3", "", "", "", false),
+        sim_user("", "no-id@example.com", "r1", "VERIFIED", false),
     ];
     let server = SimServer::start(Workspace::Fixed { users, roles }, SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -258,6 +259,7 @@ async fn odd_but_valid_data_is_synced() {
     assert!(got.contains_key("v1_resources/user:u3"), "a user with missing fields is still synced");
     assert!(got.contains_key("v1_grants/role:r1:member:user:u2"));
     assert!(!got.keys().any(|k| k.ends_with("user:u3") && k.starts_with("v1_grants")), "no role, no grant");
+    assert_eq!(got.keys().filter(|k| k.starts_with("v1_resources/user:")).count(), 3, "a user without id is skipped");
     let reader = common::c1z_reader::C1zReader::open(&file);
     let sync_id = reader.default_sync_id();
     let role = reader.resources(&sync_id).into_iter().find(|r| r.resource_type_id == "role").unwrap();

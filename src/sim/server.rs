@@ -201,6 +201,11 @@ impl SimServer {
         self.addr
     }
 
+    /// Every access token issued so far (tests check that none of them leaks into output).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.tokens.lock().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect()
+    }
+
     /// A snapshot of the request counters.
     pub fn stats(&self) -> RequestStats {
         let c = &self.shared.counters;

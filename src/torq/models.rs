@@ -146,4 +146,77 @@ mod tests {
         let u: UserRecord = serde_json::from_str(r#"{"status":null}"#).unwrap();
         assert_eq!(u.status, UserStatus::Unspecified);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+        use serde_json::{json, Map, Value};
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                ".{0,12}".prop_map(Value::from),
+                prop::collection::vec(any::<u8>(), 0..3).prop_map(|v| json!(v)),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any subset of the documented fields (with well-typed values), plus any extra fields of any type,
+            /// decodes; what is present is kept and what is missing takes its default.
+            #[test]
+            fn user_decoding_survives_omissions_and_extra_fields(
+                id in proptest::option::of("[a-f0-9-]{0,36}"),
+                email in proptest::option::of(".{0,40}"),
+                role_id in proptest::option::of("[a-f0-9-]{0,36}"),
+                status in proptest::option::of(prop_oneof![Just("VERIFIED".to_string()), Just("INVITATION_SENT".to_string()), "[A-Z_]{0,20}"]),
+                sso in proptest::option::of(any::<bool>()),
+                created in proptest::option::of(prop_oneof![Just("2025-01-10T00:15:30Z".to_string()), Just("2026-11-10T12:00:00.123456789Z".to_string()), ".{0,10}"]),
+                extra in prop::collection::btree_map("x_[a-z]{1,8}", json_value(), 0..4),
+            ) {
+                let mut obj = Map::new();
+                if let Some(v) = &id { obj.insert("id".into(), json!(v)); }
+                if let Some(v) = &email { obj.insert("email".into(), json!(v)); }
+                if let Some(v) = &role_id { obj.insert("role_id".into(), json!(v)); }
+                if let Some(v) = &status { obj.insert("status".into(), json!(v)); }
+                if let Some(v) = sso { obj.insert("sso_provision".into(), json!(v)); }
+                if let Some(v) = &created { obj.insert("created_time".into(), json!(v)); }
+                for (k, v) in extra { obj.insert(k, v); }
+                let text = Value::Object(obj).to_string();
+                let user: UserRecord = serde_json::from_str(&text).unwrap();
+                prop_assert_eq!(&user.id, id.as_deref().unwrap_or(""));
+                prop_assert_eq!(&user.email, email.as_deref().unwrap_or(""));
+                prop_assert_eq!(&user.role_id, role_id.as_deref().unwrap_or(""));
+                prop_assert_eq!(user.sso_provision, sso.unwrap_or(false));
+                let raw_status = status.as_deref().unwrap_or("");
+                let expected_status = if raw_status.is_empty() { "STATUS_UNSPECIFIED" } else { raw_status };
+                prop_assert_eq!(user.status.as_str(), expected_status);
+                let parsed = created.as_deref().and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok());
+                prop_assert_eq!(user.created_time.map(|t| t.timestamp()), parsed.map(|t| t.timestamp()));
+            }
+
+            /// Role pages decode whatever fields are missing or added.
+            #[test]
+            fn role_page_decoding_survives_omissions_and_extra_fields(
+                names in prop::collection::vec(proptest::option::of(".{0,30}"), 0..5),
+                token in proptest::option::of("[A-Za-z0-9.]{0,10}"),
+                extra in prop::collection::btree_map("x_[a-z]{1,8}", json_value(), 0..3),
+            ) {
+                let roles: Vec<Value> = names.iter().enumerate().map(|(i, n)| match n {
+                    Some(n) => json!({"id": format!("r{i}"), "name": n, "scope_names": ["user.read"], "is_custom": true}),
+                    None => json!({"id": format!("r{i}")}),
+                }).collect();
+                let mut page = Map::new();
+                page.insert("roles".into(), json!(roles));
+                if let Some(t) = &token { page.insert("next_page_token".into(), json!(t)); }
+                for (k, v) in extra { page.insert(k, v); }
+                let decoded: RolesPage = serde_json::from_str(&Value::Object(page).to_string()).unwrap();
+                prop_assert_eq!(decoded.roles.len(), names.len());
+                prop_assert_eq!(decoded.next_page_token, token.unwrap_or_default());
+            }
+        }
+    }
 }

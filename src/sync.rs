@@ -242,6 +242,10 @@ async fn stream_user_list(
     let count = client
         .stream_users(sso, move |u: UserRecord| {
             progress.users_fetched.fetch_add(1, Ordering::Relaxed);
+            if u.id.is_empty() {
+                tracing::warn!(email = %u.email, "Torq listed a user without an id; skipping it");
+                return Ok(());
+            }
             let rows =
                 UserRows { resource: user::user_resource(&u), grant: user::role_grant(&u), status: status_label(&u) };
             let mut buf = sink_buffer.lock().map_err(|_| SinkClosed)?;

@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: [`cli`] parses the configuration, [`torq`] talks to the Torq REST API,
 //! [`connector`] turns Torq objects into Baton resources, entitlements and grants, [`c1z`] writes them into a
-//! sync file, and [`sync`] drives the whole run; [`app`] runs the chosen command. [`sim`] is a simulated Torq
+//! sync file, and [`sync`] drives the whole run; [`app`] runs the chosen command. [`service`] runs the connector as a ConductorOne daemon (service mode). [`sim`] is a simulated Torq
 //! workspace server used by the demo, the tests and the benchmark.
 
 pub mod app;
@@ -10,6 +10,7 @@ pub mod c1z;
 pub mod cli;
 pub mod connector;
 pub mod proto;
+pub mod service;
 pub mod sim;
 pub mod sync;
 pub mod torq;

@@ -2,3 +2,4 @@
 #![allow(dead_code)]
 
 pub mod c1z_reader;
+pub mod fake_c1;

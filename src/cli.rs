@@ -155,7 +155,7 @@ fn parse_secret(s: &str) -> Result<SecretString, String> {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Service mode (ConductorOne daemon)")]
 pub struct ServiceArgs {
-    /// ConductorOne client ID (ConductorOne: Connectors > the connector > Settings > credentials); selects service mode
+    /// ConductorOne client ID, generated with the connector's credentials in ConductorOne; selects service mode
     #[arg(long, env = "BATON_CLIENT_ID", hide_env_values = true, value_name = "ID")]
     pub client_id: Option<String>,
     /// ConductorOne client secret (secret-token:conductorone.com:v1:...); never printed or logged

@@ -373,3 +373,37 @@ async fn a_token_endpoint_answering_401_stops_the_daemon_with_exit_1() {
     assert!(stderr.contains("--client-secret"), "{stderr}");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_sync_finishes_the_task_as_cancelled_and_exits_0() {
+    let (private, secret, jwk_part) = test_key();
+    let c1 = fake(&private, false).await;
+    // Every Torq answer takes 2 s, so the sync is still running when SIGTERM arrives.
+    let slow = SimConfig { latency: Duration::from_secs(2), ..SimConfig::default() };
+    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), slow).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let ca = write_ca(dir.path(), &c1);
+    let id = "2inflighttask000000000000001";
+    c1.push_task(task(id, TaskType::SyncFull(SyncFullTask::default())));
+    let child = command(&sim.api_url(), &sim.auth_url(), CLIENT_ID, &secret, &c1, Some(&ca), work.path())
+        .args(["--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c1.wait_for("the first heartbeat", Duration::from_secs(30), |r| r.heartbeats.iter().any(|h| h == id)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sigterm(&child);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (code, message, non_retryable) = error_of(&c1.finish_of(id).expect("the in-flight task is finished"));
+    assert_eq!(code, tonic::Code::Cancelled as i32, "{message}");
+    assert!(message.contains("shutting down"), "{message}");
+    assert!(!non_retryable, "ConductorOne may run it again");
+    assert!(c1.with_record(|r| r.uploads.is_empty()));
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "the temporary sync file is removed");
+    assert_no_secret(&stderr, &secret, &jwk_part, &private);
+    sim.shutdown().await;
+}

@@ -31,12 +31,17 @@ pub enum AppError {
     Demo(std::io::Error),
     #[error(transparent)]
     Lock(#[from] LockError),
+    // --- service mode (src/service) ---
+    #[error(transparent)]
+    Service(#[from] crate::service::ServiceError),
+    // --- end service mode ---
 }
 
 impl AppError {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
             AppError::Config(_) | AppError::Lock(LockError::Io { .. }) => EXIT_USAGE,
+            AppError::Service(e) if e.is_usage() => EXIT_USAGE, // service mode
             AppError::Sync(SyncError::Interrupted) => EXIT_INTERRUPTED,
             AppError::Sync(SyncError::C1z(e)) if is_output_path_problem(e) => EXIT_USAGE,
             _ => EXIT_FAILURE,
@@ -95,6 +100,13 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
             server.shutdown().await;
             result
         }
+        // --- service mode (src/service): --client-id/--client-secret run the ConductorOne daemon ---
+        None if crate::service::requested(&cli.service) => {
+            let config = crate::service::ServiceConfig::from_args(&cli.service)?;
+            let client = TorqClient::new(cli::torq_settings(&cli.torq)?)?;
+            Ok(crate::service::run(config, client).await?)
+        }
+        // --- end service mode ---
         None => {
             let settings = cli::torq_settings(&cli.torq)?;
             cli::check_output_path(&cli.common.file)?;

@@ -57,6 +57,10 @@ pub struct Cli {
     pub torq: TorqArgs,
     #[command(flatten)]
     pub common: CommonArgs,
+    // --- service mode (src/service) ---
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    // --- end service mode ---
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +179,35 @@ pub enum LogFormat {
 fn parse_secret(s: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(s.to_string()))
 }
+
+// --- service mode (src/service) ---
+/// ConductorOne service-mode flags. Giving `--client-id` (with `--client-secret`) runs baton-torq as a daemon.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Service mode (ConductorOne daemon)")]
+pub struct ServiceArgs {
+    /// ConductorOne client ID, generated with the connector's credentials in ConductorOne; selects service mode
+    #[arg(long, env = "BATON_CLIENT_ID", hide_env_values = true, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// ConductorOne client secret (secret-token:conductorone.com:v1:...); never printed or logged
+    #[arg(long, env = "BATON_CLIENT_SECRET", hide_env_values = true, value_name = "SECRET", value_parser = parse_secret)]
+    pub client_secret: Option<SecretString>,
+    /// Tasks run at the same time in service mode
+    #[arg(long, env = "BATON_TASK_CONCURRENCY", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=100), hide_env_values = true, value_name = "N")]
+    pub task_concurrency: u8,
+    /// Override the ConductorOne host[:port] for the token endpoint and the API (default: from the client ID)
+    #[arg(long, env = "BATON_C1_API_HOST", hide = true, hide_env_values = true, value_name = "HOST")]
+    pub c1_api_host: Option<String>,
+    /// Host id reported to ConductorOne (default: the hostname)
+    #[arg(long, env = "BATON_HOST_ID", hide = true, hide_env_values = true, value_name = "ID")]
+    pub host_id: Option<String>,
+    /// Extra PEM root certificate(s) to trust for ConductorOne (tests, private CAs / TLS-inspecting proxies)
+    #[arg(long, env = "BATON_C1_CA_CERT_FILE", hide = true, hide_env_values = true, value_name = "PEM")]
+    pub c1_ca_cert_file: Option<PathBuf>,
+    /// Existing directory for the temporary sync files of service mode (default: the OS temp dir)
+    #[arg(long, env = "BATON_C1Z_TEMP_DIR", hide = true, hide_env_values = true, value_name = "DIR")]
+    pub c1z_temp_dir: Option<PathBuf>,
+}
+// --- end service mode ---
 
 /// A configuration problem: one line, naming the flag and its environment variable.
 #[derive(Debug, thiserror::Error)]

@@ -82,7 +82,11 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 fn init_logging(json: bool, level: LogLevel) {
-    let filter = tracing_subscriber::EnvFilter::new(format!("warn,baton_torq={}", level.as_str()));
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        // rustls-platform-verifier logs certificate failures itself; the error line already says it (service mode)
+        "warn,rustls_platform_verifier=off,baton_torq={}",
+        level.as_str()
+    ));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().flatten_event(true).with_current_span(false).init();

@@ -9,6 +9,23 @@ pub mod c1 {
             include!(concat!(env!("OUT_DIR"), "/c1.connector.v2.rs"));
         }
     }
+    // service mode: ConductorOne's task API (BatonService client and, for the tests' fake, server)
+    pub mod connectorapi {
+        pub mod baton {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/c1.connectorapi.baton.v1.rs"));
+            }
+        }
+    }
+}
+
+/// The gRPC error model (`google.rpc.Status`), sent in service mode's FinishTask.
+#[allow(clippy::all, missing_docs)]
+pub mod google {
+    pub mod rpc {
+        include!(concat!(env!("OUT_DIR"), "/google.rpc.rs"));
+    }
 }
 
 pub use c1::connector::v2 as connector_v2;
+pub use c1::connectorapi::baton::v1 as baton_v1;

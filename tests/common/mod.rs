@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod c1z_reader;
+pub mod fake_c1;
 pub mod harness;

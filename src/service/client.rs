@@ -1,0 +1,253 @@
+//! The BatonService gRPC client: one TLS channel to ConductorOne, `authorization: Bearer` on every call (marked
+//! sensitive so it never shows in `Debug`), user agent `baton-torq/<version>`, and `host_id` in every request.
+//!
+//! Must not: log tokens or request metadata; decide what to do with a task (that is `tasks`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt as _};
+use secrecy::ExposeSecret as _;
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncReadExt as _;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+use super::token::{TokenError, TokenSource};
+use crate::proto::baton_v1::baton_service_client::BatonServiceClient;
+use crate::proto::baton_v1::baton_service_upload_asset_request::{Msg, UploadData, UploadEof, UploadMetadata};
+use crate::proto::baton_v1::{
+    BatonServiceFinishTaskRequest, BatonServiceGetTaskRequest, BatonServiceGetTaskResponse,
+    BatonServiceHeartbeatRequest, BatonServiceHeartbeatResponse, BatonServiceHelloRequest,
+    BatonServiceUploadAssetRequest,
+};
+
+/// Size of each `UploadAsset` data message.
+pub const UPLOAD_CHUNK: usize = 512 * 1024;
+/// Deadline of unary calls.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The user agent of the gRPC channel and the token requests.
+pub const USER_AGENT: &str = concat!("baton-torq/", env!("CARGO_PKG_VERSION"));
+
+/// A failed call: no token, or the server's (or transport's) gRPC status.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("{code:?}: {message}")]
+    Rpc { code: tonic::Code, message: String },
+    #[error("cannot read the sync file: {0}")]
+    File(String),
+}
+
+impl CallError {
+    fn from_status(s: &tonic::Status) -> CallError {
+        let mut message = s.message().replace('\n', " ");
+        if let Some(source) = std::error::Error::source(s) {
+            let chain = super::token::error_chain(source);
+            if !message.contains(&chain) {
+                message = format!("{message}: {chain}");
+            }
+        }
+        CallError::Rpc { code: s.code(), message }
+    }
+
+    /// The gRPC code this failure amounts to.
+    pub fn code(&self) -> tonic::Code {
+        match self {
+            CallError::Token(TokenError::Rejected { .. }) => tonic::Code::Unauthenticated,
+            CallError::Token(_) => tonic::Code::Unavailable,
+            CallError::Rpc { code, .. } => *code,
+            CallError::File(_) => tonic::Code::Internal,
+        }
+    }
+}
+
+/// BatonService with credentials and this host's id.
+#[derive(Clone)]
+pub struct C1Client {
+    grpc: BatonServiceClient<Channel>,
+    tokens: Arc<TokenSource>,
+    host_id: String,
+}
+
+impl std::fmt::Debug for C1Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("C1Client").field("host_id", &self.host_id).finish_non_exhaustive()
+    }
+}
+
+/// A lazily connecting TLS channel to `api_host` (`host[:port]`, port 443 by default): system roots plus `extra_ca`.
+pub fn channel(api_host: &str, extra_ca: Option<&[u8]>) -> Result<Channel, String> {
+    let authority = if api_host.contains(':') { api_host.to_owned() } else { format!("{api_host}:443") };
+    let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(&authority).to_owned();
+    let mut tls = ClientTlsConfig::new().with_native_roots().domain_name(host);
+    if let Some(pem) = extra_ca {
+        tls = tls.ca_certificate(Certificate::from_pem(pem));
+    }
+    let endpoint = Endpoint::from_shared(format!("https://{authority}"))
+        .map_err(|e| format!("invalid ConductorOne API host {api_host:?}: {e}"))?
+        .user_agent(USER_AGENT)
+        .map_err(|e| e.to_string())?
+        .tls_config(tls)
+        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .connect_timeout(CALL_TIMEOUT)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    Ok(endpoint.connect_lazy())
+}
+
+impl C1Client {
+    pub fn new(channel: Channel, tokens: Arc<TokenSource>, host_id: String) -> C1Client {
+        C1Client { grpc: BatonServiceClient::new(channel), tokens, host_id }
+    }
+
+    pub fn host_id(&self) -> &str {
+        &self.host_id
+    }
+
+    /// Fetches (or reuses) a token now, so that credential problems surface at start-up.
+    pub async fn check_token(&self) -> Result<(), TokenError> {
+        self.tokens.token().await.map(|_| ())
+    }
+
+    async fn authed<T>(&self, msg: T, timeout: Option<Duration>) -> Result<tonic::Request<T>, CallError> {
+        let token = self.tokens.token().await?;
+        let mut value = MetadataValue::try_from(format!("Bearer {}", token.expose_secret()))
+            .map_err(|_| CallError::Rpc { code: tonic::Code::Internal, message: "unusable access token".into() })?;
+        value.set_sensitive(true);
+        let mut request = tonic::Request::new(msg);
+        request.metadata_mut().insert("authorization", value);
+        if let Some(t) = timeout {
+            request.set_timeout(t);
+        }
+        Ok(request)
+    }
+
+    async fn after<R>(&self, result: Result<tonic::Response<R>, tonic::Status>) -> Result<R, CallError> {
+        match result {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => {
+                if s.code() == tonic::Code::Unauthenticated {
+                    self.tokens.invalidate().await;
+                }
+                Err(CallError::from_status(&s))
+            }
+        }
+    }
+
+    /// `Hello` with this host's id; `request.host_id` is filled in.
+    pub async fn hello(&self, mut request: BatonServiceHelloRequest) -> Result<(), CallError> {
+        request.host_id = self.host_id.clone();
+        let req = self.authed(request, Some(CALL_TIMEOUT)).await?;
+        let r = self.grpc.clone().hello(req).await;
+        self.after(r).await.map(|_| ())
+    }
+
+    pub async fn get_task(&self) -> Result<BatonServiceGetTaskResponse, CallError> {
+        let req = self.authed(BatonServiceGetTaskRequest { host_id: self.host_id.clone() }, Some(CALL_TIMEOUT)).await?;
+        let r = self.grpc.clone().get_task(req).await;
+        self.after(r).await
+    }
+
+    pub async fn heartbeat(&self, task_id: &str) -> Result<BatonServiceHeartbeatResponse, CallError> {
+        let msg = BatonServiceHeartbeatRequest {
+            host_id: self.host_id.clone(),
+            task_id: task_id.to_owned(),
+            ..Default::default()
+        };
+        let req = self.authed(msg, Some(CALL_TIMEOUT)).await?;
+        let r = self.grpc.clone().heartbeat(req).await;
+        self.after(r).await
+    }
+
+    /// `FinishTask`; `request.host_id` is filled in.
+    pub async fn finish_task(&self, mut request: BatonServiceFinishTaskRequest) -> Result<(), CallError> {
+        request.host_id = self.host_id.clone();
+        let req = self.authed(request, Some(CALL_TIMEOUT)).await?;
+        let r = self.grpc.clone().finish_task(req).await;
+        self.after(r).await.map(|_| ())
+    }
+
+    /// Streams `path` as one asset of `task_id`: metadata, 512 KiB data chunks, eof with the file's sha256.
+    pub async fn upload_asset(&self, task_id: &str, path: &Path) -> Result<u64, CallError> {
+        let (digest, size) = sha256_file(path).await.map_err(|e| CallError::File(e.to_string()))?;
+        let file = tokio::fs::File::open(path).await.map_err(|e| CallError::File(e.to_string()))?;
+        let read_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+        let metadata = BatonServiceUploadAssetRequest {
+            msg: Some(Msg::Metadata(UploadMetadata {
+                host_id: self.host_id.clone(),
+                task_id: task_id.to_owned(),
+                ..Default::default()
+            })),
+        };
+        let errors = read_error.clone();
+        let chunks = stream::unfold(Some(file), move |file| {
+            let errors = errors.clone();
+            async move {
+                let mut file = file?;
+                let mut buf = vec![0u8; UPLOAD_CHUNK];
+                let mut filled = 0;
+                while filled < UPLOAD_CHUNK {
+                    match file.read(&mut buf[filled..]).await {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) => {
+                            if let Ok(mut slot) = errors.lock() {
+                                *slot = Some(e.to_string());
+                            }
+                            return None;
+                        }
+                    }
+                }
+                if filled == 0 {
+                    return None;
+                }
+                buf.truncate(filled);
+                let msg = BatonServiceUploadAssetRequest { msg: Some(Msg::Data(UploadData { data: buf })) };
+                Some((msg, Some(file)))
+            }
+        });
+        let eof = BatonServiceUploadAssetRequest {
+            msg: Some(Msg::Eof(UploadEof { sha256_checksum: digest.to_vec(), ..Default::default() })),
+        };
+        // The eof only goes out when every chunk was read; without it the server rejects the upload.
+        let eof_errors = read_error.clone();
+        let eof = stream::once(std::future::ready(eof)).filter_map(move |m| {
+            let clean = eof_errors.lock().map(|slot| slot.is_none()).unwrap_or(false);
+            std::future::ready(clean.then_some(m))
+        });
+        let messages = stream::iter([metadata]).chain(chunks).chain(eof);
+        let req = self.authed(messages, None).await?;
+        let r = self.grpc.clone().upload_asset(req).await;
+        let result = self.after(r).await;
+        if let Some(e) = read_error.lock().ok().and_then(|slot| slot.clone()) {
+            return Err(CallError::File(e));
+        }
+        result.map(|_| size)
+    }
+}
+
+/// sha256 and size of a file, read on a blocking thread.
+async fn sha256_file(path: &Path) -> std::io::Result<([u8; 32], u64)> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        let mut file = std::fs::File::open(path)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; UPLOAD_CHUNK];
+        let mut size = 0u64;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            hasher.update(&buf[..n]);
+        }
+        Ok((hasher.finalize().into(), size))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}

@@ -1,0 +1,217 @@
+//! Service mode: baton-torq as a ConductorOne connector daemon. Started with ConductorOne client credentials, it
+//! says Hello, polls BatonService for tasks, runs full syncs into a temporary c1z, uploads it and reports each
+//! task's outcome with FinishTask, until SIGINT/SIGTERM.
+//!
+//! Owns: credential parsing and the JWT assertion ([`credentials`]), the token exchange ([`token`]), the gRPC
+//! client ([`client`]) and the task loop ([`tasks`]). Reuses [`crate::sync::run_sync`] for the sync itself.
+//! Must not: write the user's `--file` (it is ignored here), or let the ConductorOne secret, the JWK or any token
+//! reach a log line, an error message or `Debug` output.
+
+pub mod client;
+pub mod credentials;
+pub mod tasks;
+pub mod token;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServiceArgs;
+use crate::torq::TorqClient;
+use credentials::{ClientId, ClientKey};
+use token::TokenError;
+
+/// Why service mode could not start or had to stop. One line each; never the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("missing ConductorOne client {what}: pass {flag} or set {env} (service mode needs both the client id and the client secret)")]
+    Missing { what: &'static str, flag: &'static str, env: &'static str },
+    #[error("invalid --client-id (BATON_CLIENT_ID): {0}")]
+    ClientId(String),
+    #[error("invalid --client-secret (BATON_CLIENT_SECRET): {0}")]
+    ClientSecret(String),
+    #[error("invalid {flag} ({env}): {reason}")]
+    Setting { flag: &'static str, env: &'static str, reason: String },
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("ConductorOne refused Hello ({code:?}): {message}")]
+    HelloRejected { code: tonic::Code, message: String },
+    #[error("cannot set up the ConductorOne client: {0}")]
+    Setup(String),
+}
+
+impl ServiceError {
+    /// Whether this is a usage problem (exit code 2) rather than a runtime failure (exit code 1).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::Missing { .. }
+                | ServiceError::ClientId(_)
+                | ServiceError::ClientSecret(_)
+                | ServiceError::Setting { .. }
+        )
+    }
+}
+
+/// Checked service-mode settings.
+#[derive(Debug)]
+pub struct ServiceConfig {
+    pub client_id: ClientId,
+    pub key: Arc<ClientKey>,
+    /// `host[:port]` of the token endpoint and the gRPC API.
+    pub api_host: String,
+    pub host_id: String,
+    /// PEM roots trusted in addition to the system's.
+    pub extra_ca: Option<Vec<u8>>,
+    pub task_concurrency: usize,
+    pub temp_dir: PathBuf,
+}
+
+/// Whether the command line asks for service mode (a client id or secret was given).
+pub fn requested(args: &ServiceArgs) -> bool {
+    args.client_id.as_deref().is_some_and(|s| !s.trim().is_empty()) || args.client_secret.is_some()
+}
+
+impl ServiceConfig {
+    pub fn from_args(args: &ServiceArgs) -> Result<ServiceConfig, ServiceError> {
+        let raw_id = args.client_id.as_deref().map(str::trim).unwrap_or("");
+        if raw_id.is_empty() {
+            return Err(ServiceError::Missing { what: "id", flag: "--client-id", env: "BATON_CLIENT_ID" });
+        }
+        let Some(secret) = args.client_secret.as_ref() else {
+            return Err(ServiceError::Missing { what: "secret", flag: "--client-secret", env: "BATON_CLIENT_SECRET" });
+        };
+        let client_id = ClientId::parse(raw_id).map_err(|e| ServiceError::ClientId(e.0))?;
+        let key = ClientKey::parse(secret).map_err(|e| ServiceError::ClientSecret(e.0))?;
+        let api_host = match args.c1_api_host.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(h) => checked_host(h)?,
+            None => client_id.tenant_host().to_owned(),
+        };
+        let host_id = args
+            .host_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .unwrap_or_else(tasks::hostname_or_default);
+        let extra_ca = match &args.c1_ca_cert_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| ServiceError::Setting {
+                    flag: "--c1-ca-cert-file",
+                    env: "BATON_C1_CA_CERT_FILE",
+                    reason: format!("cannot read {}: {e}", path.display()),
+                })?;
+                if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(ServiceError::Setting {
+                        flag: "--c1-ca-cert-file",
+                        env: "BATON_C1_CA_CERT_FILE",
+                        reason: format!("{} holds no PEM certificate", path.display()),
+                    });
+                }
+                Some(pem)
+            }
+            None => None,
+        };
+        let temp_dir = args.c1z_temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        if !temp_dir.is_dir() {
+            return Err(ServiceError::Setting {
+                flag: "--c1z-temp-dir",
+                env: "BATON_C1Z_TEMP_DIR",
+                reason: format!("{} is not an existing directory", temp_dir.display()),
+            });
+        }
+        Ok(ServiceConfig {
+            client_id,
+            key: Arc::new(key),
+            api_host,
+            host_id,
+            extra_ca,
+            task_concurrency: usize::from(args.task_concurrency.clamp(1, 100)),
+            temp_dir,
+        })
+    }
+}
+
+/// `host` or `host:port`, no scheme or path.
+fn checked_host(raw: &str) -> Result<String, ServiceError> {
+    let bad = |reason: &str| ServiceError::Setting {
+        flag: "--c1-api-host",
+        env: "BATON_C1_API_HOST",
+        reason: format!("{reason}; expected host or host:port, e.g. acme.conductor.one:443"),
+    };
+    let (host, port) = match raw.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (raw, None),
+    };
+    if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+        return Err(bad("not a plain host name"));
+    }
+    if let Some(p) = port {
+        if p.parse::<u16>().map(|p| p == 0).unwrap_or(true) {
+            return Err(bad("invalid port"));
+        }
+    }
+    Ok(raw.to_ascii_lowercase())
+}
+
+/// Runs the daemon until SIGINT/SIGTERM. Returns `Ok` after a clean shutdown.
+pub async fn run(config: ServiceConfig, torq: TorqClient) -> Result<(), ServiceError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut http = reqwest::Client::builder()
+        .user_agent(client::USER_AGENT)
+        .connect_timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(pem) = &config.extra_ca {
+        for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| ServiceError::Setting {
+            flag: "--c1-ca-cert-file",
+            env: "BATON_C1_CA_CERT_FILE",
+            reason: e.to_string(),
+        })? {
+            http = http.add_root_certificate(cert);
+        }
+    }
+    let http = http.build().map_err(|e| ServiceError::Setup(e.to_string()))?;
+    let tokens =
+        Arc::new(token::TokenSource::new(http, &config.api_host, config.client_id.clone(), config.key.clone()));
+    let channel = client::channel(&config.api_host, config.extra_ca.as_deref()).map_err(ServiceError::Setup)?;
+    let c1 = client::C1Client::new(channel, tokens, config.host_id.clone());
+
+    let shutdown = CancellationToken::new();
+    let watcher = tokio::spawn(shutdown_on_signal(shutdown.clone()));
+    tracing::info!(
+        api_host = %config.api_host,
+        client = config.client_id.name(),
+        host_id = %config.host_id,
+        task_concurrency = config.task_concurrency,
+        "service mode: connecting to ConductorOne"
+    );
+    let result = tasks::Runner::new(c1, torq, &config).run(shutdown).await;
+    watcher.abort();
+    result
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+async fn shutdown_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutdown requested: no new tasks; finishing the running ones");
+    shutdown.cancel();
+}

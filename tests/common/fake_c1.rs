@@ -1,0 +1,407 @@
+//! A fake ConductorOne on loopback for service-mode tests: the token endpoint (`POST /auth/v1/token`) and
+//! `c1.connectorapi.baton.v1.BatonService`, both served over TLS on one port with a self-signed certificate made
+//! at start-up (the binary trusts it through `BATON_C1_CA_CERT_FILE`).
+//!
+//! The token endpoint verifies the client assertion independently of the connector's code: EdDSA signature with
+//! the public half of the test key, header and claims. gRPC calls need a token it issued. It hands out the queued
+//! tasks one per GetTask, answers `cancelled` to heartbeats of chosen tasks, checks every upload's sha256, and
+//! records Hello, Heartbeat, UploadAsset and FinishTask calls for the test to assert on.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State as AxumState;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Form, Json};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use baton_torq::proto::baton_v1::baton_service_server::{BatonService, BatonServiceServer};
+use baton_torq::proto::baton_v1::baton_service_upload_asset_request::Msg;
+use baton_torq::proto::baton_v1::*;
+use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+use sha2::{Digest as _, Sha256};
+use tonic::{Request, Response, Status, Streaming};
+
+/// One finished upload.
+#[derive(Clone, Debug)]
+pub struct Upload {
+    pub host_id: String,
+    pub task_id: String,
+    pub data: Vec<u8>,
+    pub chunk_sizes: Vec<usize>,
+}
+
+/// Everything the fake saw.
+#[derive(Default, Debug)]
+pub struct Record {
+    pub token_requests: u64,
+    pub token_rejections: Vec<String>,
+    pub hellos: Vec<BatonServiceHelloRequest>,
+    pub get_tasks: u64,
+    pub heartbeats: Vec<String>,
+    pub uploads: Vec<Upload>,
+    pub upload_rejections: Vec<String>,
+    pub finishes: Vec<BatonServiceFinishTaskRequest>,
+    pub unauthenticated_calls: u64,
+    pub user_agents: HashSet<String>,
+    pub host_ids: HashSet<String>,
+}
+
+struct Inner {
+    client_id: String,
+    audience: String,
+    public_key: VerifyingKey,
+    reject_all_tokens: bool,
+    tasks: Mutex<VecDeque<Task>>,
+    cancel_on_heartbeat: Mutex<HashSet<String>>,
+    tokens: Mutex<HashSet<String>>,
+    record: Mutex<Record>,
+}
+
+/// The running fake.
+pub struct FakeC1 {
+    inner: Arc<Inner>,
+    pub addr: SocketAddr,
+    /// PEM of the self-signed certificate (for `BATON_C1_CA_CERT_FILE`).
+    pub ca_pem: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Settings of a fake.
+pub struct FakeC1Config {
+    pub client_id: String,
+    pub audience: String,
+    pub public_key: [u8; 32],
+    pub reject_all_tokens: bool,
+}
+
+impl FakeC1 {
+    pub async fn start(config: FakeC1Config) -> FakeC1 {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        let cert_pem = cert.cert.pem();
+        let key_pem = cert.signing_key.serialize_pem();
+        let inner = Arc::new(Inner {
+            client_id: config.client_id,
+            audience: config.audience,
+            public_key: VerifyingKey::from_bytes(&config.public_key).unwrap(),
+            reject_all_tokens: config.reject_all_tokens,
+            tasks: Mutex::default(),
+            cancel_on_heartbeat: Mutex::default(),
+            tokens: Mutex::default(),
+            record: Mutex::default(),
+        });
+        let token_routes = axum::Router::new().route("/auth/v1/token", post(token)).with_state(inner.clone());
+        let routes = tonic::service::Routes::from(token_routes)
+            .add_service(BatonServiceServer::new(Service { inner: inner.clone() }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let tls = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(cert_pem.clone(), key_pem));
+        let server = tonic::transport::Server::builder()
+            .tls_config(tls)
+            .unwrap()
+            .accept_http1(true)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            });
+        tokio::spawn(server);
+        FakeC1 { inner, addr, ca_pem: cert_pem, stop: Some(stop) }
+    }
+
+    /// `localhost:<port>` for `BATON_C1_API_HOST`.
+    pub fn api_host(&self) -> String {
+        format!("localhost:{}", self.addr.port())
+    }
+
+    pub fn push_task(&self, task: Task) {
+        self.inner.tasks.lock().unwrap().push_back(task);
+    }
+
+    /// Heartbeats of this task answer `cancelled`.
+    pub fn cancel_on_heartbeat(&self, task_id: &str) {
+        self.inner.cancel_on_heartbeat.lock().unwrap().insert(task_id.to_owned());
+    }
+
+    pub fn with_record<T>(&self, f: impl FnOnce(&Record) -> T) -> T {
+        f(&self.inner.record.lock().unwrap())
+    }
+
+    /// The FinishTask of `task_id`, if any.
+    pub fn finish_of(&self, task_id: &str) -> Option<BatonServiceFinishTaskRequest> {
+        self.with_record(|r| r.finishes.iter().find(|f| f.task_id == task_id).cloned())
+    }
+
+    /// Waits until `pred` holds (polling every 50 ms) or panics after `timeout`.
+    pub async fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&Record) -> bool) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.with_record(&pred) {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; record: {:#?}",
+                    self.with_record(|r| format!("{r:?}").chars().take(4000).collect::<String>())
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+impl Drop for FakeC1 {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TokenForm {
+    client_id: String,
+    grant_type: String,
+    client_assertion_type: String,
+    client_assertion: String,
+}
+
+async fn token(AxumState(inner): AxumState<Arc<Inner>>, Form(form): Form<TokenForm>) -> axum::response::Response {
+    let verdict = check_token_request(&inner, &form);
+    let mut record = inner.record.lock().unwrap();
+    record.token_requests += 1;
+    match verdict {
+        Err(why) => {
+            record.token_rejections.push(why);
+            (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "invalid_client"}))).into_response()
+        }
+        Ok(()) => {
+            let token = format!("tok-{:032x}", rand::random::<u128>());
+            inner.tokens.lock().unwrap().insert(token.clone());
+            Json(serde_json::json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600})).into_response()
+        }
+    }
+}
+
+/// Independent check of the client assertion.
+fn check_token_request(inner: &Inner, form: &TokenForm) -> Result<(), String> {
+    if inner.reject_all_tokens {
+        return Err("configured to reject".into());
+    }
+    if form.client_id != inner.client_id {
+        return Err(format!("client_id {:?}", form.client_id));
+    }
+    if form.grant_type != "client_credentials"
+        || form.client_assertion_type != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    {
+        return Err("grant_type / client_assertion_type".into());
+    }
+    let parts: Vec<&str> = form.client_assertion.split('.').collect();
+    if parts.len() != 3 {
+        return Err("not a compact JWS".into());
+    }
+    let decode = |s: &str| URL_SAFE_NO_PAD.decode(s).map_err(|e| format!("base64url: {e}"));
+    let header: serde_json::Value = serde_json::from_slice(&decode(parts[0])?).map_err(|e| e.to_string())?;
+    let claims: serde_json::Value = serde_json::from_slice(&decode(parts[1])?).map_err(|e| e.to_string())?;
+    let signature = Signature::from_slice(&decode(parts[2])?).map_err(|e| e.to_string())?;
+    inner
+        .public_key
+        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+        .map_err(|_| "bad signature".to_owned())?;
+    if header["alg"] != "EdDSA" {
+        return Err(format!("alg {}", header["alg"]));
+    }
+    let nonce = header["nonce"].as_str().unwrap_or("");
+    if nonce.len() != 32 || !nonce.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("nonce".into());
+    }
+    if claims["iss"] != inner.client_id.as_str() || claims["sub"] != inner.client_id.as_str() {
+        return Err("iss/sub".into());
+    }
+    let aud_ok = claims["aud"] == inner.audience.as_str()
+        || claims["aud"].as_array().is_some_and(|a| a.iter().any(|v| v == inner.audience.as_str()));
+    if !aud_ok {
+        return Err(format!("aud {}", claims["aud"]));
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let (nbf, exp, iat) = (claims["nbf"].as_u64(), claims["exp"].as_u64(), claims["iat"].as_u64());
+    match (nbf, exp, iat) {
+        (Some(nbf), Some(exp), Some(iat)) if nbf <= now && now <= exp && nbf < iat && iat < exp && exp - nbf <= 300 => {
+            Ok(())
+        }
+        _ => Err("time claims".into()),
+    }
+}
+
+struct Service {
+    inner: Arc<Inner>,
+}
+
+impl Service {
+    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let ua = request.metadata().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("")
+            .to_owned();
+        let mut record = self.inner.record.lock().unwrap();
+        record.user_agents.insert(ua);
+        if self.inner.tokens.lock().unwrap().contains(&token) {
+            Ok(())
+        } else {
+            record.unauthenticated_calls += 1;
+            Err(Status::unauthenticated("no valid bearer token"))
+        }
+    }
+
+    fn host(&self, host_id: &str) -> Result<(), Status> {
+        if host_id.is_empty() {
+            return Err(Status::invalid_argument("host_id is empty"));
+        }
+        self.inner.record.lock().unwrap().host_ids.insert(host_id.to_owned());
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl BatonService for Service {
+    async fn hello(
+        &self,
+        request: Request<BatonServiceHelloRequest>,
+    ) -> Result<Response<BatonServiceHelloResponse>, Status> {
+        self.authorize(&request)?;
+        let hello = request.into_inner();
+        self.host(&hello.host_id)?;
+        let os = hello.os_info.clone().unwrap_or_default();
+        let fields = [
+            &os.hostname,
+            &os.os,
+            &os.platform,
+            &os.platform_version,
+            &os.platform_family,
+            &os.kernel_version,
+            &os.kernel_arch,
+            &os.virtualization_system,
+        ];
+        if fields.iter().any(|f| f.is_empty()) || hello.connector_metadata.is_none() || hello.build_info.is_none() {
+            return Err(Status::invalid_argument("incomplete hello"));
+        }
+        self.inner.record.lock().unwrap().hellos.push(hello);
+        Ok(Response::new(BatonServiceHelloResponse::default()))
+    }
+
+    async fn get_task(
+        &self,
+        request: Request<BatonServiceGetTaskRequest>,
+    ) -> Result<Response<BatonServiceGetTaskResponse>, Status> {
+        self.authorize(&request)?;
+        self.host(&request.get_ref().host_id)?;
+        self.inner.record.lock().unwrap().get_tasks += 1;
+        let task = self.inner.tasks.lock().unwrap().pop_front();
+        Ok(Response::new(BatonServiceGetTaskResponse {
+            task,
+            next_poll: Some(prost_types::Duration { seconds: 0, nanos: 100_000_000 }),
+            next_heartbeat: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
+            annotations: Vec::new(),
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<BatonServiceHeartbeatRequest>,
+    ) -> Result<Response<BatonServiceHeartbeatResponse>, Status> {
+        self.authorize(&request)?;
+        let beat = request.into_inner();
+        self.host(&beat.host_id)?;
+        let cancelled = self.inner.cancel_on_heartbeat.lock().unwrap().contains(&beat.task_id);
+        self.inner.record.lock().unwrap().heartbeats.push(beat.task_id);
+        Ok(Response::new(BatonServiceHeartbeatResponse {
+            next_heartbeat: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
+            cancelled,
+            annotations: Vec::new(),
+        }))
+    }
+
+    async fn finish_task(
+        &self,
+        request: Request<BatonServiceFinishTaskRequest>,
+    ) -> Result<Response<BatonServiceFinishTaskResponse>, Status> {
+        self.authorize(&request)?;
+        let finish = request.into_inner();
+        self.host(&finish.host_id)?;
+        if finish.final_state.is_none() {
+            return Err(Status::invalid_argument("final_state is required"));
+        }
+        self.inner.record.lock().unwrap().finishes.push(finish);
+        Ok(Response::new(BatonServiceFinishTaskResponse::default()))
+    }
+
+    async fn upload_asset(
+        &self,
+        request: Request<Streaming<BatonServiceUploadAssetRequest>>,
+    ) -> Result<Response<BatonServiceUploadAssetResponse>, Status> {
+        self.authorize(&request)?;
+        let mut stream = request.into_inner();
+        let result = read_upload(&mut stream).await;
+        let mut record = self.inner.record.lock().unwrap();
+        match result {
+            Ok(upload) => {
+                record.host_ids.insert(upload.host_id.clone());
+                record.uploads.push(upload);
+                Ok(Response::new(BatonServiceUploadAssetResponse::default()))
+            }
+            Err(status) => {
+                record.upload_rejections.push(status.message().to_owned());
+                Err(status)
+            }
+        }
+    }
+}
+
+/// metadata, then data chunks (1 byte..1 MiB), then eof whose sha256 must match, then the end of the stream.
+async fn read_upload(stream: &mut Streaming<BatonServiceUploadAssetRequest>) -> Result<Upload, Status> {
+    let first = stream.message().await?.and_then(|m| m.msg);
+    let Some(Msg::Metadata(meta)) = first else {
+        return Err(Status::invalid_argument("the first message must be metadata"));
+    };
+    if meta.host_id.is_empty() || meta.task_id.is_empty() {
+        return Err(Status::invalid_argument("metadata needs host_id and task_id"));
+    }
+    let mut upload = Upload { host_id: meta.host_id, task_id: meta.task_id, data: Vec::new(), chunk_sizes: Vec::new() };
+    loop {
+        match stream.message().await?.and_then(|m| m.msg) {
+            Some(Msg::Data(d)) => {
+                if d.data.is_empty() || d.data.len() > 1024 * 1024 {
+                    return Err(Status::invalid_argument("data chunk size out of range"));
+                }
+                upload.chunk_sizes.push(d.data.len());
+                upload.data.extend_from_slice(&d.data);
+            }
+            Some(Msg::Eof(eof)) => {
+                let digest = Sha256::digest(&upload.data);
+                if eof.sha256_checksum.as_slice() != digest.as_slice() {
+                    return Err(Status::invalid_argument("sha256 mismatch"));
+                }
+                if stream.message().await?.is_some() {
+                    return Err(Status::invalid_argument("message after eof"));
+                }
+                return Ok(upload);
+            }
+            Some(Msg::Metadata(_)) => return Err(Status::invalid_argument("metadata twice")),
+            None => return Err(Status::invalid_argument("stream ended without eof")),
+        }
+    }
+}

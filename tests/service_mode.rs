@@ -1,0 +1,409 @@
+//! Service mode end to end: the built binary runs as a daemon against a fake ConductorOne (tests/common/fake_c1.rs,
+//! TLS on loopback, JWT verified with the public half of a key made here) and the simulated Torq server. Checks
+//! every task type's outcome, the uploaded c1z's checksum and content, credential errors (one line, right exit
+//! code, no secret anywhere in the output), a Torq outage during a sync, and SIGTERM shutdown with exit 0.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use baton_torq::proto::baton_v1::baton_service_finish_task_request::FinalState;
+use baton_torq::proto::baton_v1::task::{EventFeedTask, GrantTask, HelloTask, SyncFullTask, TaskType};
+use baton_torq::proto::baton_v1::Task;
+use baton_torq::sim::{SimConfig, SimServer, SimUser, Workspace};
+use common::c1z_reader::C1zReader;
+use common::fake_c1::{FakeC1, FakeC1Config};
+
+const FIXTURE: &str = include_str!("fixtures/workspace.json");
+const CLIENT_ID: &str = "strange-hydra-68836@tenant.example.test/pcc";
+const AUDIENCE: &str = "tenant.example.test";
+const HOST_ID: &str = "test-host-1";
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_baton-torq")
+}
+
+/// A fresh Ed25519 key: (private bytes, client secret text, base64url JWK part).
+fn test_key() -> ([u8; 32], String, String) {
+    let private: [u8; 32] = rand::random();
+    let public = ed25519_dalek::SigningKey::from_bytes(&private).verifying_key().to_bytes();
+    let jwk = serde_json::json!({
+        "kty": "OKP", "crv": "Ed25519", "kid": "test-kid",
+        "d": URL_SAFE_NO_PAD.encode(private), "x": URL_SAFE_NO_PAD.encode(public),
+    });
+    let encoded = URL_SAFE_NO_PAD.encode(jwk.to_string());
+    (private, format!("secret-token:conductorone.com:v1:{encoded}"), encoded)
+}
+
+fn public_of(private: &[u8; 32]) -> [u8; 32] {
+    ed25519_dalek::SigningKey::from_bytes(private).verifying_key().to_bytes()
+}
+
+async fn fake(private: &[u8; 32], reject_all_tokens: bool) -> FakeC1 {
+    FakeC1::start(FakeC1Config {
+        client_id: CLIENT_ID.into(),
+        audience: AUDIENCE.into(),
+        public_key: public_of(private),
+        reject_all_tokens,
+    })
+    .await
+}
+
+/// The command with a clean environment: Torq flags for `torq_api`/`torq_auth`, C1 settings for `fake`.
+fn command(
+    torq_api: &str,
+    torq_auth: &str,
+    client_id: &str,
+    secret: &str,
+    fake: &FakeC1,
+    ca_file: Option<&Path>,
+    temp_dir: &Path,
+) -> tokio::process::Command {
+    let sim = SimConfig::default();
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("BATON_TORQ_CLIENT_ID", &sim.client_id)
+        .env("BATON_TORQ_CLIENT_SECRET", &sim.client_secret)
+        .env("BATON_TORQ_API_URL", torq_api)
+        .env("BATON_TORQ_AUTH_URL", torq_auth)
+        .env("BATON_CLIENT_ID", client_id)
+        .env("BATON_CLIENT_SECRET", secret)
+        .env("BATON_C1_API_HOST", fake.api_host())
+        .env("BATON_HOST_ID", HOST_ID)
+        .env("BATON_C1Z_TEMP_DIR", temp_dir)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(ca) = ca_file {
+        cmd.env("BATON_C1_CA_CERT_FILE", ca);
+    }
+    cmd
+}
+
+fn write_ca(dir: &Path, fake: &FakeC1) -> std::path::PathBuf {
+    let path = dir.join("c1-ca.pem");
+    std::fs::write(&path, &fake.ca_pem).unwrap();
+    path
+}
+
+/// Output must not contain the secret, its key part, the private key or any issued token.
+fn assert_no_secret(text: &str, secret: &str, jwk_part: &str, private: &[u8; 32]) {
+    assert!(!text.contains(secret), "the client secret leaked:\n{text}");
+    assert!(!text.contains(&jwk_part[..40.min(jwk_part.len())]), "the JWK leaked:\n{text}");
+    assert!(!text.contains(&URL_SAFE_NO_PAD.encode(private)), "the private key leaked:\n{text}");
+    assert!(!text.contains("tok-"), "an access token leaked:\n{text}");
+    assert!(!text.contains("Bearer "), "an authorization header leaked:\n{text}");
+}
+
+fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("child is running");
+    let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+    assert!(status.success());
+}
+
+fn task(id: &str, t: TaskType) -> Task {
+    Task { id: id.into(), status: 2, debug: false, task_type: Some(t) }
+}
+
+fn error_of(f: &baton_torq::proto::baton_v1::BatonServiceFinishTaskRequest) -> (i32, String, bool) {
+    let status = f.status.clone().expect("an error carries a google.rpc.Status");
+    match &f.final_state {
+        Some(FinalState::Error(e)) => (status.code, status.message, e.non_retryable),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_runs_each_task_type_uploads_the_sync_and_stops_on_sigterm() {
+    let (private, secret, jwk_part) = test_key();
+    let c1 = fake(&private, false).await;
+    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let ca = write_ca(dir.path(), &c1);
+
+    c1.push_task(task("2hellotask000000000000000001", TaskType::Hello(HelloTask::default())));
+    c1.push_task(task("2syncfulltask000000000000001", TaskType::SyncFull(SyncFullTask::default())));
+    c1.push_task(task("2unknowntask0000000000000001", TaskType::EventFeed(EventFeedTask {})));
+    c1.push_task(task("2granttask00000000000000001", TaskType::Grant(GrantTask::default())));
+    c1.push_task(task("2cancelledtask00000000000001", TaskType::SyncFull(SyncFullTask::default())));
+    c1.cancel_on_heartbeat("2cancelledtask00000000000001");
+
+    let stderr_path = dir.path().join("stderr.log");
+    let mut child = command(&sim.api_url(), &sim.auth_url(), CLIENT_ID, &secret, &c1, Some(&ca), work.path())
+        .args(["--log-level", "debug", "--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+
+    c1.wait_for("four FinishTasks and two Hellos", Duration::from_secs(60), |r| {
+        r.finishes.len() >= 4 && r.hellos.len() >= 2
+    })
+    .await;
+    // A few more polls prove the loop goes on after the tasks.
+    let polls = c1.with_record(|r| r.get_tasks);
+    c1.wait_for("more polls", Duration::from_secs(10), |r| r.get_tasks >= polls + 2).await;
+
+    sigterm(&child);
+    let status =
+        tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits after SIGTERM").unwrap();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    let mut stdout = String::new();
+    tokio::io::AsyncReadExt::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).await.unwrap();
+    assert!(stdout.is_empty(), "service mode prints nothing on stdout: {stdout}");
+
+    // Hello at start-up (no task id) and for the hello task, with full build and OS info.
+    c1.with_record(|r| {
+        assert_eq!(r.hellos[0].task_id, "", "the start-up Hello comes first");
+        assert!(r.hellos.iter().any(|h| h.task_id == "2hellotask000000000000000001"));
+        for h in &r.hellos {
+            assert_eq!(h.host_id, HOST_ID);
+            let b = h.build_info.as_ref().unwrap();
+            assert_eq!((b.package.as_str(), b.package_version.as_str()), ("baton-torq", env!("CARGO_PKG_VERSION")));
+            assert!(b.lang_version.starts_with("rust"), "{}", b.lang_version);
+            assert_eq!(h.connector_metadata.as_ref().unwrap().display_name, "Torq");
+        }
+        assert!(r.token_rejections.is_empty(), "{:?}", r.token_rejections);
+        assert_eq!(r.unauthenticated_calls, 0);
+        assert!(
+            r.user_agents.iter().any(|ua| ua.contains(concat!("baton-torq/", env!("CARGO_PKG_VERSION")))),
+            "{:?}",
+            r.user_agents
+        );
+        assert_eq!(r.host_ids, BTreeSet::from([HOST_ID.to_owned()]).into_iter().collect());
+        assert!(r.upload_rejections.is_empty(), "{:?}", r.upload_rejections);
+    });
+    assert!(c1.finish_of("2hellotask000000000000000001").is_none(), "hello tasks are answered with Hello only");
+
+    // sync_full: heartbeat, upload of a c1z holding exactly the simulated workspace, FinishTask success.
+    let sync_id = "2syncfulltask000000000000001";
+    let f = c1.finish_of(sync_id).expect("FinishTask for the sync task");
+    assert!(matches!(f.final_state, Some(FinalState::Success(_))), "{f:?}");
+    assert!(f.status.is_none());
+    assert!(c1.with_record(|r| r.heartbeats.iter().any(|h| h == sync_id)), "heartbeat before the sync");
+    let upload = c1.with_record(|r| r.uploads.iter().find(|u| u.task_id == sync_id).cloned()).expect("upload");
+    assert_eq!(upload.host_id, HOST_ID);
+    let (last, full) = upload.chunk_sizes.split_last().unwrap();
+    assert!(full.iter().all(|s| *s == 512 * 1024) && *last <= 512 * 1024, "{:?}", upload.chunk_sizes);
+    let file = dir.path().join("uploaded.c1z");
+    std::fs::write(&file, &upload.data).unwrap();
+    assert_uploaded_c1z_equals_fixture(&file);
+
+    // Unknown type, provisioning, cancelled.
+    let (code, message, non_retryable) = error_of(&c1.finish_of("2unknowntask0000000000000001").unwrap());
+    assert_eq!(code, tonic::Code::Unimplemented as i32);
+    assert!(message.contains("unsupported task type"), "{message}");
+    assert!(non_retryable);
+    let (code, message, non_retryable) = error_of(&c1.finish_of("2granttask00000000000000001").unwrap());
+    assert_eq!(code, tonic::Code::FailedPrecondition as i32, "{message}");
+    assert!(non_retryable);
+    let (code, message, _) = error_of(&c1.finish_of("2cancelledtask00000000000001").unwrap());
+    assert_eq!(code, tonic::Code::Cancelled as i32, "{message}");
+    assert!(message.contains("cancelled by ConductorOne"), "{message}");
+    assert!(c1.with_record(|r| r.uploads.iter().all(|u| u.task_id != "2cancelledtask00000000000001")));
+    c1.with_record(|r| {
+        let mut ids: Vec<&str> = r.finishes.iter().map(|f| f.task_id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), r.finishes.len(), "one FinishTask per task");
+    });
+
+    // No secrets at debug level; no temp file left behind.
+    assert_no_secret(&stderr, &secret, &jwk_part, &private);
+    assert!(stderr.contains("task finished"), "{stderr}");
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "temporary sync files are removed");
+    sim.shutdown().await;
+}
+
+fn assert_uploaded_c1z_equals_fixture(file: &Path) {
+    let v: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    let users: Vec<SimUser> = serde_json::from_value(v["users"].clone()).unwrap();
+    let role_ids: BTreeSet<String> =
+        v["roles"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    let reader = C1zReader::open(file);
+    let runs = reader.sync_runs();
+    assert_eq!(runs.len(), 1, "the upload holds exactly one sync");
+    assert!(runs[0].ended_at.is_some());
+    assert_eq!(runs[0].sync_type.as_deref(), Some("full"));
+    let sync_id = reader.default_sync_id();
+    reader.check_integrity(&sync_id);
+    let resources = reader.resources(&sync_id);
+    let ids = |t: &str| -> BTreeSet<String> {
+        resources
+            .iter()
+            .filter(|r| r.resource_type_id == t)
+            .map(|r| r.data.id.as_ref().unwrap().resource.clone())
+            .collect()
+    };
+    assert_eq!(ids("user"), users.iter().map(|u| u.id.clone()).collect());
+    assert_eq!(ids("role"), role_ids);
+    let ents: BTreeSet<String> = reader.entitlements(&sync_id).iter().map(|e| e.data.id.clone()).collect();
+    assert_eq!(ents, role_ids.iter().map(|r| format!("role:{r}:member")).collect());
+    let grants: BTreeSet<String> = reader.grants(&sync_id).iter().map(|g| g.external_id.clone()).collect();
+    let expected: BTreeSet<String> = users.iter().map(|u| format!("role:{}:member:user:{}", u.role_id, u.id)).collect();
+    assert_eq!(grants, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torq_down_fails_the_sync_task_retryably_and_the_daemon_keeps_polling() {
+    let (private, secret, jwk_part) = test_key();
+    let c1 = fake(&private, false).await;
+    // Nothing listens on this port: every Torq request is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let api = format!("http://127.0.0.1:{port}/public/v1alpha");
+    let auth = format!("http://127.0.0.1:{port}/v1/auth/token");
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let ca = write_ca(dir.path(), &c1);
+    c1.push_task(task("2torqdowntask000000000000001", TaskType::SyncFull(SyncFullTask::default())));
+
+    let child = command(&api, &auth, CLIENT_ID, &secret, &c1, Some(&ca), work.path())
+        .args(["--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c1.wait_for("FinishTask of the sync", Duration::from_secs(90), |r| !r.finishes.is_empty()).await;
+    let (code, message, non_retryable) = error_of(&c1.finish_of("2torqdowntask000000000000001").unwrap());
+    assert_eq!(code, tonic::Code::Unavailable as i32, "{message}");
+    assert!(!non_retryable, "a sync failure is retryable");
+    assert!(message.contains("sync failed"), "{message}");
+
+    // Still polling: a later hello task is answered.
+    c1.push_task(task("2laterhello0000000000000001", TaskType::Hello(HelloTask::default())));
+    c1.wait_for("the later hello", Duration::from_secs(20), |r| {
+        r.hellos.iter().any(|h| h.task_id == "2laterhello0000000000000001")
+    })
+    .await;
+    sigterm(&child);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_no_secret(&stderr, &secret, &jwk_part, &private);
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
+}
+
+/// Runs the binary with `client_id`/`secret` and returns (exit code, stderr); asserts one line, empty stdout.
+async fn run_to_failure(c1: &FakeC1, client_id: &str, secret: &str, trust: bool) -> (i32, String) {
+    let sim = SimServer::start(Workspace::demo(), SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = write_ca(dir.path(), c1);
+    let mut cmd =
+        command(&sim.api_url(), &sim.auth_url(), client_id, secret, c1, trust.then_some(ca.as_path()), dir.path());
+    cmd.args(["--log-level", "warn", "--log-format", "console"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output()).await.expect("exits by itself").unwrap();
+    sim.shutdown().await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.stdout.is_empty());
+    assert_eq!(stderr.lines().filter(|l| !l.trim().is_empty()).count(), 1, "one line:\n{stderr}");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_give_one_clear_line_and_a_non_zero_exit_without_the_secret() {
+    let (private, secret, jwk_part) = test_key();
+    let c1 = fake(&private, false).await;
+
+    let (code, err) = run_to_failure(&c1, "no-at-sign", &secret, true).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--client-id") && err.contains("<name>@<tenant-host>/<suffix>"), "{err}");
+    assert_no_secret(&err, &secret, &jwk_part, &private);
+
+    let malformed = "secret-token:conductorone.com:v1:not*base64*at*all";
+    let (code, err) = run_to_failure(&c1, CLIENT_ID, malformed, true).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--client-secret") && !err.contains("not*base64"), "{err}");
+
+    let ec_jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "d": URL_SAFE_NO_PAD.encode([9u8; 32]),
+        "x": URL_SAFE_NO_PAD.encode([1u8; 32]), "y": URL_SAFE_NO_PAD.encode([2u8; 32])});
+    let ec_part = URL_SAFE_NO_PAD.encode(ec_jwk.to_string());
+    let ec_secret = format!("secret-token:conductorone.com:v1:{ec_part}");
+    let (code, err) = run_to_failure(&c1, CLIENT_ID, &ec_secret, true).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not an Ed25519 key"), "{err}");
+    assert!(!err.contains(&ec_part[..30]) && !err.contains(&URL_SAFE_NO_PAD.encode([9u8; 32])), "{err}");
+
+    // A key the fake does not know: the signature check fails, the endpoint answers 401.
+    let (other_private, other_secret, other_part) = test_key();
+    let (code, err) = run_to_failure(&c1, CLIENT_ID, &other_secret, true).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("rejected the client credentials") && err.contains("401"), "{err}");
+    assert_no_secret(&err, &other_secret, &other_part, &other_private);
+    assert!(c1.with_record(|r| r.token_rejections.iter().any(|w| w == "bad signature")));
+
+    // Untrusted certificate (no BATON_C1_CA_CERT_FILE).
+    let (code, err) = run_to_failure(&c1, CLIENT_ID, &secret, false).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("TLS") && err.to_lowercase().contains("certificate"), "{err}");
+    assert_no_secret(&err, &secret, &jwk_part, &private);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_answering_401_stops_the_daemon_with_exit_1() {
+    let (private, secret, jwk_part) = test_key();
+    let c1 = fake(&private, true).await;
+    let (code, err) = run_to_failure(&c1, CLIENT_ID, &secret, true).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("401") && err.contains("BATON_CLIENT_SECRET"), "{err}");
+    assert_no_secret(&err, &secret, &jwk_part, &private);
+
+    // The id without a secret is a usage error too.
+    let sim = SimServer::start(Workspace::demo(), SimConfig::default()).await.unwrap();
+    let out = tokio::process::Command::new(bin())
+        .env_clear()
+        .env("BATON_TORQ_CLIENT_ID", "x")
+        .env("BATON_TORQ_CLIENT_SECRET", "y")
+        .env("BATON_TORQ_API_URL", sim.api_url())
+        .env("BATON_TORQ_AUTH_URL", sim.auth_url())
+        .env("BATON_CLIENT_ID", CLIENT_ID)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--client-secret"), "{stderr}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_sync_finishes_the_task_as_cancelled_and_exits_0() {
+    let (private, secret, jwk_part) = test_key();
+    let c1 = fake(&private, false).await;
+    // Every Torq answer takes 2 s, so the sync is still running when SIGTERM arrives.
+    let slow = SimConfig { latency: Duration::from_secs(2), ..SimConfig::default() };
+    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), slow).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let ca = write_ca(dir.path(), &c1);
+    let id = "2inflighttask000000000000001";
+    c1.push_task(task(id, TaskType::SyncFull(SyncFullTask::default())));
+    let child = command(&sim.api_url(), &sim.auth_url(), CLIENT_ID, &secret, &c1, Some(&ca), work.path())
+        .args(["--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c1.wait_for("the first heartbeat", Duration::from_secs(30), |r| r.heartbeats.iter().any(|h| h == id)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sigterm(&child);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (code, message, non_retryable) = error_of(&c1.finish_of(id).expect("the in-flight task is finished"));
+    assert_eq!(code, tonic::Code::Cancelled as i32, "{message}");
+    assert!(message.contains("shutting down"), "{message}");
+    assert!(!non_retryable, "ConductorOne may run it again");
+    assert!(c1.with_record(|r| r.uploads.is_empty()));
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "the temporary sync file is removed");
+    assert_no_secret(&stderr, &secret, &jwk_part, &private);
+    sim.shutdown().await;
+}

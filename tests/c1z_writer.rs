@@ -11,7 +11,10 @@ use baton_torq::proto::connector_v2 as v2;
 use common::c1z_reader::{self as reader, pb, C1zReader};
 use prost::Message;
 
-const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reference-sync.c1z");
+const REFERENCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/reference-sync.c1z"
+);
 const REFERENCE_SYNC_ID: &str = "3Mkb90BZDVlL0gnYylMrjQ4MYJp";
 
 // ---------------------------------------------------------------- builders (crate proto types)
@@ -34,7 +37,10 @@ fn user_type() -> v2::ResourceType {
         id: "user".into(),
         display_name: "User".into(),
         traits: vec![v2::resource_type::Trait::User as i32],
-        annotations: vec![any("SkipEntitlementsAndGrants", &v2::SkipEntitlementsAndGrants {})],
+        annotations: vec![any(
+            "SkipEntitlementsAndGrants",
+            &v2::SkipEntitlementsAndGrants {},
+        )],
         ..Default::default()
     }
 }
@@ -174,7 +180,9 @@ fn ksuid_unix_seconds(s: &str) -> i64 {
     assert_eq!(s.len(), 27, "KSUID {s} must be 27 characters");
     let mut bytes = [0u8; 20];
     for c in s.chars() {
-        let mut carry = ALPHABET.find(c).unwrap_or_else(|| panic!("{c} is not base62")) as u32;
+        let mut carry = ALPHABET
+            .find(c)
+            .unwrap_or_else(|| panic!("{c} is not base62")) as u32;
         for b in bytes.iter_mut().rev() {
             let v = u32::from(*b) * 62 + carry;
             *b = (v & 0xff) as u8;
@@ -207,7 +215,12 @@ fn round_trip_through_independent_reader() {
     }
     let counts = w.counts();
     assert_eq!(
-        (counts.resource_types, counts.resources, counts.entitlements, counts.grants),
+        (
+            counts.resource_types,
+            counts.resources,
+            counts.entitlements,
+            counts.grants
+        ),
         (2, 4, 1, 3)
     );
     let done = w.finish().unwrap();
@@ -220,7 +233,11 @@ fn round_trip_through_independent_reader() {
     // Container: one frame, checksum, no dictionary, window within the Go v0.1.9 limit, size declared.
     assert!(r.frame.checksum);
     assert!(!r.frame.has_dictionary);
-    assert!(r.frame.window_size <= 32 << 20, "window {}", r.frame.window_size);
+    assert!(
+        r.frame.window_size <= 32 << 20,
+        "window {}",
+        r.frame.window_size
+    );
     let db_len = std::fs::metadata(&r.db_path).unwrap().len();
     assert_eq!(r.frame.content_size, Some(db_len));
 
@@ -246,17 +263,29 @@ fn round_trip_through_independent_reader() {
     // Rows in insertion order, with blobs equal to the full message encoding.
     let types = r.resource_types(&sync_id);
     assert_eq!(
-        types.iter().map(|t| t.external_id.as_str()).collect::<Vec<_>>(),
+        types
+            .iter()
+            .map(|t| t.external_id.as_str())
+            .collect::<Vec<_>>(),
         ["user", "role"]
     );
     assert_eq!(types[0].data.traits, vec![1]);
-    assert_eq!(types[0].data.annotations[0].type_url, pb::SKIP_ENTITLEMENTS_AND_GRANTS_URL);
+    assert_eq!(
+        types[0].data.annotations[0].type_url,
+        pb::SKIP_ENTITLEMENTS_AND_GRANTS_URL
+    );
     let resources = r.resources(&sync_id);
     assert_eq!(
-        resources.iter().map(|t| t.external_id.as_str()).collect::<Vec<_>>(),
+        resources
+            .iter()
+            .map(|t| t.external_id.as_str())
+            .collect::<Vec<_>>(),
         ["user:u1", "user:u2", "user:u3", "role:r1"]
     );
-    assert_eq!(resources[0].data.encode_to_vec(), user("u1").encode_to_vec());
+    assert_eq!(
+        resources[0].data.encode_to_vec(),
+        user("u1").encode_to_vec()
+    );
     let ut: pb::UserTrait =
         pb::find_annotation(&resources[1].data.annotations, pb::USER_TRAIT_URL).expect("UserTrait");
     assert_eq!(ut.emails[0].address, "u2@example.com");
@@ -264,15 +293,30 @@ fn round_trip_through_independent_reader() {
     assert_eq!(ut.login, "u2@example.com");
     assert_eq!(ut.status.as_ref().map(|s| s.status), Some(1));
     assert_eq!(ut.account_type, 1);
-    assert_eq!(ut.created_at.as_ref().map(|t| t.seconds), Some(1_700_000_000));
-    assert_eq!(ut.profile.as_ref().and_then(|p| p.string("user_id")), Some("u2"));
+    assert_eq!(
+        ut.created_at.as_ref().map(|t| t.seconds),
+        Some(1_700_000_000)
+    );
+    assert_eq!(
+        ut.profile.as_ref().and_then(|p| p.string("user_id")),
+        Some("u2")
+    );
     let rt: pb::RoleTrait =
         pb::find_annotation(&resources[3].data.annotations, pb::ROLE_TRAIT_URL).expect("RoleTrait");
-    assert_eq!(rt.profile.as_ref().and_then(|p| p.string("role_id")), Some("r1"));
+    assert_eq!(
+        rt.profile.as_ref().and_then(|p| p.string("role_id")),
+        Some("r1")
+    );
 
     let ents = r.entitlements(&sync_id);
     assert_eq!(ents.len(), 1);
-    assert_eq!((ents[0].resource_type_id.as_str(), ents[0].resource_id.as_str()), ("role", "r1"));
+    assert_eq!(
+        (
+            ents[0].resource_type_id.as_str(),
+            ents[0].resource_id.as_str()
+        ),
+        ("role", "r1")
+    );
     assert_eq!(ents[0].data.slug, "member");
     assert_eq!(ents[0].data.purpose, 1);
     assert_eq!(ents[0].data.grantable_to[0].id, "user");
@@ -282,9 +326,15 @@ fn round_trip_through_independent_reader() {
     let g = &grants[2];
     assert_eq!(g.external_id, "role:r1:member:user:u3");
     assert_eq!(g.entitlement_id, "role:r1:member");
-    assert_eq!((g.resource_type_id.as_str(), g.resource_id.as_str()), ("role", "r1"));
     assert_eq!(
-        (g.principal_resource_type_id.as_str(), g.principal_resource_id.as_str()),
+        (g.resource_type_id.as_str(), g.resource_id.as_str()),
+        ("role", "r1")
+    );
+    assert_eq!(
+        (
+            g.principal_resource_type_id.as_str(),
+            g.principal_resource_id.as_str()
+        ),
         ("user", "u3")
     );
     assert_eq!(g.expansion, None);
@@ -292,7 +342,14 @@ fn round_trip_through_independent_reader() {
     // Not a slim grant: the blob carries the entitlement and the principal.
     assert_eq!(g.data.entitlement.as_ref().unwrap().id, "role:r1:member");
     assert_eq!(
-        g.data.principal.as_ref().unwrap().id.as_ref().unwrap().resource,
+        g.data
+            .principal
+            .as_ref()
+            .unwrap()
+            .id
+            .as_ref()
+            .unwrap()
+            .resource,
         "u3"
     );
 
@@ -303,7 +360,11 @@ fn round_trip_through_independent_reader() {
         ("v1_resources", "discovered_at"),
         ("v1_grants", "discovered_at"),
     ] {
-        let def = r.column_defs(table).into_iter().find(|c| c.0 == col).unwrap();
+        let def = r
+            .column_defs(table)
+            .into_iter()
+            .find(|c| c.0 == col)
+            .unwrap();
         assert_eq!(def.1.to_ascii_lowercase(), "datetime", "{table}.{col}");
     }
     // No journal / WAL left in the container's directory either.
@@ -321,19 +382,28 @@ fn dedupe_returns_false_and_writes_nothing() {
     assert!(w.put_resource(&user("u1")).unwrap());
     let mut changed = user("u1");
     changed.display_name = "other".into();
-    assert!(!w.put_resource(&changed).unwrap(), "same external_id is a duplicate");
+    assert!(
+        !w.put_resource(&changed).unwrap(),
+        "same external_id is a duplicate"
+    );
     assert!(w.put_resource(&role("r1")).unwrap());
     assert!(w.put_entitlement(&entitlement("r1")).unwrap());
     assert!(!w.put_entitlement(&entitlement("r1")).unwrap());
     assert!(w.put_grant(&grant("r1", "u1")).unwrap());
     assert!(!w.put_grant(&grant("r1", "u1")).unwrap());
     let c = w.counts();
-    assert_eq!((c.resource_types, c.resources, c.entitlements, c.grants), (2, 2, 1, 1));
+    assert_eq!(
+        (c.resource_types, c.resources, c.entitlements, c.grants),
+        (2, 2, 1, 1)
+    );
     let done = w.finish().unwrap();
     let r = C1zReader::open(&done.path);
     let res = r.resources(&done.sync_id);
     assert_eq!(res.len(), 2);
-    assert_eq!(res[0].data.display_name, "u1@example.com", "first write wins");
+    assert_eq!(
+        res[0].data.display_name, "u1@example.com",
+        "first write wins"
+    );
     assert_eq!(r.grants(&done.sync_id).len(), 1);
     assert_eq!(r.entitlements(&done.sync_id).len(), 1);
     r.check_integrity(&done.sync_id);
@@ -363,7 +433,10 @@ fn dangling_grants_are_removed_and_reported() {
     assert_eq!(removed[1].grant_id, "role:r9:member:user:u1");
     assert_eq!(removed[1].entitlement_id, "role:r9:member");
     assert_eq!(w.counts().grants, 1);
-    assert!(w.remove_dangling_grants().unwrap().is_empty(), "second pass finds nothing");
+    assert!(
+        w.remove_dangling_grants().unwrap().is_empty(),
+        "second pass finds nothing"
+    );
     let done = w.finish().unwrap();
     let r = C1zReader::open(&done.path);
     let grants = r.grants(&done.sync_id);
@@ -388,7 +461,10 @@ fn dangling_check_ignores_rows_of_the_previous_sync() {
     w.put_grant(&grant("r1", "u2")).unwrap();
     let removed = w.remove_dangling_grants().unwrap();
     assert_eq!(
-        removed.iter().map(|d| d.grant_id.as_str()).collect::<Vec<_>>(),
+        removed
+            .iter()
+            .map(|d| d.grant_id.as_str())
+            .collect::<Vec<_>>(),
         ["role:r1:member:user:u2"]
     );
     let done = w.finish().unwrap();
@@ -410,7 +486,10 @@ fn carry_over_keeps_exactly_two_finished_syncs() {
     };
 
     let second = write_sync(&target, &["b1", "b2", "b3"], WriterOptions::default());
-    assert_eq!(second.previous_sync_id.as_deref(), Some(first.sync_id.as_str()));
+    assert_eq!(
+        second.previous_sync_id.as_deref(),
+        Some(first.sync_id.as_str())
+    );
     {
         let r = C1zReader::open(&target);
         let ids: Vec<String> = r.sync_runs().into_iter().map(|s| s.sync_id).collect();
@@ -427,13 +506,24 @@ fn carry_over_keeps_exactly_two_finished_syncs() {
     }
 
     let third = write_sync(&target, &["c1"], WriterOptions::default());
-    assert_eq!(third.previous_sync_id.as_deref(), Some(second.sync_id.as_str()));
+    assert_eq!(
+        third.previous_sync_id.as_deref(),
+        Some(second.sync_id.as_str())
+    );
     let r = C1zReader::open(&target);
     let ids: Vec<String> = r.sync_runs().into_iter().map(|s| s.sync_id).collect();
     assert_eq!(ids, [second.sync_id.clone(), third.sync_id.clone()]);
-    for table in ["v1_resource_types", "v1_resources", "v1_entitlements", "v1_grants"] {
+    for table in [
+        "v1_resource_types",
+        "v1_resources",
+        "v1_entitlements",
+        "v1_grants",
+    ] {
         let counts = r.counts_by_sync(table);
-        assert!(!counts.contains_key(&first.sync_id), "{table} still has rows of the first sync");
+        assert!(
+            !counts.contains_key(&first.sync_id),
+            "{table} still has rows of the first sync"
+        );
         assert_eq!(counts.len(), 2, "{table}: {counts:?}");
     }
     r.check_integrity(&third.sync_id);
@@ -468,8 +558,14 @@ fn reference_file_is_read_by_the_independent_reader() {
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].sync_id, REFERENCE_SYNC_ID);
     assert_eq!(runs[0].started_at, "2026-11-28 20:22:37.249980667");
-    assert_eq!(runs[0].ended_at.as_deref(), Some("2026-11-28 20:22:37.880579843"));
-    assert_eq!(runs[0].sync_type, None, "v0.1.9 schema has no sync_type column");
+    assert_eq!(
+        runs[0].ended_at.as_deref(),
+        Some("2026-11-28 20:22:37.880579843")
+    );
+    assert_eq!(
+        runs[0].sync_type, None,
+        "v0.1.9 schema has no sync_type column"
+    );
     assert_eq!(r.default_sync_id(), REFERENCE_SYNC_ID);
     let id = REFERENCE_SYNC_ID;
     assert_eq!(r.resource_types(id).len(), 2);
@@ -499,8 +595,12 @@ fn reference_file_is_read_by_the_independent_reader() {
     );
     r.check_data_integrity(id);
     // The reference predates the superset schema: the schema check must notice that.
-    let missing = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.check_superset_schema()));
-    assert!(missing.is_err(), "v0.1.9 schema must fail the superset check");
+    let missing =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.check_superset_schema()));
+    assert!(
+        missing.is_err(),
+        "v0.1.9 schema must fail the superset check"
+    );
 }
 
 #[test]
@@ -518,15 +618,28 @@ fn reference_file_is_carried_over_and_extended() {
     let runs = r.sync_runs();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0].sync_id, REFERENCE_SYNC_ID);
-    assert_eq!(runs[0].ended_at.as_deref(), Some("2026-11-28 20:22:37.880579843"));
-    assert_eq!(runs[0].sync_type.as_deref(), Some("full"), "migration default");
+    assert_eq!(
+        runs[0].ended_at.as_deref(),
+        Some("2026-11-28 20:22:37.880579843")
+    );
+    assert_eq!(
+        runs[0].sync_type.as_deref(),
+        Some("full"),
+        "migration default"
+    );
     assert_eq!(runs[1].sync_id, done.sync_id);
     assert_eq!(r.default_sync_id(), done.sync_id);
     r.check_integrity(&done.sync_id);
     r.check_data_integrity(REFERENCE_SYNC_ID);
     // Old rows survive unchanged (grants gained only the two migrated columns).
-    assert_eq!(r.resources(REFERENCE_SYNC_ID), reference.resources(REFERENCE_SYNC_ID));
-    assert_eq!(r.entitlements(REFERENCE_SYNC_ID), reference.entitlements(REFERENCE_SYNC_ID));
+    assert_eq!(
+        r.resources(REFERENCE_SYNC_ID),
+        reference.resources(REFERENCE_SYNC_ID)
+    );
+    assert_eq!(
+        r.entitlements(REFERENCE_SYNC_ID),
+        reference.entitlements(REFERENCE_SYNC_ID)
+    );
     let old_grants = r.grants(REFERENCE_SYNC_ID);
     assert_eq!(old_grants.len(), 12);
     for (new, old) in old_grants.iter().zip(reference.grants(REFERENCE_SYNC_ID)) {
@@ -540,13 +653,22 @@ fn reference_file_is_carried_over_and_extended() {
 #[test]
 fn non_c1z_file_is_refused_and_untouched() {
     let dir = tempfile::tempdir().unwrap();
-    for content in [&b"hello, this is my thesis"[..], b"C1Z", b"SQLite format 3\0......"] {
+    for content in [
+        &b"hello, this is my thesis"[..],
+        b"C1Z",
+        b"SQLite format 3\0......",
+    ] {
         let target = target_in(&dir);
         std::fs::write(&target, content).unwrap();
-        let err = C1zWriter::create(&target, WriterOptions::default()).err().expect("refused");
+        let err = C1zWriter::create(&target, WriterOptions::default())
+            .err()
+            .expect("refused");
         assert!(matches!(err, C1zError::NotC1z { .. }), "{err}");
         assert!(err.to_string().contains("refusing to overwrite"), "{err}");
-        assert!(matches!(c1z::check_target(&target), Err(C1zError::NotC1z { .. })));
+        assert!(matches!(
+            c1z::check_target(&target),
+            Err(C1zError::NotC1z { .. })
+        ));
         assert_eq!(std::fs::read(&target).unwrap(), content);
         assert_eq!(dir_entries(dir.path()), ["sync.c1z"]);
     }
@@ -557,7 +679,9 @@ fn v3_c1z_is_refused_and_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let target = target_in(&dir);
     std::fs::write(&target, b"C1Z3\0\0\0\0\x02xx").unwrap();
-    let err = C1zWriter::create(&target, WriterOptions::default()).err().unwrap();
+    let err = C1zWriter::create(&target, WriterOptions::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, C1zError::UnsupportedFormat { .. }), "{err}");
     assert!(c1z::check_target(&target).is_err());
     assert_eq!(std::fs::read(&target).unwrap(), b"C1Z3\0\0\0\0\x02xx");
@@ -577,22 +701,43 @@ fn corrupt_c1z_is_refused_and_untouched() {
     for (what, content) in cases {
         let target = target_in(&dir);
         std::fs::write(&target, &content).unwrap();
-        assert!(c1z::check_target(&target).is_ok(), "magic alone passes the cheap check");
+        assert!(
+            c1z::check_target(&target).is_ok(),
+            "magic alone passes the cheap check"
+        );
         let err = C1zWriter::create(&target, WriterOptions::default()).err();
-        assert!(matches!(err, Some(C1zError::Corrupt { .. })), "{what}: {err:?}");
-        assert_eq!(std::fs::read(&target).unwrap(), content, "{what}: file changed");
-        assert_eq!(dir_entries(dir.path()), ["sync.c1z"], "{what}: temp files left");
+        assert!(
+            matches!(err, Some(C1zError::Corrupt { .. })),
+            "{what}: {err:?}"
+        );
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            content,
+            "{what}: file changed"
+        );
+        assert_eq!(
+            dir_entries(dir.path()),
+            ["sync.c1z"],
+            "{what}: temp files left"
+        );
     }
 }
 
 #[test]
 fn directory_target_and_missing_parent_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let err = C1zWriter::create(dir.path(), WriterOptions::default()).err().unwrap();
+    let err = C1zWriter::create(dir.path(), WriterOptions::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, C1zError::TargetIsDirectory { .. }), "{err}");
-    assert!(matches!(c1z::check_target(dir.path()), Err(C1zError::TargetIsDirectory { .. })));
+    assert!(matches!(
+        c1z::check_target(dir.path()),
+        Err(C1zError::TargetIsDirectory { .. })
+    ));
     let missing = dir.path().join("no-such-dir").join("sync.c1z");
-    let err = C1zWriter::create(&missing, WriterOptions::default()).err().unwrap();
+    let err = C1zWriter::create(&missing, WriterOptions::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, C1zError::ParentMissing { .. }), "{err}");
     assert!(dir_entries(dir.path()).is_empty());
 }
@@ -622,16 +767,25 @@ fn drop_without_finish_leaves_target_unchanged_and_no_temp_files() {
         w.put_resource(&user("x")).unwrap();
         // While writing, the work file is hidden, next to the target, and private.
         let entries = dir_entries(dir.path());
-        let work: Vec<_> = entries.iter().filter(|n| n.starts_with(".sync.c1z.work-")).collect();
+        let work: Vec<_> = entries
+            .iter()
+            .filter(|n| n.starts_with(".sync.c1z.work-"))
+            .collect();
         assert_eq!(work.len(), 1, "{entries:?}");
-        let mode = std::fs::metadata(dir.path().join(work[0])).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(work[0]))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         // An invalid object is an error, not a panic, and does not finish anything.
         let bad = v2::Grant {
             id: "g".into(),
             ..Default::default()
         };
-        assert!(matches!(w.put_grant(&bad), Err(C1zError::InvalidObject { .. })));
+        assert!(matches!(
+            w.put_grant(&bad),
+            Err(C1zError::InvalidObject { .. })
+        ));
     }
     assert_eq!(std::fs::read(&target).unwrap(), before);
     assert_eq!(dir_entries(dir.path()), ["sync.c1z"]);
@@ -671,12 +825,25 @@ fn sync_id_is_a_current_ksuid() {
 #[test]
 fn time_columns_use_go_local_text_layout() {
     use chrono::TimeZone;
-    let t = |nanos| chrono::Utc.with_ymd_and_hms(2026, 11, 28, 20, 22, 37).unwrap()
-        + chrono::Duration::nanoseconds(nanos);
+    let t = |nanos| {
+        chrono::Utc
+            .with_ymd_and_hms(2026, 11, 28, 20, 22, 37)
+            .unwrap()
+            + chrono::Duration::nanoseconds(nanos)
+    };
     assert_eq!(c1z::time::format_sqlite_time(&t(0)), "2026-11-28 20:22:37");
-    assert_eq!(c1z::time::format_sqlite_time(&t(350_516_490)), "2026-11-28 20:22:37.35051649");
-    assert_eq!(c1z::time::format_sqlite_time(&t(1)), "2026-11-28 20:22:37.000000001");
-    assert_eq!(c1z::time::format_sqlite_time(&t(500_000_000)), "2026-11-28 20:22:37.5");
+    assert_eq!(
+        c1z::time::format_sqlite_time(&t(350_516_490)),
+        "2026-11-28 20:22:37.35051649"
+    );
+    assert_eq!(
+        c1z::time::format_sqlite_time(&t(1)),
+        "2026-11-28 20:22:37.000000001"
+    );
+    assert_eq!(
+        c1z::time::format_sqlite_time(&t(500_000_000)),
+        "2026-11-28 20:22:37.5"
+    );
     assert!(reader::is_go_time_text("2026-11-28 20:22:37.35051649"));
     assert!(!reader::is_go_time_text("2026-11-28T20:22:37Z"));
     assert!(!reader::is_go_time_text("2026-11-28 20:22:37.350"));
@@ -691,7 +858,10 @@ fn time_columns_use_go_local_text_layout() {
     let parse = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap();
     let started = parse(&run.started_at);
     let ended = parse(run.ended_at.as_deref().unwrap());
-    assert!(before <= started && started <= ended && ended <= after, "local wall clock expected");
+    assert!(
+        before <= started && started <= ended && ended <= after,
+        "local wall clock expected"
+    );
     let discovered = parse(&r.resources(&done.sync_id)[0].discovered_at);
     assert!(started <= discovered && discovered <= ended);
 }

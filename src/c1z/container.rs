@@ -184,7 +184,8 @@ pub fn decompress_file(src: &Path, dst: &mut File, dst_path: &Path) -> Result<u6
             .map_err(|e| C1zError::io("write", dst_path, e))?;
         total += n as u64;
     }
-    out.flush().map_err(|e| C1zError::io("write", dst_path, e))?;
+    out.flush()
+        .map_err(|e| C1zError::io("write", dst_path, e))?;
     Ok(total)
 }
 

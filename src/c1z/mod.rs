@@ -60,7 +60,9 @@ pub enum C1zError {
     },
 
     /// SQLite reported an error on the work database.
-    #[error("c1z work database failed to {op}: {source}; check free disk space in the output directory")]
+    #[error(
+        "c1z work database failed to {op}: {source}; check free disk space in the output directory"
+    )]
     Sqlite {
         op: &'static str,
         #[source]

@@ -14,6 +14,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use prost::Message;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
@@ -26,13 +27,21 @@ use super::time::now_text;
 use super::C1zError;
 use crate::proto::connector_v2::{Entitlement, Grant, Resource, ResourceType};
 
-/// SQLite page cache of the work database, in KiB (negative `cache_size`). Bounds the writer's memory.
-const CACHE_KIB: i64 = 64 * 1024;
+/// SQLite page cache of the work database, in KiB (negative `cache_size`). Bounds the writer's memory; the
+/// sorter that builds indexes at `finish` takes about as much again. Measured with 1M users + 1M grants:
+/// 16 MiB gives ~38 MiB peak RSS; 64 MiB gave ~137 MiB and 256 MiB ~384 MiB, neither meaningfully faster.
+const CACHE_KIB: i64 = 16 * 1024;
+
+/// Page size of new work databases. Measured: 16 KiB needs ~25% less CPU than 4 KiB for 300k users + grants
+/// (fewer B-tree splits and syscalls) and compresses slightly smaller. Any SQLite reader accepts it; a file
+/// that is carried over keeps its own page size (SQLite ignores the pragma on an existing database).
+const PAGE_SIZE: u32 = 16 * 1024;
 
 /// Options for [`C1zWriter::create`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriterOptions {
-    /// zstd level for the output, 1..=19 (window stays <= 8 MiB at these levels).
+    /// zstd level for the output, 1..=19 (window stays <= 8 MiB at these levels). Default 1: on 1M-user
+    /// databases it compressed about as small as level 3 (214 vs 226 MiB) at roughly half the CPU time.
     pub zstd_level: i32,
     /// Keep the newest finished sync of an existing c1z next to the new one (Baton's two-sync layout).
     pub carry_over_previous: bool,
@@ -41,7 +50,7 @@ pub struct WriterOptions {
 impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
-            zstd_level: 3,
+            zstd_level: 1,
             carry_over_previous: true,
         }
     }
@@ -217,7 +226,7 @@ impl C1zWriter {
         })
         .map_err(corrupt_or("read the carried-over database"))?;
         conn.execute_batch(&format!(
-            "PRAGMA page_size = 4096; PRAGMA locking_mode = EXCLUSIVE; PRAGMA synchronous = OFF; \
+            "PRAGMA page_size = {PAGE_SIZE}; PRAGMA locking_mode = EXCLUSIVE; PRAGMA synchronous = OFF; \
              PRAGMA cache_size = -{CACHE_KIB}; PRAGMA encoding = 'UTF-8';"
         ))
         .map_err(corrupt_or("configure the work database"))?;
@@ -317,10 +326,9 @@ impl C1zWriter {
 
     /// Stores a resource under `external_id` `"<type>:<id>"`; `Ok(false)` when already in this sync.
     pub fn put_resource(&mut self, r: &Resource) -> Result<bool, C1zError> {
-        let id = r
-            .id
-            .as_ref()
-            .ok_or_else(|| invalid("a resource", "it has no id"))?;
+        let id =
+            r.id.as_ref()
+                .ok_or_else(|| invalid("a resource", "it has no id"))?;
         if id.resource_type.is_empty() || id.resource.is_empty() {
             return Err(invalid("a resource", "its id has an empty type or value"));
         }
@@ -485,6 +493,7 @@ impl C1zWriter {
     /// target. On error the target is unchanged and all temp files are removed.
     pub fn finish(mut self) -> Result<FinishedFile, C1zError> {
         let conn = self.conn.take().ok_or_else(closed)?;
+        let t0 = Instant::now();
         conn.execute(
             "UPDATE v1_sync_runs SET ended_at = ?1 WHERE sync_id = ?2",
             params![now_text(), self.sync_id],
@@ -493,6 +502,7 @@ impl C1zWriter {
         schema::create_deferred_indexes(&conn)?;
         conn.execute_batch("COMMIT")
             .map_err(C1zError::sql("commit the sync"))?;
+        let t_indexes = t0.elapsed();
         let mode: String = conn
             .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
             .map_err(C1zError::sql("switch to rollback-journal mode"))?;
@@ -534,6 +544,7 @@ impl C1zWriter {
             .tempfile_in(&self.dir)
             .map_err(|e| C1zError::io("create a temp file in", &self.dir, e))?;
         let out_path = out.path().to_path_buf();
+        let t1 = Instant::now();
         let bytes = container::compress_file(
             &work,
             out.as_file_mut(),
@@ -549,6 +560,13 @@ impl C1zWriter {
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();
         }
+        tracing::debug!(
+            sync_id = %self.sync_id,
+            index_ms = t_indexes.as_millis() as u64,
+            compress_ms = t1.elapsed().as_millis() as u64,
+            bytes,
+            "c1z file written"
+        );
         Ok(FinishedFile {
             path: self.target.clone(),
             sync_id: self.sync_id.clone(),

@@ -45,6 +45,7 @@ pub mod pb {
     }
 
     pub mod value {
+        #[allow(clippy::enum_variant_names)] // named after google.protobuf.Value's oneof fields
         #[derive(Clone, PartialEq, prost::Oneof)]
         pub enum Kind {
             #[prost(int32, tag = "1")]
@@ -279,26 +280,74 @@ pub const SPEC_TABLES: &[&str] = &[
 
 /// Index names of the superset schema (spec section 3), with the table each belongs to and its columns.
 pub const SPEC_INDEXES: &[(&str, &str, &str)] = &[
-    ("idx_resource_types_external_sync_v1", "v1_resource_types", "external_id,sync_id"),
-    ("idx_resources_resource_type_id_v1", "v1_resources", "resource_type_id"),
-    ("idx_resources_external_sync_v1", "v1_resources", "parent_resource_type_id,parent_resource_id"),
-    ("idx_resources_parent_resource_id_v1", "v1_resources", "external_id,sync_id"),
-    ("idx_entitlements_resource_id_v1", "v1_entitlements", "resource_type_id,resource_id"),
-    ("idx_entitlements_external_sync_v1", "v1_entitlements", "external_id,sync_id"),
+    (
+        "idx_resource_types_external_sync_v1",
+        "v1_resource_types",
+        "external_id,sync_id",
+    ),
+    (
+        "idx_resources_resource_type_id_v1",
+        "v1_resources",
+        "resource_type_id",
+    ),
+    (
+        "idx_resources_external_sync_v1",
+        "v1_resources",
+        "parent_resource_type_id,parent_resource_id",
+    ),
+    (
+        "idx_resources_parent_resource_id_v1",
+        "v1_resources",
+        "external_id,sync_id",
+    ),
+    (
+        "idx_entitlements_resource_id_v1",
+        "v1_entitlements",
+        "resource_type_id,resource_id",
+    ),
+    (
+        "idx_entitlements_external_sync_v1",
+        "v1_entitlements",
+        "external_id,sync_id",
+    ),
     ("idx_sync_runs_sync_id_v1", "v1_sync_runs", "sync_id"),
-    ("idx_grants_resource_type_id_resource_id_v1", "v1_grants", "resource_type_id,resource_id"),
-    ("idx_grants_principal_id_v1", "v1_grants", "principal_resource_type_id,principal_resource_id"),
+    (
+        "idx_grants_resource_type_id_resource_id_v1",
+        "v1_grants",
+        "resource_type_id,resource_id",
+    ),
+    (
+        "idx_grants_principal_id_v1",
+        "v1_grants",
+        "principal_resource_type_id,principal_resource_id",
+    ),
     (
         "idx_grants_entitlement_id_principal_id_v1",
         "v1_grants",
         "entitlement_id,principal_resource_type_id,principal_resource_id",
     ),
-    ("idx_grants_external_sync_v1", "v1_grants", "external_id,sync_id"),
-    ("idx_grants_entitlement_sync_grant_v1", "v1_grants", "entitlement_id,sync_id,id"),
+    (
+        "idx_grants_external_sync_v1",
+        "v1_grants",
+        "external_id,sync_id",
+    ),
+    (
+        "idx_grants_entitlement_sync_grant_v1",
+        "v1_grants",
+        "entitlement_id,sync_id,id",
+    ),
     ("idx_grants_sync_expansion_v1", "v1_grants", "sync_id"),
     ("idx_grants_sync_needs_expansion_v1", "v1_grants", "sync_id"),
-    ("idx_assets_external_sync_v1", "v1_assets", "external_id,sync_id"),
-    ("idx_session_store_sync_key_v1", "v1_connector_sessions", "sync_id,key"),
+    (
+        "idx_assets_external_sync_v1",
+        "v1_assets",
+        "external_id,sync_id",
+    ),
+    (
+        "idx_session_store_sync_key_v1",
+        "v1_connector_sessions",
+        "sync_id,key",
+    ),
 ];
 
 /// One `v1_sync_runs` row. Columns missing in old files are `None`.
@@ -773,7 +822,11 @@ impl C1zReader {
         for (name, table, cols) in SPEC_INDEXES {
             assert!(indexes.contains(*name), "index {name} missing");
             let (t, c, _) = self.index_info(name);
-            assert_eq!((t.as_str(), c.as_str()), (*table, *cols), "index {name} covers the wrong columns");
+            assert_eq!(
+                (t.as_str(), c.as_str()),
+                (*table, *cols),
+                "index {name} covers the wrong columns"
+            );
         }
         for name in [
             "idx_resource_types_external_sync_v1",
@@ -805,12 +858,24 @@ impl C1zReader {
             .iter()
             .find(|r| r.sync_id == sync_id)
             .unwrap_or_else(|| panic!("sync {sync_id} has no v1_sync_runs row"));
-        assert!(is_go_time_text(&run.started_at), "started_at {:?}", run.started_at);
+        assert!(
+            is_go_time_text(&run.started_at),
+            "started_at {:?}",
+            run.started_at
+        );
         if let Some(end) = &run.ended_at {
             assert!(is_go_time_text(end), "ended_at {end:?}");
-            assert!(run.started_at <= *end, "sync {sync_id} ends before it starts");
+            assert!(
+                run.started_at <= *end,
+                "sync {sync_id} ends before it starts"
+            );
         }
-        for table in ["v1_resource_types", "v1_resources", "v1_entitlements", "v1_grants"] {
+        for table in [
+            "v1_resource_types",
+            "v1_resources",
+            "v1_entitlements",
+            "v1_grants",
+        ] {
             let bad: i64 = self
                 .conn
                 .query_row(
@@ -831,17 +896,27 @@ impl C1zReader {
             .collect();
         for (ext, row) in &types {
             assert_eq!(*ext, row.data.id, "resource type row/blob id disagree");
-            assert!(is_go_time_text(&row.discovered_at), "{:?}", row.discovered_at);
+            assert!(
+                is_go_time_text(&row.discovered_at),
+                "{:?}",
+                row.discovered_at
+            );
         }
 
         let mut resources: HashSet<String> = HashSet::new();
         for row in self.resources(sync_id) {
             let id = row.data.id.as_ref().expect("resource blob has an id");
-            assert_eq!(row.external_id, format!("{}:{}", id.resource_type, id.resource));
+            assert_eq!(
+                row.external_id,
+                format!("{}:{}", id.resource_type, id.resource)
+            );
             assert_eq!(row.resource_type_id, id.resource_type);
             match &row.data.parent_resource_id {
                 Some(p) => {
-                    assert_eq!(row.parent_resource_type_id.as_deref(), Some(p.resource_type.as_str()));
+                    assert_eq!(
+                        row.parent_resource_type_id.as_deref(),
+                        Some(p.resource_type.as_str())
+                    );
                     assert_eq!(row.parent_resource_id.as_deref(), Some(p.resource.as_str()));
                 }
                 None => {
@@ -855,8 +930,16 @@ impl C1zReader {
                 row.external_id,
                 row.resource_type_id
             );
-            assert!(is_go_time_text(&row.discovered_at), "{:?}", row.discovered_at);
-            assert!(resources.insert(row.external_id.clone()), "duplicate {}", row.external_id);
+            assert!(
+                is_go_time_text(&row.discovered_at),
+                "{:?}",
+                row.discovered_at
+            );
+            assert!(
+                resources.insert(row.external_id.clone()),
+                "duplicate {}",
+                row.external_id
+            );
         }
 
         let mut entitlements: HashSet<String> = HashSet::new();
@@ -868,30 +951,46 @@ impl C1zReader {
                 .as_ref()
                 .and_then(|r| r.id.as_ref())
                 .expect("entitlement blob has a resource id");
-            assert_eq!((row.resource_type_id.as_str(), row.resource_id.as_str()), (
-                rid.resource_type.as_str(),
-                rid.resource.as_str()
-            ));
+            assert_eq!(
+                (row.resource_type_id.as_str(), row.resource_id.as_str()),
+                (rid.resource_type.as_str(), rid.resource.as_str())
+            );
             let res_key = format!("{}:{}", row.resource_type_id, row.resource_id);
-            assert!(resources.contains(&res_key), "entitlement {} has no resource {res_key}", row.external_id);
-            assert!(is_go_time_text(&row.discovered_at), "{:?}", row.discovered_at);
-            assert!(entitlements.insert(row.external_id.clone()), "duplicate {}", row.external_id);
+            assert!(
+                resources.contains(&res_key),
+                "entitlement {} has no resource {res_key}",
+                row.external_id
+            );
+            assert!(
+                is_go_time_text(&row.discovered_at),
+                "{:?}",
+                row.discovered_at
+            );
+            assert!(
+                entitlements.insert(row.external_id.clone()),
+                "duplicate {}",
+                row.external_id
+            );
         }
 
         let mut grants: HashSet<String> = HashSet::new();
         for row in self.grants(sync_id) {
             assert_eq!(row.external_id, row.data.id);
-            let ent = row.data.entitlement.as_ref().expect("grant blob has an entitlement");
+            let ent = row
+                .data
+                .entitlement
+                .as_ref()
+                .expect("grant blob has an entitlement");
             assert_eq!(row.entitlement_id, ent.id);
             let rid = ent
                 .resource
                 .as_ref()
                 .and_then(|r| r.id.as_ref())
                 .expect("grant entitlement has a resource id");
-            assert_eq!((row.resource_type_id.as_str(), row.resource_id.as_str()), (
-                rid.resource_type.as_str(),
-                rid.resource.as_str()
-            ));
+            assert_eq!(
+                (row.resource_type_id.as_str(), row.resource_id.as_str()),
+                (rid.resource_type.as_str(), rid.resource.as_str())
+            );
             let pid = row
                 .data
                 .principal
@@ -899,20 +998,51 @@ impl C1zReader {
                 .and_then(|p| p.id.as_ref())
                 .expect("grant blob has a principal id");
             assert_eq!(
-                (row.principal_resource_type_id.as_str(), row.principal_resource_id.as_str()),
+                (
+                    row.principal_resource_type_id.as_str(),
+                    row.principal_resource_id.as_str()
+                ),
                 (pid.resource_type.as_str(), pid.resource.as_str())
             );
-            assert!(entitlements.contains(&row.entitlement_id), "grant {} has no entitlement", row.external_id);
+            assert!(
+                entitlements.contains(&row.entitlement_id),
+                "grant {} has no entitlement",
+                row.external_id
+            );
             let principal = format!("{}:{}", pid.resource_type, pid.resource);
-            assert!(resources.contains(&principal), "grant {} has no principal {principal}", row.external_id);
+            assert!(
+                resources.contains(&principal),
+                "grant {} has no principal {principal}",
+                row.external_id
+            );
             let res_key = format!("{}:{}", rid.resource_type, rid.resource);
-            assert!(resources.contains(&res_key), "grant {} has no resource {res_key}", row.external_id);
-            assert!(types.contains_key(&pid.resource_type), "grant {} principal type missing", row.external_id);
-            assert!(is_go_time_text(&row.discovered_at), "{:?}", row.discovered_at);
+            assert!(
+                resources.contains(&res_key),
+                "grant {} has no resource {res_key}",
+                row.external_id
+            );
+            assert!(
+                types.contains_key(&pid.resource_type),
+                "grant {} principal type missing",
+                row.external_id
+            );
+            assert!(
+                is_go_time_text(&row.discovered_at),
+                "{:?}",
+                row.discovered_at
+            );
             if let Some(n) = row.needs_expansion {
-                assert_eq!(n != 0, row.expansion.is_some(), "needs_expansion disagrees with expansion");
+                assert_eq!(
+                    n != 0,
+                    row.expansion.is_some(),
+                    "needs_expansion disagrees with expansion"
+                );
             }
-            assert!(grants.insert(row.external_id.clone()), "duplicate {}", row.external_id);
+            assert!(
+                grants.insert(row.external_id.clone()),
+                "duplicate {}",
+                row.external_id
+            );
         }
     }
 

@@ -5,5 +5,5 @@
 //! sync file, and [`sync`] drives the whole run. [`sim`] is a simulated Torq workspace server used by the demo,
 //! the tests and the benchmark.
 
-pub mod proto;
 pub mod c1z;
+pub mod proto;

@@ -45,7 +45,7 @@ pub mod pb {
     }
 
     pub mod value {
-        #[allow(clippy::enum_variant_names)] // the names mirror google.protobuf.Value
+        #[allow(clippy::enum_variant_names)] // named after google.protobuf.Value's oneof fields
         #[derive(Clone, PartialEq, prost::Oneof)]
         pub enum Kind {
             #[prost(int32, tag = "1")]

@@ -8,8 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use baton_torq::sim::{Endpoint, FaultKind, FaultPlan, SimConfig, SimRole, SimServer, SimUser, Workspace};
-use common::harness::{assert_success, command, content, listing, run, stderr};
+use baton_torq::sim::{Endpoint, FaultKind, FaultPlan, SimConfig, SimRole, SimServer, Workspace};
+use common::harness::{assert_success, command, content, listing, run, sim_user, stderr};
 
 const FIXTURE: &str = include_str!("fixtures/workspace.json");
 /// Upper bound for a failing run (the retry budget is about 8 s of backoff).
@@ -224,18 +224,6 @@ async fn torq_unreachable() {
 }
 
 // ---- data shapes --------------------------------------------------------------------------------------------
-
-fn sim_user(id: &str, email: &str, role: &str, status: &str, sso: bool) -> SimUser {
-    SimUser {
-        id: id.into(),
-        email: email.into(),
-        role_id: role.into(),
-        status: status.into(),
-        sso_provision: sso,
-        created_time: None,
-        last_login_time: None,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_but_valid_data_is_synced() {

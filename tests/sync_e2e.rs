@@ -12,7 +12,7 @@ use baton_torq::sim::{
     Endpoint, FaultKind, FaultPlan, FaultRule, GeneratedSpec, SimConfig, SimRole, SimServer, SimUser, Workspace,
 };
 use common::c1z_reader::{pb, C1zReader};
-use common::harness::{assert_success, bin, run, stderr};
+use common::harness::{assert_success, bin, run, sim_user, stderr};
 use serde_json::Value;
 
 const FIXTURE: &str = include_str!("fixtures/workspace.json");
@@ -262,15 +262,7 @@ async fn the_token_is_renewed_before_it_expires() {
 }
 
 fn user(id: &str, email: &str, role: &str, sso: bool) -> SimUser {
-    SimUser {
-        id: id.into(),
-        email: email.into(),
-        role_id: role.into(),
-        status: "VERIFIED".into(),
-        sso_provision: sso,
-        created_time: Some("2025-01-01T00:00:00Z".into()),
-        last_login_time: None,
-    }
+    sim_user(id, email, role, "VERIFIED", sso)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

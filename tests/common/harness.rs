@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 
-use baton_torq::sim::{SimConfig, SimServer};
+use baton_torq::sim::{SimConfig, SimServer, SimUser};
 
 use super::c1z_reader::C1zReader;
 
@@ -71,4 +71,17 @@ pub fn listing(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// A simulated Torq user with no timestamps.
+pub fn sim_user(id: &str, email: &str, role: &str, status: &str, sso: bool) -> SimUser {
+    SimUser {
+        id: id.into(),
+        email: email.into(),
+        role_id: role.into(),
+        status: status.into(),
+        sso_provision: sso,
+        created_time: None,
+        last_login_time: None,
+    }
 }

@@ -5,6 +5,7 @@
 //! Run: `cargo bench --bench sync` (default matrix) or
 //!      `cargo bench --bench sync -- --users 100000 --roles 50 --latency-ms 100 --sso-percent 30`.
 //! Wall time covers the whole child process: start-up, token, listing, writing and compressing the file.
+//! With `BENCH_KEEP_FILES=DIR` the c1z files are written to DIR and kept for inspection.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -72,6 +73,7 @@ async fn run_case(case: Case, dir: &Path) -> Result<String, String> {
     let wall = started.elapsed().as_secs_f64();
     let stats = server.stats();
     server.shutdown().await;
+
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         return Err(format!("sync failed: {stderr}"));
@@ -84,7 +86,9 @@ async fn run_case(case: Case, dir: &Path) -> Result<String, String> {
     let bytes = summary["file_bytes"].as_u64().unwrap_or(0);
     let rss = summary["peak_rss_bytes"].as_u64().unwrap_or(0);
     let rows = summary["users"].as_u64().unwrap_or(0) * 2 + summary["roles"].as_u64().unwrap_or(0) * 2;
-    let _ = std::fs::remove_file(&file);
+    if std::env::var_os("BENCH_KEEP_FILES").is_none() {
+        let _ = std::fs::remove_file(&file);
+    }
     Ok(format!(
         "| {:>9} | {:>5} | {:>7} | {:>8} | {:>8.3} | {:>8.1} | {:>11} | {:>10.0} |",
         case.users,
@@ -110,8 +114,11 @@ async fn main() {
     };
     println!("|     users | roles | latency | requests |   wall s | RSS MiB  |   c1z bytes |     rows/s |");
     println!("|----------:|------:|--------:|---------:|---------:|---------:|------------:|-----------:|");
+    // BENCH_KEEP_FILES=DIR keeps the written files in DIR for inspection.
+    let keep = std::env::var_os("BENCH_KEEP_FILES").map(std::path::PathBuf::from);
+    let out_dir = keep.as_deref().unwrap_or(dir.path());
     for case in cases {
-        match run_case(case, dir.path()).await {
+        match run_case(case, out_dir).await {
             Ok(row) => println!("{row}"),
             Err(e) => {
                 eprintln!("{} users / {} roles: {e}", case.users, case.roles);

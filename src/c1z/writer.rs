@@ -51,8 +51,9 @@ const SEEN_CACHE_KIB: i64 = 16 * 1024;
 /// Options for [`C1zWriter::create`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriterOptions {
-    /// zstd level for the output, 1..=19 (window stays <= 8 MiB at these levels). Default 1: on 1M-user
-    /// databases it compressed about as small as level 3 (214 vs 226 MiB) at roughly half the CPU time.
+    /// zstd level for the output, 1..=19 (window stays <= 8 MiB at these levels), or
+    /// [`container::AUTO_LEVEL`] (the default) to pick by database size: small files get a higher level, very
+    /// large ones the fastest (see [`container::auto_level`]).
     pub zstd_level: i32,
     /// Keep the newest finished sync of an existing c1z next to the new one (Baton's two-sync layout).
     pub carry_over_previous: bool,
@@ -60,7 +61,7 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { zstd_level: 1, carry_over_previous: true }
+        WriterOptions { zstd_level: container::AUTO_LEVEL, carry_over_previous: true }
     }
 }
 
@@ -153,9 +154,9 @@ impl C1zWriter {
     /// rules): refuses directories, non-c1z files and corrupt c1z files without touching them; carries over
     /// the newest finished sync when asked; inserts the new, unfinished sync run.
     pub fn create(target: &Path, opts: WriterOptions) -> Result<C1zWriter, C1zError> {
-        if !(1..=19).contains(&opts.zstd_level) {
+        if !(1..=19).contains(&opts.zstd_level) && opts.zstd_level != container::AUTO_LEVEL {
             return Err(C1zError::InvalidOption(format!(
-                "zstd_level {} is out of range, use 1 to 19",
+                "zstd_level {} is out of range, use 1 to 19 (or 0 for automatic)",
                 opts.zstd_level
             )));
         }

@@ -423,3 +423,28 @@ fn version_follows_the_baton_convention() {
         format!("baton-torq version v{}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_stays_under_its_request_rate() {
+    use baton_torq::torq::{TorqClient, TorqSettings};
+    // 1,100 roles = 11 role pages + 1 token request; at 5 requests/s the burst of 5 is followed by ~1.4 s of
+    // spacing. (The real limit is Torq's 50/s; the same limiter is used with a lower rate to make it measurable.)
+    let spec = GeneratedSpec { users: 0, roles: 1100, sso_percent: 0, seed: 5 };
+    let server = SimServer::start(Workspace::generated(spec), SimConfig::default()).await.unwrap();
+    let cfg = SimConfig::default();
+    let mut settings = TorqSettings::new(
+        cfg.client_id.clone(),
+        cfg.client_secret.clone().into(),
+        server.api_url().parse().unwrap(),
+        server.auth_url().parse().unwrap(),
+    );
+    settings.requests_per_second = 5;
+    let client = TorqClient::new(settings).unwrap();
+    let started = std::time::Instant::now();
+    let roles = client.list_roles().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(roles.len(), 1100);
+    assert_eq!(server.stats().role_pages, 11);
+    assert!(took >= Duration::from_millis(1300), "12 requests at 5/s took only {took:?}");
+    server.shutdown().await;
+}

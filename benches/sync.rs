@@ -5,7 +5,8 @@
 //! Run: `cargo bench --bench sync` (default matrix) or
 //!      `cargo bench --bench sync -- --users 100000 --roles 50 --latency-ms 100 --sso-percent 30`.
 //! Wall time covers the whole child process: start-up, token, listing, writing and compressing the file.
-//! With `BENCH_KEEP_FILES=DIR` the c1z files are written to DIR and kept for inspection.
+//! With `BENCH_KEEP_FILES=DIR` the c1z files are written to DIR and kept for inspection; with
+//! `BENCH_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out"` the connector runs under a profiler.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -61,7 +62,18 @@ async fn run_case(case: Case, dir: &Path) -> Result<String, String> {
     let server = SimServer::start(Workspace::generated(spec), config.clone()).await.map_err(|e| e.to_string())?;
     let file = dir.join(format!("bench-{}-{}-{}.c1z", case.users, case.roles, case.latency_ms));
     let started = Instant::now();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton-torq"))
+    // BENCH_WRAPPER="valgrind --tool=callgrind" (say) runs the connector under a profiler.
+    let wrapper: Vec<String> =
+        std::env::var("BENCH_WRAPPER").map(|w| w.split_whitespace().map(String::from).collect()).unwrap_or_default();
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = tokio::process::Command::new(program);
+            c.args(args).arg(env!("CARGO_BIN_EXE_baton-torq"));
+            c
+        }
+        None => tokio::process::Command::new(env!("CARGO_BIN_EXE_baton-torq")),
+    };
+    let out = cmd
         .env_clear()
         .args(["--torq-client-id", &config.client_id, "--torq-client-secret", &config.client_secret])
         .args(["--torq-api-url", &server.api_url(), "--torq-auth-url", &server.auth_url(), "--log-format", "json"])

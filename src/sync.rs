@@ -148,12 +148,17 @@ pub async fn run_sync(
     let writer_progress = Arc::clone(&progress);
     let writer_task = tokio::task::spawn_blocking(move || write_batches(writer, rx, &writer_progress));
 
-    let fetch = fetch_all(client, tx, &progress);
+    // Stops the user-list decoders (they run on blocking threads that outlive a dropped future) on
+    // cancellation or as soon as the fetch fails.
+    let stop = cancel.child_token();
+    let fetch = fetch_all(client, tx, &progress, &stop);
     let fetched = tokio::select! {
         r = fetch => Some(r),
         _ = cancel.cancelled() => None,
     };
-    // Every sender is gone now, so the writer thread ends; its result explains a closed channel.
+    stop.cancel();
+    // Every sender is gone now (or soon: decoders stop at their next user), so the writer thread ends; its
+    // result explains a closed channel.
     let written = writer_task.await.map_err(|e| SyncError::Internal(e.to_string()))?;
     let roles = match fetched {
         None => return Err(SyncError::Interrupted),
@@ -166,12 +171,13 @@ pub async fn run_sync(
     };
     let (writer, tally) = written?;
 
-    let finish = tokio::task::spawn_blocking(move || finish_file(writer));
-    let finished = tokio::select! {
-        r = finish => r.map_err(|e| SyncError::Internal(e.to_string()))??,
-        _ = cancel.cancelled() => return Err(SyncError::Interrupted),
-    };
-    let (file, counts, dangling) = finished;
+    if cancel.is_cancelled() {
+        return Err(SyncError::Interrupted);
+    }
+    // The final write is not abandoned half-way: a signal now lets it finish (the file is complete either way).
+    let (file, counts, dangling) = tokio::task::spawn_blocking(move || finish_file(writer))
+        .await
+        .map_err(|e| SyncError::Internal(e.to_string()))??;
     let users = tally.users_by_status.values().sum();
     Ok(SyncSummary {
         output: file.path,
@@ -196,6 +202,7 @@ async fn fetch_all(
     client: &TorqClient,
     tx: mpsc::Sender<Batch>,
     progress: &Arc<SyncProgress>,
+    stop: &CancellationToken,
 ) -> Result<u64, TorqError> {
     let types = connector::resource_types::all();
     tx.send(Batch::ResourceTypes(types)).await.map_err(|_| TorqError::SinkClosed)?;
@@ -222,8 +229,8 @@ async fn fetch_all(
         tracing::debug!(roles = n, "roles fetched");
         Ok::<u64, TorqError>(n)
     };
-    let local = stream_user_list(client, false, tx.clone(), Arc::clone(progress));
-    let sso = stream_user_list(client, true, tx.clone(), Arc::clone(progress));
+    let local = stream_user_list(client, false, tx.clone(), Arc::clone(progress), stop.clone());
+    let sso = stream_user_list(client, true, tx.clone(), Arc::clone(progress), stop.clone());
     drop(tx);
     let (roles, _, _) = tokio::try_join!(roles, local, sso)?;
     Ok(roles)
@@ -235,12 +242,16 @@ async fn stream_user_list(
     sso: bool,
     tx: mpsc::Sender<Batch>,
     progress: Arc<SyncProgress>,
+    stop: CancellationToken,
 ) -> Result<u64, TorqError> {
     let buffer = Arc::new(Mutex::new(Vec::with_capacity(USER_BATCH)));
     let sink_buffer = Arc::clone(&buffer);
     let sink_tx = tx.clone();
     let count = client
         .stream_users(sso, move |u: UserRecord| {
+            if stop.is_cancelled() {
+                return Err(SinkClosed);
+            }
             progress.users_fetched.fetch_add(1, Ordering::Relaxed);
             if u.id.is_empty() {
                 tracing::warn!(email = %u.email, "Torq listed a user without an id; skipping it");

@@ -115,3 +115,27 @@ async fn a_second_run_on_the_same_file_fails_at_once_or_waits() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_during_a_large_user_list_stops_quickly() {
+    // 400k users take many seconds to sync here; an interrupt must not wait for the lists to finish.
+    let spec = GeneratedSpec { users: 400_000, roles: 10, sso_percent: 50, seed: 3 };
+    let server = SimServer::start(Workspace::generated(spec), SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sync.c1z");
+    let child = command(&server, &SimConfig::default(), &file)
+        .arg("--log-format")
+        .arg("console")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let signalled = Instant::now();
+    signal(child.id().unwrap(), "INT");
+    let out = child.wait_with_output().await.unwrap();
+    let took = signalled.elapsed();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(3), "stopped {took:?} after the signal");
+    assert!(listing(dir.path()).is_empty(), "no file and no work files: {:?}", listing(dir.path()));
+    server.shutdown().await;
+}

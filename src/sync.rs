@@ -348,8 +348,8 @@ fn finish_file(mut writer: C1zWriter) -> Result<(crate::c1z::FinishedFile, SyncC
             "more users have roles that are not in the role list; no grants written for them"
         );
     }
+    // The writer's counts already exclude the grants it just removed.
     let counts = writer.counts();
-    let counts = SyncCounts { grants: counts.grants.saturating_sub(dangling.len() as u64), ..counts };
     let file = writer.finish()?;
     Ok((file, counts, dangling.len() as u64))
 }

@@ -297,6 +297,7 @@ async fn a_user_in_both_lists_is_written_once_and_an_unknown_role_gets_no_grant(
         ["role:r-admin:member:user:u-both", "role:r-admin:member:user:u-ok"].into_iter().map(String::from).collect();
     assert_eq!(grants, expected);
     assert!(err.contains("3 users"), "summary counts unique users:\n{err}");
+    assert!(err.contains("2 grants"), "summary counts the grants written, not the dropped one:\n{err}");
     server.shutdown().await;
 }
 

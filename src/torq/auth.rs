@@ -64,7 +64,7 @@ impl TorqClient {
     async fn fetch_token(&self) -> Result<(SecretString, Duration), TorqError> {
         let settings = &self.inner.settings;
         let request = "POST token endpoint".to_string();
-        self.attempt_loop(&request, false, |client, _| {
+        self.attempt_loop(&request, false, |client| {
             client
                 .post(settings.auth_url.clone())
                 .basic_auth(&settings.client_id, Some(settings.client_secret.expose_secret()))

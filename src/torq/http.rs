@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 use reqwest::{RequestBuilder, Response, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 use super::models::ApiErrorBody;
 use super::{TorqClient, TorqError};
@@ -53,7 +53,7 @@ impl TorqClient {
         mut handle: H,
     ) -> Result<T, TorqError>
     where
-        B: Fn(&reqwest::Client, Option<&SecretString>) -> RequestBuilder,
+        B: Fn(&reqwest::Client) -> RequestBuilder,
         H: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<T, Outcome>>,
     {
@@ -75,7 +75,7 @@ impl TorqClient {
             }
             self.inner.limiter.until_ready().await;
             let bearer = if authenticated { Some(self.bearer().await?) } else { None };
-            let mut builder = build(&self.inner.http, bearer.as_ref().map(|b| b.secret.as_ref()));
+            let mut builder = build(&self.inner.http);
             if let Some(b) = &bearer {
                 builder = builder.bearer_auth(b.secret.expose_secret());
             }

@@ -25,7 +25,7 @@ impl TorqClient {
                 .attempt_loop(
                     &request,
                     true,
-                    |client, _| {
+                    |client| {
                         let mut query = vec![("page_size", ROLE_PAGE_SIZE.to_string())];
                         if !page_token.is_empty() {
                             query.push(("page_token", page_token.clone()));

@@ -55,7 +55,7 @@ impl TorqClient {
                 .attempt_loop(
                     &request,
                     true,
-                    |client, _| {
+                    |client| {
                         let mut query = vec![("sso_provision", flag.to_string())];
                         if !token_param.is_empty() {
                             query.push(("page_token", token_param.clone()));

@@ -6,14 +6,15 @@
 //!
 //! **Must not:** overwrite anything that is not a v1 c1z, leave the target changed unless [`C1zWriter::finish`]
 //! succeeded, keep per-object state in memory (dedupe state lives in SQLite: `INSERT OR IGNORE` on the unique
-//! `(external_id, sync_id)` indexes, except for resources, which use a hashed-key temp table until their
-//! unique index is built), or be shared between threads (it is `Send`, not `Sync`; use it from one blocking
-//! thread).
+//! `(external_id, sync_id)` indexes for resource types and entitlements; resources and grants, the bulk of a
+//! sync, use hashed-key temp tables until their unique indexes are built), or be shared between threads (it is
+//! `Send`, not `Sync`; use it from one blocking thread).
 //!
 //! Performance design: one big transaction with `journal_mode=OFF` / `synchronous=OFF` while building (the work
 //! file is disposable), cached prepared statements, bounded page caches, non-unique indexes (and the unique
-//! resource index) built in bulk at `remove_dangling_grants` / `finish`, then `journal_mode=DELETE` and
-//! streaming compression. Numbers: `examples/c1z_write_bench.rs`.
+//! resource and grant indexes) built in bulk at `remove_dangling_grants` / `finish`, then `journal_mode=DELETE`
+//! and streaming compression. Building indexes in bulk also keeps the file small: B-tree pages filled in key
+//! order are packed and hold no leftovers of page splits. Numbers: `examples/c1z_write_bench.rs`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ use tempfile::TempPath;
 
 use super::container::{self, CompressSettings, FileKind};
 use super::schema;
-use super::time::now_text;
+use super::time::{format_sqlite_time, now_text, SecondClock};
 use super::C1zError;
 use crate::proto::connector_v2::{Entitlement, Grant, Resource, ResourceType};
 
@@ -40,12 +41,40 @@ const CACHE_KIB: i64 = 16 * 1024;
 /// that is carried over keeps its own page size (SQLite ignores the pragma on an existing database).
 const PAGE_SIZE: u32 = 16 * 1024;
 
-/// Temp table (in SQLite's temp database, a self-deleting file) mapping a 64-bit hash of a resource's
+/// A dedupe table (in SQLite's temp database, a self-deleting file) mapping a 64-bit hash of an object's
 /// `external_id` to the rowid of the first row with that hash, for the current sync. It replaces random-order
 /// inserts into the unique `(external_id, sync_id)` index while writing: integer keys keep the working set
 /// small enough for the page cache. That unique index is built in bulk later (see `schema::DEFERRED_INDEXES`).
-const SEEN_RESOURCES: &str = "temp.c1z_seen_resources";
-/// Page cache of the temp database holding the dedupe table, in KiB (~16 bytes per resource).
+#[derive(Debug, Clone, Copy)]
+struct SeenTable {
+    /// `CREATE TEMP TABLE` of the dedupe table.
+    create: &'static str,
+    /// Row of the first object with hash `?1`.
+    find: &'static str,
+    /// Whether row `?1` of the c1z table has external_id `?2`.
+    same: &'static str,
+    /// Whether the c1z table has external_id `?1` in sync `?2` (after a hash collision).
+    exists: &'static str,
+    /// Records hash `?1` -> row `?2`.
+    record: &'static str,
+}
+
+/// Declares a [`SeenTable`] for a c1z table; the SQL is spelled out at compile time.
+macro_rules! seen_table {
+    ($seen:literal, $table:literal) => {
+        SeenTable {
+            create: concat!("CREATE TEMP TABLE ", $seen, " (h INTEGER PRIMARY KEY, row INTEGER NOT NULL)"),
+            find: concat!("SELECT row FROM ", $seen, " WHERE h = ?1"),
+            same: concat!("SELECT external_id = ?2 FROM ", $table, " WHERE id = ?1"),
+            exists: concat!("SELECT 1 FROM ", $table, " WHERE external_id = ?1 AND sync_id = ?2 LIMIT 1"),
+            record: concat!("INSERT INTO ", $seen, " (h, row) VALUES (?1, ?2)"),
+        }
+    };
+}
+
+const SEEN_RESOURCES: SeenTable = seen_table!("temp.c1z_seen_resources", "v1_resources");
+const SEEN_GRANTS: SeenTable = seen_table!("temp.c1z_seen_grants", "v1_grants");
+/// Page cache of the temp database holding the dedupe tables, in KiB (~16 bytes per resource or grant).
 const SEEN_CACHE_KIB: i64 = 16 * 1024;
 
 /// Options for [`C1zWriter::create`].
@@ -107,6 +136,7 @@ pub struct C1zWriter {
     previous_sync_id: Option<String>,
     counts: SyncCounts,
     buf: Vec<u8>,
+    clock: SecondClock,
 }
 
 const INSERT_RESOURCE_TYPE: &str = "INSERT OR IGNORE INTO v1_resource_types \
@@ -209,6 +239,7 @@ impl C1zWriter {
             previous_sync_id: None,
             counts: SyncCounts::default(),
             buf: Vec::with_capacity(4096),
+            clock: SecondClock::starting_at(&chrono::Local::now()),
         };
         writer.prepare(carry)?;
         Ok(writer)
@@ -240,7 +271,7 @@ impl C1zWriter {
         if !mode.eq_ignore_ascii_case("off") {
             return Err(C1zError::InvalidOption(format!("work database refused journal_mode=OFF (got {mode})")));
         }
-        conn.set_prepared_statement_cache_capacity(16);
+        conn.set_prepared_statement_cache_capacity(24);
         conn.execute_batch("BEGIN").map_err(corrupt_or("begin a transaction"))?;
         schema::apply(conn).map_err(|e| match e {
             C1zError::Sqlite { op, source } => corrupt_or(op)(source),
@@ -272,20 +303,22 @@ impl C1zWriter {
         }
         schema::drop_deferred_indexes(conn)?;
         conn.execute_batch(&format!(
-            "PRAGMA temp.cache_size = -{SEEN_CACHE_KIB}; \
-             CREATE TEMP TABLE {SEEN_RESOURCES} (h INTEGER PRIMARY KEY, row INTEGER NOT NULL);"
+            "PRAGMA temp.cache_size = -{SEEN_CACHE_KIB}; {}; {};",
+            SEEN_RESOURCES.create, SEEN_GRANTS.create
         ))
         .map_err(C1zError::sql("create the dedupe table"))?;
 
+        let started = chrono::Local::now();
         conn.execute(
             "INSERT INTO v1_sync_runs (sync_id, started_at, ended_at, sync_token, sync_type, parent_sync_id, \
              linked_sync_id, supports_diff, grants_backfilled, stats, ingest_invariant_generation, \
              ingest_invariant_coverage, ingest_invariant_mode) \
              VALUES (?1, ?2, NULL, '', 'full', '', '', 1, 1, NULL, '', '', '')",
-            params![self.sync_id, now_text()],
+            params![self.sync_id, format_sqlite_time(&started)],
         )
         .map_err(C1zError::sql("start the sync run"))?;
         self.previous_sync_id = previous;
+        self.clock = SecondClock::starting_at(&started);
         Ok(())
     }
 
@@ -320,7 +353,7 @@ impl C1zWriter {
         let mut stmt =
             conn.prepare_cached(INSERT_RESOURCE_TYPE).map_err(C1zError::sql("prepare a resource type insert"))?;
         let n = stmt
-            .execute(params![rt.id, self.buf, self.sync_id, now_text()])
+            .execute(params![rt.id, self.buf, self.sync_id, self.clock.now()])
             .map_err(C1zError::sql("insert a resource type"))?;
         let inserted = n == 1;
         if inserted {
@@ -342,17 +375,25 @@ impl C1zWriter {
         };
         encode(r, &mut self.buf)?;
         let conn = self.conn.as_ref().ok_or_else(closed)?;
-        let seen = lookup_seen(conn, &external_id, &self.sync_id)?;
+        let seen = lookup_seen(conn, SEEN_RESOURCES, &external_id, &self.sync_id)?;
         if seen == SeenState::Duplicate {
             return Ok(false);
         }
         let mut stmt = conn.prepare_cached(INSERT_RESOURCE).map_err(C1zError::sql("prepare a resource insert"))?;
         let n = stmt
-            .execute(params![id.resource_type, external_id, parent_type, parent_id, self.buf, self.sync_id, now_text()])
+            .execute(params![
+                id.resource_type,
+                external_id,
+                parent_type,
+                parent_id,
+                self.buf,
+                self.sync_id,
+                self.clock.now()
+            ])
             .map_err(C1zError::sql("insert a resource"))?;
         let inserted = n == 1;
         if inserted {
-            record_seen(conn, seen)?;
+            record_seen(conn, SEEN_RESOURCES, seen)?;
             self.counts.resources += 1;
         }
         Ok(inserted)
@@ -374,7 +415,7 @@ impl C1zWriter {
         let mut stmt =
             conn.prepare_cached(INSERT_ENTITLEMENT).map_err(C1zError::sql("prepare an entitlement insert"))?;
         let n = stmt
-            .execute(params![rid.resource_type, rid.resource, e.id, self.buf, self.sync_id, now_text()])
+            .execute(params![rid.resource_type, rid.resource, e.id, self.buf, self.sync_id, self.clock.now()])
             .map_err(C1zError::sql("insert an entitlement"))?;
         let inserted = n == 1;
         if inserted {
@@ -405,6 +446,10 @@ impl C1zWriter {
             .ok_or_else(|| invalid("a grant", "it has no principal id"))?;
         encode(g, &mut self.buf)?;
         let conn = self.conn.as_ref().ok_or_else(closed)?;
+        let seen = lookup_seen(conn, SEEN_GRANTS, &g.id, &self.sync_id)?;
+        if seen == SeenState::Duplicate {
+            return Ok(false);
+        }
         let mut stmt = conn.prepare_cached(INSERT_GRANT).map_err(C1zError::sql("prepare a grant insert"))?;
         let n = stmt
             .execute(params![
@@ -416,11 +461,12 @@ impl C1zWriter {
                 g.id,
                 self.buf,
                 self.sync_id,
-                now_text()
+                self.clock.now()
             ])
             .map_err(C1zError::sql("insert a grant"))?;
         let inserted = n == 1;
         if inserted {
+            record_seen(conn, SEEN_GRANTS, seen)?;
             self.counts.grants += 1;
         }
         Ok(inserted)
@@ -539,9 +585,9 @@ impl Drop for C1zWriter {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SeenState {
-    /// A resource with this external_id is already in the current sync.
+    /// An object with this external_id is already in the current sync.
     Duplicate,
-    /// No resource with this hash yet: insert, then record `(hash, rowid)`.
+    /// No object with this hash yet: insert, then record `(hash, rowid)`.
     New(i64),
     /// Another external_id has the same hash (rare): insert without recording.
     Collision,
@@ -555,42 +601,42 @@ fn key_hash(key: &str) -> i64 {
     h.finish() as i64
 }
 
-/// Decides whether a resource `external_id` is already in the current sync: one integer-key lookup and, on a
-/// hit, one rowid lookup to compare the actual key.
-fn lookup_seen(conn: &Connection, external_id: &str, sync_id: &str) -> Result<SeenState, C1zError> {
+/// Decides whether an object with `external_id` is already in the current sync: one integer-key lookup and, on
+/// a hit, one rowid lookup to compare the actual key.
+fn lookup_seen(conn: &Connection, t: SeenTable, external_id: &str, sync_id: &str) -> Result<SeenState, C1zError> {
     let h = key_hash(external_id);
     let row: Option<i64> = conn
-        .prepare_cached(&format!("SELECT row FROM {SEEN_RESOURCES} WHERE h = ?1"))
+        .prepare_cached(t.find)
         .and_then(|mut st| st.query_row([h], |r| r.get(0)).optional())
-        .map_err(C1zError::sql("look up a resource for dedupe"))?;
+        .map_err(C1zError::sql("look up an object for dedupe"))?;
     let Some(row) = row else {
         return Ok(SeenState::New(h));
     };
     let same: bool = conn
-        .prepare_cached("SELECT external_id = ?2 FROM v1_resources WHERE id = ?1")
+        .prepare_cached(t.same)
         .and_then(|mut st| st.query_row(params![row, external_id], |r| r.get(0)))
-        .map_err(C1zError::sql("look up a resource for dedupe"))?;
+        .map_err(C1zError::sql("look up an object for dedupe"))?;
     if same {
         return Ok(SeenState::Duplicate);
     }
-    collision_check(conn, external_id, sync_id)
+    collision_check(conn, t, external_id, sync_id)
 }
 
 /// Exact check after a 64-bit hash collision (a table scan unless the unique index exists; practically never
 /// reached, but keeps dedupe exact).
-fn collision_check(conn: &Connection, external_id: &str, sync_id: &str) -> Result<SeenState, C1zError> {
+fn collision_check(conn: &Connection, t: SeenTable, external_id: &str, sync_id: &str) -> Result<SeenState, C1zError> {
     let exists = conn
-        .prepare_cached("SELECT 1 FROM v1_resources WHERE external_id = ?1 AND sync_id = ?2 LIMIT 1")
+        .prepare_cached(t.exists)
         .and_then(|mut st| st.exists(params![external_id, sync_id]))
-        .map_err(C1zError::sql("look up a resource for dedupe"))?;
+        .map_err(C1zError::sql("look up an object for dedupe"))?;
     Ok(if exists { SeenState::Duplicate } else { SeenState::Collision })
 }
 
-fn record_seen(conn: &Connection, state: SeenState) -> Result<(), C1zError> {
+fn record_seen(conn: &Connection, t: SeenTable, state: SeenState) -> Result<(), C1zError> {
     if let SeenState::New(h) = state {
-        conn.prepare_cached(&format!("INSERT INTO {SEEN_RESOURCES} (h, row) VALUES (?1, ?2)"))
+        conn.prepare_cached(t.record)
             .and_then(|mut st| st.execute(params![h, conn.last_insert_rowid()]))
-            .map_err(C1zError::sql("record a resource for dedupe"))?;
+            .map_err(C1zError::sql("record an object for dedupe"))?;
     }
     Ok(())
 }
@@ -637,11 +683,7 @@ mod tests {
         let conn = w.conn.as_ref().unwrap();
         let row_a: i64 = conn.query_row("SELECT id FROM v1_resources", [], |r| r.get(0)).unwrap();
         // Pretend "user:b" hashes like "user:a" did.
-        conn.execute(
-            &format!("INSERT INTO {SEEN_RESOURCES} (h, row) VALUES (?1, ?2)"),
-            params![key_hash("user:b"), row_a],
-        )
-        .unwrap();
+        conn.execute(SEEN_RESOURCES.record, params![key_hash("user:b"), row_a]).unwrap();
         assert!(w.put_resource(&res("b")).unwrap(), "collision must not hide a new id");
         assert!(!w.put_resource(&res("b")).unwrap(), "second b is a duplicate");
         assert!(!w.put_resource(&res("a")).unwrap());

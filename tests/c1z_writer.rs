@@ -635,3 +635,52 @@ fn invalid_options_are_rejected() {
     assert!(matches!(C1zWriter::create(&target_in(&dir), opts), Err(C1zError::InvalidOption(_))));
     assert!(dir_entries(dir.path()).is_empty());
 }
+
+/// Grants are staged and stored grouped by entitlement (in arrival order within one); past the staging limit
+/// the rest go straight into the table. Dedupe holds on both sides of that switch, and across a carried-over
+/// sync nothing is lost.
+#[test]
+fn grants_are_grouped_by_entitlement_and_deduped_on_both_sides_of_the_staging_limit() {
+    let arrivals = [("r1", "u1"), ("r2", "u2"), ("r1", "u3"), ("r2", "u4"), ("r1", "u5"), ("r2", "u6")];
+    for (staged_max, expected) in [
+        (1000, ["r1:u1", "r1:u3", "r1:u5", "r2:u2", "r2:u4", "r2:u6"]),
+        // The first two are staged and written sorted; the rest arrive after the switch.
+        (2, ["r1:u1", "r2:u2", "r1:u3", "r2:u4", "r1:u5", "r2:u6"]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let target = target_in(&dir);
+        for run in 0..2 {
+            let opts = WriterOptions { staged_grants_max: staged_max, ..WriterOptions::default() };
+            let mut w = C1zWriter::create(&target, opts).unwrap();
+            w.put_resource_type(&user_type()).unwrap();
+            w.put_resource_type(&role_type()).unwrap();
+            for rid in ["r1", "r2"] {
+                w.put_resource(&role(rid)).unwrap();
+                w.put_entitlement(&entitlement(rid)).unwrap();
+            }
+            for (i, (rid, uid)) in arrivals.iter().enumerate() {
+                w.put_resource(&user(uid)).unwrap();
+                assert!(w.put_grant(&grant(rid, uid)).unwrap(), "{uid} (limit {staged_max})");
+                // A repeat of the very first grant: staged at first, in the table later.
+                assert!(!w.put_grant(&grant("r1", "u1")).unwrap(), "repeat after {i} (limit {staged_max})");
+            }
+            assert!(!w.put_grant(&grant("r2", "u6")).unwrap());
+            assert_eq!(w.counts().grants, 6);
+            assert!(w.remove_dangling_grants().unwrap().is_empty());
+            // Written after the dangling check (which copies staged grants): still deduped.
+            assert!(!w.put_grant(&grant("r1", "u3")).unwrap());
+            let done = w.finish().unwrap();
+            let r = C1zReader::open(&done.path);
+            assert_eq!(r.sync_runs().len(), run + 1);
+            let order: Vec<String> = r
+                .grants(&done.sync_id)
+                .iter()
+                .map(|g| format!("{}:{}", g.resource_id, g.principal_resource_id))
+                .collect();
+            assert_eq!(order, expected, "limit {staged_max}, run {run}");
+            if let Some(previous) = &done.previous_sync_id {
+                assert_eq!(r.grants(previous).len(), 6, "the carried-over sync keeps its grants");
+            }
+        }
+    }
+}

@@ -53,44 +53,81 @@ struct SeenTable {
     find: &'static str,
     /// Whether row `?1` of the c1z table has external_id `?2`.
     same: &'static str,
-    /// Whether the c1z table has external_id `?1` in sync `?2` (after a hash collision).
+    /// Whether the table has external_id `?1` (in sync `?2`, for c1z tables) after a hash collision.
     exists: &'static str,
     /// Records hash `?1` -> row `?2`.
     record: &'static str,
+    /// Records hash `?1` -> row `?2` unless the hash is taken (a collision: the first row keeps it).
+    record_first: &'static str,
 }
 
 /// Declares a [`SeenTable`] for a c1z table; the SQL is spelled out at compile time.
 macro_rules! seen_table {
-    ($seen:literal, $table:literal) => {
+    ($seen:literal, $table:literal, $in_sync:literal) => {
         SeenTable {
             create: concat!("CREATE TEMP TABLE ", $seen, " (h INTEGER PRIMARY KEY, row INTEGER NOT NULL)"),
             find: concat!("SELECT row FROM ", $seen, " WHERE h = ?1"),
             same: concat!("SELECT external_id = ?2 FROM ", $table, " WHERE id = ?1"),
-            exists: concat!("SELECT 1 FROM ", $table, " WHERE external_id = ?1 AND sync_id = ?2 LIMIT 1"),
+            exists: concat!("SELECT 1 FROM ", $table, " WHERE external_id = ?1 ", $in_sync, " LIMIT 1"),
             record: concat!("INSERT INTO ", $seen, " (h, row) VALUES (?1, ?2)"),
+            record_first: concat!("INSERT OR IGNORE INTO ", $seen, " (h, row) VALUES (?1, ?2)"),
         }
     };
 }
 
-const SEEN_RESOURCES: SeenTable = seen_table!("temp.c1z_seen_resources", "v1_resources");
-const SEEN_GRANTS: SeenTable = seen_table!("temp.c1z_seen_grants", "v1_grants");
+const SEEN_RESOURCES: SeenTable = seen_table!("temp.c1z_seen_resources", "v1_resources", "AND sync_id = ?2");
+/// Grants while they are staged (see [`STAGED_GRANTS_MAX`]); the staging table holds one sync only.
+const SEEN_STAGED_GRANTS: SeenTable = seen_table!("temp.c1z_seen_grants", "temp.c1z_stage_grants", "");
+/// Grants after staging: the same dedupe table, re-pointed at the copied rows.
+const SEEN_GRANTS: SeenTable = seen_table!("temp.c1z_seen_grants", "v1_grants", "AND sync_id = ?2");
+
+/// Grants of the current sync are first written to this temp table and copied into `v1_grants` grouped by
+/// entitlement (the order the Go connector writes them in) when the sync ends, or when
+/// [`STAGED_GRANTS_MAX`] have been staged; later grants go straight into `v1_grants`. Measured on a
+/// 10k-user sync: grants stored after all resources instead of page by page between them, and grouped by
+/// entitlement (so rowids ascend in four of the five grant indexes), make the c1z 6% smaller (1.358 -> 1.279
+/// MB); copying costs ~10 ms.
+/// The index lets the copy read the rows in entitlement order without sorting them in memory.
+const CREATE_STAGE: &str = "CREATE TEMP TABLE c1z_stage_grants (id INTEGER PRIMARY KEY, \
+    resource_type_id TEXT, resource_id TEXT, entitlement_id TEXT, principal_resource_type_id TEXT, \
+    principal_resource_id TEXT, external_id TEXT, data BLOB, discovered_at TEXT); \
+    CREATE INDEX temp.c1z_stage_grants_by_entitlement ON c1z_stage_grants (entitlement_id)";
+const STAGE_GRANT: &str = "INSERT INTO temp.c1z_stage_grants (resource_type_id, resource_id, entitlement_id, \
+    principal_resource_type_id, principal_resource_id, external_id, data, discovered_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+const UNSTAGE_GRANTS: &str = "INSERT INTO v1_grants (resource_type_id, resource_id, entitlement_id, \
+    principal_resource_type_id, principal_resource_id, external_id, expansion, needs_expansion, data, sync_id, \
+    discovered_at) \
+    SELECT resource_type_id, resource_id, entitlement_id, principal_resource_type_id, principal_resource_id, \
+    external_id, NULL, 0, data, ?1, discovered_at FROM temp.c1z_stage_grants ORDER BY entitlement_id, id";
+/// Most grants staged before they go straight into `v1_grants`: bounds the sort at the copy (~25 MiB). The
+/// staging pays off in files of up to ~50k users, the ones compressed with the whole database in the zstd
+/// window (see `container::window_log`); a 1M-user sync stays within its time budget.
+pub const STAGED_GRANTS_MAX: u64 = 50_000;
 /// Page cache of the temp database holding the dedupe tables, in KiB (~16 bytes per resource or grant).
 const SEEN_CACHE_KIB: i64 = 16 * 1024;
 
 /// Options for [`C1zWriter::create`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriterOptions {
-    /// zstd level for the output, 1..=19 (window stays <= 8 MiB at these levels), or
-    /// [`container::AUTO_LEVEL`] (the default) to pick by database size: small files get a higher level, very
-    /// large ones the fastest (see [`container::auto_level`]).
+    /// zstd level for the output, 1..=19 (the window stays <= 32 MiB), or [`container::AUTO_LEVEL`] (the
+    /// default) to pick by database size: small files get a higher level, very large ones the fastest (see
+    /// [`container::auto_level`]).
     pub zstd_level: i32,
     /// Keep the newest finished sync of an existing c1z next to the new one (Baton's two-sync layout).
     pub carry_over_previous: bool,
+    /// Grants staged and written grouped by entitlement before the rest go straight into the file (default
+    /// [`STAGED_GRANTS_MAX`]; tests use small values).
+    pub staged_grants_max: u64,
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { zstd_level: container::AUTO_LEVEL, carry_over_previous: true }
+        WriterOptions {
+            zstd_level: container::AUTO_LEVEL,
+            carry_over_previous: true,
+            staged_grants_max: STAGED_GRANTS_MAX,
+        }
     }
 }
 
@@ -137,6 +174,9 @@ pub struct C1zWriter {
     counts: SyncCounts,
     buf: Vec<u8>,
     clock: SecondClock,
+    /// Grants in the staging table; `None` once they were copied into `v1_grants` (see [`CREATE_STAGE`]).
+    staged_grants: Option<u64>,
+    staged_grants_max: u64,
 }
 
 const INSERT_RESOURCE_TYPE: &str = "INSERT OR IGNORE INTO v1_resource_types \
@@ -240,6 +280,8 @@ impl C1zWriter {
             counts: SyncCounts::default(),
             buf: Vec::with_capacity(4096),
             clock: SecondClock::starting_at(&chrono::Local::now()),
+            staged_grants: Some(0),
+            staged_grants_max: opts.staged_grants_max,
         };
         writer.prepare(carry)?;
         Ok(writer)
@@ -303,8 +345,8 @@ impl C1zWriter {
         }
         schema::drop_deferred_indexes(conn)?;
         conn.execute_batch(&format!(
-            "PRAGMA temp.cache_size = -{SEEN_CACHE_KIB}; {}; {};",
-            SEEN_RESOURCES.create, SEEN_GRANTS.create
+            "PRAGMA temp.cache_size = -{SEEN_CACHE_KIB}; {}; {}; {CREATE_STAGE};",
+            SEEN_RESOURCES.create, SEEN_STAGED_GRANTS.create
         ))
         .map_err(C1zError::sql("create the dedupe table"))?;
 
@@ -446,35 +488,86 @@ impl C1zWriter {
             .ok_or_else(|| invalid("a grant", "it has no principal id"))?;
         encode(g, &mut self.buf)?;
         let conn = self.conn.as_ref().ok_or_else(closed)?;
-        let seen = lookup_seen(conn, SEEN_GRANTS, &g.id, &self.sync_id)?;
+        let Some(staged) = self.staged_grants else {
+            let seen = lookup_seen(conn, SEEN_GRANTS, &g.id, &self.sync_id)?;
+            if seen == SeenState::Duplicate {
+                return Ok(false);
+            }
+            let mut stmt = conn.prepare_cached(INSERT_GRANT).map_err(C1zError::sql("prepare a grant insert"))?;
+            let n = stmt
+                .execute(params![
+                    rid.resource_type,
+                    rid.resource,
+                    ent.id,
+                    pid.resource_type,
+                    pid.resource,
+                    g.id,
+                    self.buf,
+                    self.sync_id,
+                    self.clock.now()
+                ])
+                .map_err(C1zError::sql("insert a grant"))?;
+            if n == 1 {
+                record_seen(conn, SEEN_GRANTS, seen)?;
+                self.counts.grants += 1;
+            }
+            return Ok(n == 1);
+        };
+        let seen = lookup_seen(conn, SEEN_STAGED_GRANTS, &g.id, &self.sync_id)?;
         if seen == SeenState::Duplicate {
             return Ok(false);
         }
-        let mut stmt = conn.prepare_cached(INSERT_GRANT).map_err(C1zError::sql("prepare a grant insert"))?;
-        let n = stmt
-            .execute(params![
-                rid.resource_type,
-                rid.resource,
-                ent.id,
-                pid.resource_type,
-                pid.resource,
-                g.id,
-                self.buf,
-                self.sync_id,
-                self.clock.now()
-            ])
+        conn.prepare_cached(STAGE_GRANT)
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    rid.resource_type,
+                    rid.resource,
+                    ent.id,
+                    pid.resource_type,
+                    pid.resource,
+                    g.id,
+                    self.buf,
+                    self.clock.now()
+                ])
+            })
             .map_err(C1zError::sql("insert a grant"))?;
-        let inserted = n == 1;
-        if inserted {
-            record_seen(conn, SEEN_GRANTS, seen)?;
-            self.counts.grants += 1;
+        record_seen(conn, SEEN_STAGED_GRANTS, seen)?;
+        self.counts.grants += 1;
+        self.staged_grants = Some(staged + 1);
+        if staged + 1 >= self.staged_grants_max {
+            self.unstage_grants()?;
         }
-        Ok(inserted)
+        Ok(true)
+    }
+
+    /// Copies the staged grants into `v1_grants`, grouped by entitlement, and re-points the grant dedupe table
+    /// at the copied rows, so grants written afterwards go straight into `v1_grants`. No-op once done.
+    fn unstage_grants(&mut self) -> Result<(), C1zError> {
+        if self.staged_grants.is_none() {
+            return Ok(());
+        }
+        let conn = self.conn.as_ref().ok_or_else(closed)?;
+        let err = |e| C1zError::sql("copy the staged grants")(e);
+        let last: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM v1_grants", [], |r| r.get(0)).map_err(err)?;
+        conn.execute(UNSTAGE_GRANTS, [&self.sync_id]).map_err(err)?;
+        conn.execute_batch("DROP TABLE temp.c1z_stage_grants; DELETE FROM temp.c1z_seen_grants;").map_err(err)?;
+        {
+            let mut copied = conn.prepare("SELECT id, external_id FROM v1_grants WHERE id > ?1").map_err(err)?;
+            let mut record = conn.prepare(SEEN_GRANTS.record_first).map_err(err)?;
+            let mut rows = copied.query([last]).map_err(err)?;
+            while let Some(row) = rows.next().map_err(err)? {
+                let (id, external_id): (i64, String) = (row.get(0).map_err(err)?, row.get(1).map_err(err)?);
+                record.execute(params![key_hash(&external_id), id]).map_err(err)?;
+            }
+        }
+        self.staged_grants = None;
+        Ok(())
     }
 
     /// Deletes the grants of the current sync whose entitlement (by id) or principal (by `"<type>:<id>"`) is
     /// not part of the current sync, and returns them.
     pub fn remove_dangling_grants(&mut self) -> Result<Vec<DanglingGrant>, C1zError> {
+        self.unstage_grants()?;
         let conn = self.conn.as_ref().ok_or_else(closed)?;
         // The principal probes below need the unique (external_id, sync_id) index on resources; build it (and
         // the other deferred indexes, which `finish` would build anyway) now, in bulk. Rows written afterwards
@@ -514,6 +607,7 @@ impl C1zWriter {
     /// Ends the sync run, builds the remaining indexes, compresses the database and atomically replaces the
     /// target. On error the target is unchanged and all temp files are removed.
     pub fn finish(mut self) -> Result<FinishedFile, C1zError> {
+        self.unstage_grants()?;
         let conn = self.conn.take().ok_or_else(closed)?;
         let t0 = Instant::now();
         conn.execute("UPDATE v1_sync_runs SET ended_at = ?1 WHERE sync_id = ?2", params![now_text(), self.sync_id])
@@ -627,7 +721,10 @@ fn lookup_seen(conn: &Connection, t: SeenTable, external_id: &str, sync_id: &str
 fn collision_check(conn: &Connection, t: SeenTable, external_id: &str, sync_id: &str) -> Result<SeenState, C1zError> {
     let exists = conn
         .prepare_cached(t.exists)
-        .and_then(|mut st| st.exists(params![external_id, sync_id]))
+        .and_then(|mut st| match st.parameter_count() {
+            1 => st.exists([external_id]),
+            _ => st.exists(params![external_id, sync_id]),
+        })
         .map_err(C1zError::sql("look up an object for dedupe"))?;
     Ok(if exists { SeenState::Duplicate } else { SeenState::Collision })
 }

@@ -1,12 +1,18 @@
 //! Sync benchmark: serves a generated workspace from the simulated Torq server (in this process) and runs the
 //! release `baton-torq` binary against it as a child process, one row per configuration:
-//! users, roles, latency, API requests, wall seconds, the child's peak RSS, c1z bytes, rows per second.
+//! users, roles, latency, API requests, wall seconds, the child's peak RSS, c1z bytes, rows per second, and, up
+//! to 14,000 users (the Go connector fails above that), the size of the file the Go connector would write for
+//! the same workspace (see `go_layout.rs`, checked against the Go connector's real output by
+//! `tests/go_layout_estimate.rs`).
 //!
 //! Run: `cargo bench --bench sync` (default matrix) or
 //!      `cargo bench --bench sync -- --users 100000 --roles 50 --latency-ms 100 --sso-percent 30`.
 //! Wall time covers the whole child process: start-up, token, listing, writing and compressing the file.
+//! Every run starts from no file (no carried-over sync).
 //! With `BENCH_KEEP_FILES=DIR` the c1z files are written to DIR and kept for inspection; with
 //! `BENCH_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out"` the connector runs under a profiler.
+
+mod go_layout;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -61,6 +67,8 @@ async fn run_case(case: Case, dir: &Path) -> Result<String, String> {
     let spec = GeneratedSpec { users: case.users, roles: case.roles, sso_percent: case.sso_percent, seed: 42 };
     let server = SimServer::start(Workspace::generated(spec), config.clone()).await.map_err(|e| e.to_string())?;
     let file = dir.join(format!("bench-{}-{}-{}.c1z", case.users, case.roles, case.latency_ms));
+    // A file left by an earlier run would be carried over as a second sync and double the size.
+    let _ = std::fs::remove_file(&file);
     let started = Instant::now();
     // BENCH_WRAPPER="valgrind --tool=callgrind" (say) runs the connector under a profiler.
     let wrapper: Vec<String> =
@@ -101,8 +109,13 @@ async fn run_case(case: Case, dir: &Path) -> Result<String, String> {
     if std::env::var_os("BENCH_KEEP_FILES").is_none() {
         let _ = std::fs::remove_file(&file);
     }
+    let go_bytes = if case.users <= GO_MAX_USERS {
+        go_estimate(spec, dir).map(|n| format!("{n:>13}"))?
+    } else {
+        format!("{:>13}", "fails")
+    };
     Ok(format!(
-        "| {:>9} | {:>5} | {:>7} | {:>8} | {:>8.3} | {:>8.1} | {:>11} | {:>10.0} |",
+        "| {:>9} | {:>5} | {:>7} | {:>8} | {:>8.3} | {:>8.1} | {:>11} | {} | {:>10.0} |",
         case.users,
         case.roles,
         case.latency_ms,
@@ -110,8 +123,40 @@ async fn run_case(case: Case, dir: &Path) -> Result<String, String> {
         wall,
         rss as f64 / (1024.0 * 1024.0),
         bytes,
+        go_bytes,
         rows as f64 / wall
     ))
+}
+
+/// Above this many users the Go connector's user list exceeds a 4 MiB message limit in its SDK and the sync
+/// fails (measured at 20,000 users; the issue puts the limit near 14,000).
+const GO_MAX_USERS: u64 = 14_000;
+
+/// Size of the c1z the Go connector would write for the workspace of `spec` (see `go_layout.rs`).
+fn go_estimate(spec: GeneratedSpec, dir: &Path) -> Result<u64, String> {
+    let ws = Workspace::generated(spec);
+    let users: Vec<go_layout::GoUser> = ws
+        .users(false)
+        .chain(ws.users(true))
+        .map(|u| go_layout::GoUser {
+            verified: u.status == "VERIFIED",
+            sso: u.sso_provision,
+            id: u.id,
+            email: u.email,
+            role_id: u.role_id,
+        })
+        .collect();
+    let roles: Vec<go_layout::GoRole> = ws
+        .roles()
+        .into_iter()
+        .map(|r| go_layout::GoRole { id: r.id, name: r.name, description: r.description })
+        .collect();
+    let db = dir.join(format!("go-layout-{}-{}.db", spec.users, spec.roles));
+    let _ = std::fs::remove_file(&db);
+    go_layout::write_database(&db, &users, &roles).map_err(|e| format!("go layout: {e}"))?;
+    let size = go_layout::compressed_size(&db).map_err(|e| format!("go layout: {e}"))?;
+    let _ = std::fs::remove_file(&db);
+    Ok(size)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -124,8 +169,12 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    println!("|     users | roles | latency | requests |   wall s | RSS MiB  |   c1z bytes |     rows/s |");
-    println!("|----------:|------:|--------:|---------:|---------:|---------:|------------:|-----------:|");
+    println!(
+        "|     users | roles | latency | requests |   wall s | RSS MiB  |   c1z bytes | Go c1z bytes* |     rows/s |"
+    );
+    println!(
+        "|----------:|------:|--------:|---------:|---------:|---------:|------------:|--------------:|-----------:|"
+    );
     // BENCH_KEEP_FILES=DIR keeps the written files in DIR for inspection.
     let keep = std::env::var_os("BENCH_KEEP_FILES").map(std::path::PathBuf::from);
     let out_dir = keep.as_deref().unwrap_or(dir.path());
@@ -138,4 +187,7 @@ async fn main() {
             }
         }
     }
+    println!(
+        "* the file the Go connector would write for the same workspace (estimate, see benches/sync/go_layout.rs)"
+    );
 }

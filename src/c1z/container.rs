@@ -207,3 +207,51 @@ impl<W: Write> Write for CountingWriter<W> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Window of a zstd frame as its header declares it (the frame content size for single-segment frames).
+    fn declared_window(frame: &[u8]) -> u64 {
+        assert_eq!(&frame[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+        let fhd = frame[4];
+        if fhd & 0x20 != 0 {
+            let fcs_bytes = [1, 2, 4, 8][usize::from(fhd >> 6)];
+            let did_bytes = [0, 1, 2, 4][usize::from(fhd & 3)];
+            let at = 5 + did_bytes;
+            let mut size = [0u8; 8];
+            size[..fcs_bytes].copy_from_slice(&frame[at..at + fcs_bytes]);
+            return u64::from_le_bytes(size) + if fcs_bytes == 2 { 256 } else { 0 };
+        }
+        let wd = frame[5];
+        let base = 1u64 << (10 + (wd >> 3));
+        base + base / 8 * u64::from(wd & 7)
+    }
+
+    fn compressed(db_bytes: usize) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("db");
+        // Cheap to compress, but not a single repeated byte.
+        let data: Vec<u8> = (0..db_bytes).map(|i| (i % 251) as u8 ^ (i >> 20) as u8).collect();
+        std::fs::write(&src, data).unwrap();
+        let dst_path = dir.path().join("c1z");
+        let mut dst = File::create(&dst_path).unwrap();
+        compress_file(&src, &mut dst, &dst_path, CompressSettings { level: AUTO_LEVEL }).unwrap();
+        std::fs::read(&dst_path).unwrap()
+    }
+
+    #[test]
+    fn window_never_exceeds_what_the_oldest_reader_accepts() {
+        assert_eq!(window_log(16 << 20, 9), Some(MAX_WINDOW_LOG));
+        assert_eq!(window_log(64 << 20, 9), Some(MAX_WINDOW_LOG));
+        assert_eq!(window_log((64 << 20) + 1, 1), None);
+        // A database between 32 and 64 MiB: level 9 with the full 32 MiB window, not more.
+        let file = compressed(40 << 20);
+        assert_eq!(&file[..5], MAGIC_V1);
+        assert_eq!(declared_window(&file[5..]), 32 << 20);
+        // Smaller databases are one segment: the window is the content size.
+        let file = compressed(3 << 20);
+        assert_eq!(declared_window(&file[5..]), 3 << 20);
+    }
+}

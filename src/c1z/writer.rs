@@ -90,16 +90,17 @@ const SEEN_GRANTS: SeenTable = seen_table!("temp.c1z_seen_grants", "v1_grants", 
 /// The index lets the copy read the rows in entitlement order without sorting them in memory.
 const CREATE_STAGE: &str = "CREATE TEMP TABLE c1z_stage_grants (id INTEGER PRIMARY KEY, \
     resource_type_id TEXT, resource_id TEXT, entitlement_id TEXT, principal_resource_type_id TEXT, \
-    principal_resource_id TEXT, external_id TEXT, data BLOB, discovered_at TEXT); \
+    principal_resource_id TEXT, external_id TEXT, data BLOB, sync_id TEXT, discovered_at TEXT); \
     CREATE INDEX temp.c1z_stage_grants_by_entitlement ON c1z_stage_grants (entitlement_id)";
+/// Takes the same parameters as [`INSERT_GRANT`].
 const STAGE_GRANT: &str = "INSERT INTO temp.c1z_stage_grants (resource_type_id, resource_id, entitlement_id, \
-    principal_resource_type_id, principal_resource_id, external_id, data, discovered_at) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    principal_resource_type_id, principal_resource_id, external_id, data, sync_id, discovered_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 const UNSTAGE_GRANTS: &str = "INSERT INTO v1_grants (resource_type_id, resource_id, entitlement_id, \
     principal_resource_type_id, principal_resource_id, external_id, expansion, needs_expansion, data, sync_id, \
     discovered_at) \
     SELECT resource_type_id, resource_id, entitlement_id, principal_resource_type_id, principal_resource_id, \
-    external_id, NULL, 0, data, ?1, discovered_at FROM temp.c1z_stage_grants ORDER BY entitlement_id, id";
+    external_id, NULL, 0, data, sync_id, discovered_at FROM temp.c1z_stage_grants ORDER BY entitlement_id, id";
 /// Most grants staged before they go straight into `v1_grants`: bounds the sort at the copy (~25 MiB). The
 /// staging pays off in files of up to ~50k users, the ones compressed with the whole database in the zstd
 /// window (see `container::window_log`); a 1M-user sync stays within its time budget.
@@ -488,14 +489,18 @@ impl C1zWriter {
             .ok_or_else(|| invalid("a grant", "it has no principal id"))?;
         encode(g, &mut self.buf)?;
         let conn = self.conn.as_ref().ok_or_else(closed)?;
-        let Some(staged) = self.staged_grants else {
-            let seen = lookup_seen(conn, SEEN_GRANTS, &g.id, &self.sync_id)?;
-            if seen == SeenState::Duplicate {
-                return Ok(false);
-            }
-            let mut stmt = conn.prepare_cached(INSERT_GRANT).map_err(C1zError::sql("prepare a grant insert"))?;
-            let n = stmt
-                .execute(params![
+        let (seen_table, insert) = match self.staged_grants {
+            Some(_) => (SEEN_STAGED_GRANTS, STAGE_GRANT),
+            None => (SEEN_GRANTS, INSERT_GRANT),
+        };
+        let seen = lookup_seen(conn, seen_table, &g.id, &self.sync_id)?;
+        if seen == SeenState::Duplicate {
+            return Ok(false);
+        }
+        let n = conn
+            .prepare_cached(insert)
+            .and_then(|mut stmt| {
+                stmt.execute(params![
                     rid.resource_type,
                     rid.resource,
                     ent.id,
@@ -506,36 +511,18 @@ impl C1zWriter {
                     self.sync_id,
                     self.clock.now()
                 ])
-                .map_err(C1zError::sql("insert a grant"))?;
-            if n == 1 {
-                record_seen(conn, SEEN_GRANTS, seen)?;
-                self.counts.grants += 1;
-            }
-            return Ok(n == 1);
-        };
-        let seen = lookup_seen(conn, SEEN_STAGED_GRANTS, &g.id, &self.sync_id)?;
-        if seen == SeenState::Duplicate {
-            return Ok(false);
-        }
-        conn.prepare_cached(STAGE_GRANT)
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    rid.resource_type,
-                    rid.resource,
-                    ent.id,
-                    pid.resource_type,
-                    pid.resource,
-                    g.id,
-                    self.buf,
-                    self.clock.now()
-                ])
             })
             .map_err(C1zError::sql("insert a grant"))?;
-        record_seen(conn, SEEN_STAGED_GRANTS, seen)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        record_seen(conn, seen_table, seen)?;
         self.counts.grants += 1;
-        self.staged_grants = Some(staged + 1);
-        if staged + 1 >= self.staged_grants_max {
-            self.unstage_grants()?;
+        if let Some(staged) = self.staged_grants.map(|n| n + 1) {
+            self.staged_grants = Some(staged);
+            if staged >= self.staged_grants_max {
+                self.unstage_grants()?;
+            }
         }
         Ok(true)
     }
@@ -549,7 +536,7 @@ impl C1zWriter {
         let conn = self.conn.as_ref().ok_or_else(closed)?;
         let err = |e| C1zError::sql("copy the staged grants")(e);
         let last: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM v1_grants", [], |r| r.get(0)).map_err(err)?;
-        conn.execute(UNSTAGE_GRANTS, [&self.sync_id]).map_err(err)?;
+        conn.execute(UNSTAGE_GRANTS, []).map_err(err)?;
         conn.execute_batch("DROP TABLE temp.c1z_stage_grants; DELETE FROM temp.c1z_seen_grants;").map_err(err)?;
         {
             let mut copied = conn.prepare("SELECT id, external_id FROM v1_grants WHERE id > ?1").map_err(err)?;

@@ -96,7 +96,7 @@ pub const AUTO_LEVEL: i32 = 0;
 /// Databases up to this size get level 9 and the full 32 MiB window; larger ones level 1 with zstd's own window.
 const SMALL_DB_BYTES: u64 = 64 << 20;
 
-/// The zstd level for a database of `db_bytes`. Measured on synced workspaces (benches/sync.rs): level 9 makes
+/// The zstd level for a database of `db_bytes`. Measured on synced workspaces (benches/sync): level 9 makes
 /// a 10k-user file 27% smaller than level 1 (1.72 vs 2.35 MB) for about 0.2 s; on a 100k-user database level 3
 /// was no smaller than level 1 (multithreaded) but used 40 MB more memory, so past 64 MiB level 1 it is.
 pub fn auto_level(db_bytes: u64) -> i32 {
@@ -133,14 +133,19 @@ pub fn compress_file(src: &Path, dst: &mut File, dst_path: &Path, settings: Comp
     out.write_all(MAGIC_V1).map_err(write_err)?;
     let level = if settings.level == AUTO_LEVEL { auto_level(size) } else { settings.level };
     let mut enc = zstd::stream::write::Encoder::new(&mut out, level).map_err(write_err)?;
-    // Several workers still write one frame; only the work is split.
-    enc.multithread(compression_workers()).map_err(write_err)?;
+    let window = window_log(size, level);
+    if size > SMALL_DB_BYTES {
+        // Several workers still write one frame; only the work is split.
+        enc.multithread(compression_workers()).map_err(write_err)?;
+    }
+    // Small databases get one thread: with their 32 MiB window zstd's jobs are 128 MiB, so the database would be
+    // one job anyway, and the multithreaded encoder would hold all of it in memory instead of just the window.
     enc.include_checksum(true).map_err(write_err)?;
     enc.include_contentsize(true).map_err(write_err)?;
     enc.set_pledged_src_size(Some(size)).map_err(write_err)?;
     enc.include_dictid(false).map_err(write_err)?;
     enc.long_distance_matching(false).map_err(write_err)?;
-    if let Some(log) = window_log(size, level) {
+    if let Some(log) = window {
         enc.window_log(log).map_err(write_err)?;
     }
     let mut reader = BufReader::with_capacity(1 << 20, input);

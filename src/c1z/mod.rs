@@ -13,8 +13,9 @@
 //! atomic): `.<name>.work-XXXXXX` is the SQLite work database while a sync is being written, and
 //! `.<name>.tmp-XXXXXX` is the compressed output before it is renamed over `<name>`. Both are removed on
 //! every normal and error path; only a hard kill (SIGKILL, power loss) can leave one behind, and such a file
-//! can be deleted by hand at any time when no sync is running. SQLite's own temp files (the resource dedupe
-//! table, index sorting) live in the system temp directory and are unlinked by SQLite as soon as created.
+//! can be deleted by hand at any time when no sync is running. SQLite's own temp files (the resource and grant
+//! dedupe tables, up to 50k staged grants - about 25 MiB - and index sorting) live in the system temp directory
+//! and are unlinked by SQLite as soon as created.
 
 pub mod container;
 pub mod lock;

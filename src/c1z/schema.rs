@@ -271,14 +271,6 @@ pub fn drop_deferred_indexes(conn: &Connection) -> Result<(), C1zError> {
     Ok(())
 }
 
-/// Builds the deferred index called `name` now (no-op if it exists or is not a deferred index).
-pub fn create_deferred_index(conn: &Connection, name: &str) -> Result<(), C1zError> {
-    for idx in DEFERRED_INDEXES.iter().filter(|i| i.name == name) {
-        conn.execute_batch(idx.ddl).map_err(C1zError::sql("build the c1z indexes"))?;
-    }
-    Ok(())
-}
-
 /// Builds the deferred indexes in bulk (no-op for those that exist).
 pub fn create_deferred_indexes(conn: &Connection) -> Result<(), C1zError> {
     for idx in DEFERRED_INDEXES {

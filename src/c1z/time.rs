@@ -46,8 +46,10 @@ pub fn now_text() -> String {
 }
 
 /// Time for `discovered_at`: the sync's start time until the clock reaches the next whole second, then the
-/// current whole second (local time, no fraction), re-formatted only when the second changes. So every row
-/// reads `started_at <= discovered_at <= ended_at`, and "discovered during this second" is all it says.
+/// current whole second (local time, no fraction), re-formatted only when the second changes. So, as long as
+/// the clock does not step back (or the local time fall back an hour at the end of daylight saving time, which
+/// affects any local-time text), every row reads `started_at <= discovered_at <= ended_at`, and "discovered
+/// during this second" is all it says.
 #[derive(Debug)]
 pub struct SecondClock {
     second: i64,
@@ -87,13 +89,16 @@ mod tests {
 
     #[test]
     fn second_clock_starts_at_the_start_then_ticks_in_whole_seconds() {
+        let whole_second = |t: DateTime<Local>| format_sqlite_time(&t.with_nanosecond(0).unwrap_or(t));
         let start = Local::now();
         let mut clock = SecondClock::starting_at(&start);
-        assert_eq!(clock.now(), format_sqlite_time(&start));
+        let first = clock.now().to_string();
+        // The start time itself, unless a second boundary passed in between.
+        assert!(first == format_sqlite_time(&start) || first == whole_second(Local::now()), "{first}");
         let earlier = start - chrono::Duration::seconds(3);
         let mut clock = SecondClock::starting_at(&earlier);
         let text = clock.now().to_string();
-        let now = format_sqlite_time(&Local::now().with_nanosecond(0).unwrap());
+        let now = whole_second(Local::now());
         assert_eq!(text.len(), "2026-11-28 20:22:37".len(), "{text}");
         assert!(format_sqlite_time(&earlier) < text && text <= now, "{text} vs {now}");
     }

@@ -59,6 +59,8 @@ struct SeenTable {
     record: &'static str,
     /// Records hash `?1` -> row `?2` unless the hash is taken (a collision: the first row keeps it).
     record_first: &'static str,
+    /// Forgets hash `?1` (its row was deleted).
+    forget: &'static str,
 }
 
 /// Declares a [`SeenTable`] for a c1z table; the SQL is spelled out at compile time.
@@ -71,6 +73,7 @@ macro_rules! seen_table {
             exists: concat!("SELECT 1 FROM ", $table, " WHERE external_id = ?1 ", $in_sync, " LIMIT 1"),
             record: concat!("INSERT INTO ", $seen, " (h, row) VALUES (?1, ?2)"),
             record_first: concat!("INSERT OR IGNORE INTO ", $seen, " (h, row) VALUES (?1, ?2)"),
+            forget: concat!("DELETE FROM ", $seen, " WHERE h = ?1"),
         }
     };
 }
@@ -82,8 +85,9 @@ const SEEN_STAGED_GRANTS: SeenTable = seen_table!("temp.c1z_seen_grants", "temp.
 const SEEN_GRANTS: SeenTable = seen_table!("temp.c1z_seen_grants", "v1_grants", "AND sync_id = ?2");
 
 /// Grants of the current sync are first written to this temp table and copied into `v1_grants` grouped by
-/// entitlement (the order the Go connector writes them in) when the sync ends, or when
-/// [`STAGED_GRANTS_MAX`] have been staged; later grants go straight into `v1_grants`. Measured on a
+/// entitlement (the order the Go connector writes them in) by `remove_dangling_grants` or `finish`, or as soon
+/// as `WriterOptions::staged_grants_max` (default [`STAGED_GRANTS_MAX`]) have been staged; later grants go
+/// straight into `v1_grants`. Measured on a
 /// 10k-user sync: grants stored after all resources instead of page by page between them, and grouped by
 /// entitlement (so rowids ascend in four of the five grant indexes), make the c1z 6% smaller (1.358 -> 1.279
 /// MB); copying costs ~10 ms.
@@ -101,9 +105,10 @@ const UNSTAGE_GRANTS: &str = "INSERT INTO v1_grants (resource_type_id, resource_
     discovered_at) \
     SELECT resource_type_id, resource_id, entitlement_id, principal_resource_type_id, principal_resource_id, \
     external_id, NULL, 0, data, sync_id, discovered_at FROM temp.c1z_stage_grants ORDER BY entitlement_id, id";
-/// Most grants staged before they go straight into `v1_grants`: bounds the sort at the copy (~25 MiB). The
-/// staging pays off in files of up to ~50k users, the ones compressed with the whole database in the zstd
-/// window (see `container::window_log`); a 1M-user sync stays within its time budget.
+/// Most grants staged before they go straight into `v1_grants`: bounds the staging table (~25 MiB in SQLite's
+/// temp file) and the extra copy. The staging pays off in files of up to ~50k users, the ones compressed with
+/// the whole database in the zstd window (see `container::window_log`); a 1M-user sync stays within its time
+/// budget.
 pub const STAGED_GRANTS_MAX: u64 = 50_000;
 /// Page cache of the temp database holding the dedupe tables, in KiB (~16 bytes per resource or grant).
 const SEEN_CACHE_KIB: i64 = 16 * 1024;
@@ -537,17 +542,20 @@ impl C1zWriter {
         let err = |e| C1zError::sql("copy the staged grants")(e);
         let last: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM v1_grants", [], |r| r.get(0)).map_err(err)?;
         conn.execute(UNSTAGE_GRANTS, []).map_err(err)?;
+        // From here on grants go to `v1_grants`, even if what follows fails (the writer is then unusable anyway:
+        // every caller gives up on the first error).
+        self.staged_grants = None;
         conn.execute_batch("DROP TABLE temp.c1z_stage_grants; DELETE FROM temp.c1z_seen_grants;").map_err(err)?;
         {
-            let mut copied = conn.prepare("SELECT id, external_id FROM v1_grants WHERE id > ?1").map_err(err)?;
+            let mut copied =
+                conn.prepare("SELECT id, external_id FROM v1_grants WHERE id > ?1 AND sync_id = ?2").map_err(err)?;
             let mut record = conn.prepare(SEEN_GRANTS.record_first).map_err(err)?;
-            let mut rows = copied.query([last]).map_err(err)?;
+            let mut rows = copied.query(params![last, self.sync_id]).map_err(err)?;
             while let Some(row) = rows.next().map_err(err)? {
                 let (id, external_id): (i64, String) = (row.get(0).map_err(err)?, row.get(1).map_err(err)?);
                 record.execute(params![key_hash(&external_id), id]).map_err(err)?;
             }
         }
-        self.staged_grants = None;
         Ok(())
     }
 
@@ -693,14 +701,21 @@ fn lookup_seen(conn: &Connection, t: SeenTable, external_id: &str, sync_id: &str
     let Some(row) = row else {
         return Ok(SeenState::New(h));
     };
-    let same: bool = conn
+    let same: Option<bool> = conn
         .prepare_cached(t.same)
-        .and_then(|mut st| st.query_row(params![row, external_id], |r| r.get(0)))
+        .and_then(|mut st| st.query_row(params![row, external_id], |r| r.get(0)).optional())
         .map_err(C1zError::sql("look up an object for dedupe"))?;
-    if same {
-        return Ok(SeenState::Duplicate);
+    match same {
+        Some(true) => Ok(SeenState::Duplicate),
+        Some(false) => collision_check(conn, t, external_id, sync_id),
+        // The row was deleted (a dangling grant): the hash is free again.
+        None => {
+            conn.prepare_cached(t.forget)
+                .and_then(|mut st| st.execute([h]))
+                .map_err(C1zError::sql("look up an object for dedupe"))?;
+            Ok(SeenState::New(h))
+        }
     }
-    collision_check(conn, t, external_id, sync_id)
 }
 
 /// Exact check after a 64-bit hash collision (a table scan unless the unique index exists; practically never
@@ -772,5 +787,78 @@ mod tests {
         assert!(!w.put_resource(&res("b")).unwrap(), "second b is a duplicate");
         assert!(!w.put_resource(&res("a")).unwrap());
         assert_eq!(w.counts().resources, 2);
+    }
+
+    fn grant(user: &str) -> Grant {
+        use crate::proto::connector_v2::ResourceId;
+        let id = |t: &str, v: &str| ResourceId { resource_type: t.into(), resource: v.into(), baton_resource: false };
+        Grant {
+            id: format!("role:r1:member:user:{user}"),
+            entitlement: Some(Entitlement {
+                id: "role:r1:member".into(),
+                resource: Some(Resource { id: Some(id("role", "r1")), ..Default::default() }),
+                ..Default::default()
+            }),
+            principal: Some(Resource { id: Some(id("user", user)), ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    /// The same for grants, while they are staged (`staged_grants_max` large) and after they were copied into
+    /// `v1_grants` (`staged_grants_max` 1).
+    #[test]
+    fn grant_dedupe_stays_exact_on_hash_collision_staged_and_copied() {
+        for (staged_max, seen, table) in
+            [(1000, SEEN_STAGED_GRANTS, "temp.c1z_stage_grants"), (1, SEEN_GRANTS, "v1_grants")]
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = WriterOptions { staged_grants_max: staged_max, ..WriterOptions::default() };
+            let mut w = C1zWriter::create(&dir.path().join("s.c1z"), opts).unwrap();
+            assert!(w.put_grant(&grant("a")).unwrap());
+            let conn = w.conn.as_ref().unwrap();
+            let row_a: i64 = conn.query_row(&format!("SELECT max(id) FROM {table}"), [], |r| r.get(0)).unwrap();
+            // Pretend grant b hashes like grant a did.
+            conn.execute(seen.record, params![key_hash(&grant("b").id), row_a]).unwrap();
+            assert!(w.put_grant(&grant("b")).unwrap(), "collision must not hide a new grant ({table})");
+            assert!(!w.put_grant(&grant("b")).unwrap(), "second b is a duplicate ({table})");
+            assert!(!w.put_grant(&grant("a")).unwrap(), "{table}");
+            assert_eq!(w.counts().grants, 2);
+        }
+    }
+
+    /// A grant removed as dangling can be written again once its principal exists (its dedupe entry points at
+    /// a deleted row), and is then kept.
+    #[test]
+    fn a_removed_dangling_grant_can_be_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = C1zWriter::create(&dir.path().join("s.c1z"), WriterOptions::default()).unwrap();
+        let res = |t: &str, v: &str| Resource {
+            id: Some(crate::proto::connector_v2::ResourceId {
+                resource_type: t.into(),
+                resource: v.into(),
+                baton_resource: false,
+            }),
+            ..Default::default()
+        };
+        w.put_resource(&res("role", "r1")).unwrap();
+        w.put_entitlement(&Entitlement {
+            id: "role:r1:member".into(),
+            resource: Some(res("role", "r1")),
+            ..Default::default()
+        })
+        .unwrap();
+        w.put_resource(&res("user", "b")).unwrap();
+        assert!(w.put_grant(&grant("a")).unwrap());
+        assert!(w.put_grant(&grant("b")).unwrap());
+        let removed = w.remove_dangling_grants().unwrap();
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].principal_id, "a");
+        assert_eq!(w.counts().grants, 1);
+        w.put_resource(&res("user", "a")).unwrap();
+        assert!(w.put_grant(&grant("a")).unwrap());
+        assert!(!w.put_grant(&grant("a")).unwrap());
+        assert!(w.remove_dangling_grants().unwrap().is_empty());
+        assert_eq!(w.counts().grants, 2);
+        w.finish().unwrap();
     }
 }

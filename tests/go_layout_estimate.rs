@@ -2,13 +2,17 @@
 //! connector: for the reference workspace it must write the same tables, indexes, row order, columns and
 //! (decoded) blobs as `reference-sync.c1z`, and its compressed size must be close to that file's size. Only
 //! then is "our file vs the Go connector's file for the same workspace" in the benchmark a fair comparison.
+//! Last, our file for the reference shape must not be larger than that estimate.
 
+mod common;
 #[path = "../benches/sync/go_layout.rs"]
 mod go_layout;
 
 use std::path::Path;
 
 use baton_torq::proto::connector_v2::{Entitlement, Grant, Resource, ResourceType, RoleTrait, UserTrait};
+use baton_torq::sim::{GeneratedSpec, SimConfig, SimServer, Workspace};
+use common::harness::{assert_success, run};
 use go_layout::{GoRole, GoUser};
 use prost::Message;
 use rusqlite::Connection;
@@ -150,4 +154,20 @@ fn the_estimated_size_is_close_to_the_go_connectors_file() {
     let off = (estimate - real).abs() / real;
     eprintln!("Go-layout estimate {estimate} bytes, Go connector {real} bytes");
     assert!(off < 0.05, "estimate {estimate} bytes vs the Go connector's {real} bytes ({:.1}% off)", off * 100.0);
+}
+
+/// The performance issue's reference shape: 10k users, 10 roles, 30% SSO (the benchmark's workspace). Our file
+/// must be no larger than the Go connector's for the same workspace (measured: 1.27 vs 1.37 MB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_file_is_no_larger_than_the_go_connectors_at_10k_users() {
+    let ws = Workspace::generated(GeneratedSpec { users: 10_000, roles: 10, sso_percent: 30, seed: 42 });
+    let server = SimServer::start(ws.clone(), SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sync.c1z");
+    assert_success(&run(&server, &file, &[]).await);
+    server.shutdown().await;
+    let ours = std::fs::metadata(&file).unwrap().len();
+    let go = go_layout::estimate(&ws, dir.path()).unwrap();
+    eprintln!("10k users: ours {ours} bytes, Go connector (estimate) {go} bytes");
+    assert!(ours <= go, "our c1z ({ours} bytes) is larger than the Go connector's ({go} bytes)");
 }

@@ -22,6 +22,7 @@ use baton_torq::proto::connector_v2::{
     resource_type, user_trait, Entitlement, Grant, Resource, ResourceId, ResourceType, RoleTrait,
     SkipEntitlementsAndGrants, UserTrait,
 };
+use baton_torq::sim::Workspace;
 use prost::Message;
 use prost_types::{value::Kind, Any, Struct, Value};
 use rusqlite::{params, Connection};
@@ -182,6 +183,34 @@ pub fn grant(r: &GoRole, u: &GoUser) -> Grant {
         principal: Some(Resource { id: Some(rid("user", &u.id)), ..Default::default() }),
         ..Default::default()
     }
+}
+
+/// Users (in the Go connector's order: the non-SSO list, then the SSO list) and roles of a simulated workspace.
+pub fn workspace(ws: &Workspace) -> (Vec<GoUser>, Vec<GoRole>) {
+    let users = ws
+        .users(false)
+        .chain(ws.users(true))
+        .map(|u| GoUser {
+            verified: u.status == "VERIFIED",
+            sso: u.sso_provision,
+            id: u.id,
+            email: u.email,
+            role_id: u.role_id,
+        })
+        .collect();
+    let roles = ws.roles().into_iter().map(|r| GoRole { id: r.id, name: r.name, description: r.description }).collect();
+    (users, roles)
+}
+
+/// Size of the c1z the Go connector would write for `ws`, using `dir` for the database.
+pub fn estimate(ws: &Workspace, dir: &Path) -> Result<u64, String> {
+    let (users, roles) = workspace(ws);
+    let db = dir.join(format!("go-layout-{}-{}.db", users.len(), roles.len()));
+    let _ = std::fs::remove_file(&db);
+    write_database(&db, &users, &roles).map_err(|e| format!("go layout: {e}"))?;
+    let size = compressed_size(&db).map_err(|e| format!("go layout: {e}"))?;
+    let _ = std::fs::remove_file(&db);
+    Ok(size)
 }
 
 /// Writes the database the Go connector would write for `users` (in API order: non-SSO list, then SSO list)

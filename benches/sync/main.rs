@@ -110,7 +110,7 @@ async fn run_case(case: Case, dir: &Path) -> Result<String, String> {
         let _ = std::fs::remove_file(&file);
     }
     let go_bytes = if case.users <= GO_MAX_USERS {
-        go_estimate(spec, dir).map(|n| format!("{n:>13}"))?
+        go_layout::estimate(&Workspace::generated(spec), dir).map(|n| format!("{n:>13}"))?
     } else {
         format!("{:>13}", "fails")
     };
@@ -131,33 +131,6 @@ async fn run_case(case: Case, dir: &Path) -> Result<String, String> {
 /// Above this many users the Go connector's user list exceeds a 4 MiB message limit in its SDK and the sync
 /// fails (measured at 20,000 users; the issue puts the limit near 14,000).
 const GO_MAX_USERS: u64 = 14_000;
-
-/// Size of the c1z the Go connector would write for the workspace of `spec` (see `go_layout.rs`).
-fn go_estimate(spec: GeneratedSpec, dir: &Path) -> Result<u64, String> {
-    let ws = Workspace::generated(spec);
-    let users: Vec<go_layout::GoUser> = ws
-        .users(false)
-        .chain(ws.users(true))
-        .map(|u| go_layout::GoUser {
-            verified: u.status == "VERIFIED",
-            sso: u.sso_provision,
-            id: u.id,
-            email: u.email,
-            role_id: u.role_id,
-        })
-        .collect();
-    let roles: Vec<go_layout::GoRole> = ws
-        .roles()
-        .into_iter()
-        .map(|r| go_layout::GoRole { id: r.id, name: r.name, description: r.description })
-        .collect();
-    let db = dir.join(format!("go-layout-{}-{}.db", spec.users, spec.roles));
-    let _ = std::fs::remove_file(&db);
-    go_layout::write_database(&db, &users, &roles).map_err(|e| format!("go layout: {e}"))?;
-    let size = go_layout::compressed_size(&db).map_err(|e| format!("go layout: {e}"))?;
-    let _ = std::fs::remove_file(&db);
-    Ok(size)
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

@@ -7,6 +7,7 @@
 //!
 //! Run: `cargo bench --bench sync` (default matrix) or
 //!      `cargo bench --bench sync -- --users 100000 --roles 50 --latency-ms 100 --sso-percent 30`.
+//! `--repeat K` runs every case K times and prints the run with the median wall time.
 //! Wall time covers the whole child process: start-up, token, listing, writing and compressing the file.
 //! Every run starts from no file (no carried-over sync).
 //! With `BENCH_KEEP_FILES=DIR` the c1z files are written to DIR and kept for inspection; with
@@ -27,12 +28,11 @@ struct Case {
     latency_ms: u64,
 }
 
-fn parse_args() -> Option<Case> {
+/// The cases to run (one from the flags, or the default matrix) and how often to run each.
+fn parse_args() -> (Vec<Case>, usize) {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    if args.is_empty() {
-        return None;
-    }
     let mut case = Case { users: 10_000, roles: 10, sso_percent: 30, latency_ms: 0 };
+    let (mut single, mut repeat) = (false, 1);
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it.next().and_then(|v| v.parse::<u64>().ok());
@@ -41,15 +41,21 @@ fn parse_args() -> Option<Case> {
             ("--roles", Some(v)) => case.roles = v as u32,
             ("--sso-percent", Some(v)) => case.sso_percent = v.min(100) as u8,
             ("--latency-ms", Some(v)) => case.latency_ms = v,
+            ("--repeat", Some(v)) if v > 0 => {
+                repeat = v as usize;
+                continue;
+            }
             _ => {
                 eprintln!(
-                    "usage: cargo bench --bench sync -- [--users N] [--roles R] [--sso-percent P] [--latency-ms L]"
+                    "usage: cargo bench --bench sync -- [--users N] [--roles R] [--sso-percent P] [--latency-ms L] \
+                     [--repeat K]"
                 );
                 std::process::exit(2);
             }
         }
+        single = true;
     }
-    Some(case)
+    (if single { vec![case] } else { default_matrix() }, repeat)
 }
 
 fn default_matrix() -> Vec<Case> {
@@ -62,7 +68,8 @@ fn default_matrix() -> Vec<Case> {
     cases
 }
 
-async fn run_case(case: Case, dir: &Path) -> Result<String, String> {
+/// One run: its wall time and its table row.
+async fn run_case(case: Case, dir: &Path) -> Result<(f64, String), String> {
     let config = SimConfig { latency: Duration::from_millis(case.latency_ms), ..Default::default() };
     let spec = GeneratedSpec { users: case.users, roles: case.roles, sso_percent: case.sso_percent, seed: 42 };
     let server = SimServer::start(Workspace::generated(spec), config.clone()).await.map_err(|e| e.to_string())?;
@@ -114,7 +121,7 @@ async fn run_case(case: Case, dir: &Path) -> Result<String, String> {
     } else {
         format!("{:>13}", "fails")
     };
-    Ok(format!(
+    let row = format!(
         "| {:>9} | {:>5} | {:>7} | {:>8} | {:>8.3} | {:>8.1} | {:>11} | {} | {:>10.0} |",
         case.users,
         case.roles,
@@ -125,7 +132,8 @@ async fn run_case(case: Case, dir: &Path) -> Result<String, String> {
         bytes,
         go_bytes,
         rows as f64 / wall
-    ))
+    );
+    Ok((wall, row))
 }
 
 /// Above this many users the Go connector's user list exceeds a 4 MiB message limit in its SDK and the sync
@@ -134,7 +142,7 @@ const GO_MAX_USERS: u64 = 14_000;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let cases = parse_args().map(|c| vec![c]).unwrap_or_else(default_matrix);
+    let (cases, repeat) = parse_args();
     let dir = match tempfile::tempdir() {
         Ok(d) => d,
         Err(e) => {
@@ -152,15 +160,26 @@ async fn main() {
     let keep = std::env::var_os("BENCH_KEEP_FILES").map(std::path::PathBuf::from);
     let out_dir = keep.as_deref().unwrap_or(dir.path());
     for case in cases {
-        match run_case(case, out_dir).await {
-            Ok(row) => println!("{row}"),
-            Err(e) => {
-                eprintln!("{} users / {} roles: {e}", case.users, case.roles);
-                std::process::exit(1);
+        let mut runs = Vec::with_capacity(repeat);
+        for _ in 0..repeat {
+            match run_case(case, out_dir).await {
+                Ok(run) => runs.push(run),
+                Err(e) => {
+                    eprintln!("{} users / {} roles: {e}", case.users, case.roles);
+                    std::process::exit(1);
+                }
             }
+        }
+        // The run with the median wall time (the machine's noise is one-sided: it only ever adds time).
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((_, row)) = runs.get(runs.len() / 2) {
+            println!("{row}");
         }
     }
     println!(
         "* the file the Go connector would write for the same workspace (estimate, see benches/sync/go_layout.rs)"
     );
+    if repeat > 1 {
+        println!("each row: the run with the median wall time of {repeat}");
+    }
 }

@@ -24,27 +24,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 /// The reference workspace in the order the Go connector lists it: non-SSO users, then SSO users.
 fn reference_workspace() -> (Vec<GoUser>, Vec<GoRole>) {
     let text = std::fs::read_to_string(fixture("workspace.json")).unwrap();
-    let ws: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let user = |u: &serde_json::Value| GoUser {
-        id: u["id"].as_str().unwrap().into(),
-        email: u["email"].as_str().unwrap().into(),
-        role_id: u["role_id"].as_str().unwrap().into(),
-        verified: u["status"] == "VERIFIED",
-        sso: u["sso_provision"].as_bool().unwrap(),
-    };
-    let all: Vec<GoUser> = ws["users"].as_array().unwrap().iter().map(user).collect();
-    let (sso, local): (Vec<GoUser>, Vec<GoUser>) = all.into_iter().partition(|u| u.sso);
-    let roles = ws["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| GoRole {
-            id: r["id"].as_str().unwrap().into(),
-            name: r["name"].as_str().unwrap().into(),
-            description: r["description"].as_str().unwrap_or_default().into(),
-        })
-        .collect();
-    (local.into_iter().chain(sso).collect(), roles)
+    go_layout::workspace(&Workspace::from_json(&text).unwrap())
 }
 
 fn open_reference(dir: &Path) -> Connection {

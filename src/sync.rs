@@ -121,7 +121,7 @@ struct UserRows {
 /// Tallies kept by the writer thread (it alone knows what was new).
 #[derive(Default)]
 struct Tally {
-    users_by_status: BTreeMap<String, u64>,
+    users_by_status: BTreeMap<&'static str, u64>,
     duplicate_users: u64,
 }
 
@@ -153,8 +153,10 @@ pub async fn run_sync(
     let stop = cancel.child_token();
     let fetch = fetch_all(client, tx, &progress, &stop);
     let fetched = tokio::select! {
-        r = fetch => Some(r),
+        // Cancellation first: the decoders stop on it too, and their "sink closed" must not win the race.
+        biased;
         _ = cancel.cancelled() => None,
+        r = fetch => Some(r),
     };
     stop.cancel();
     // Every sender is gone now (or soon: decoders stop at their next user), so the writer thread ends; its
@@ -162,6 +164,7 @@ pub async fn run_sync(
     let written = writer_task.await.map_err(|e| SyncError::Internal(e.to_string()))?;
     let roles = match fetched {
         None => return Err(SyncError::Interrupted),
+        Some(Err(TorqError::SinkClosed)) if cancel.is_cancelled() => return Err(SyncError::Interrupted),
         Some(Err(TorqError::SinkClosed)) => {
             written?;
             return Err(SyncError::Internal("the writer stopped early".into()));
@@ -185,7 +188,7 @@ pub async fn run_sync(
         previous_sync_id: file.previous_sync_id,
         file_bytes: file.bytes,
         users,
-        users_by_status: tally.users_by_status,
+        users_by_status: tally.users_by_status.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         roles,
         entitlements: counts.entitlements,
         grants: counts.grants,
@@ -315,7 +318,7 @@ fn write_batches(
             Batch::Users(rows) => {
                 for row in &rows {
                     if writer.put_resource(&row.resource)? {
-                        *tally.users_by_status.entry(row.status.to_string()).or_default() += 1;
+                        *tally.users_by_status.entry(row.status).or_default() += 1;
                         if let Some(g) = &row.grant {
                             writer.put_grant(g)?;
                         }
@@ -337,7 +340,7 @@ fn finish_file(mut writer: C1zWriter) -> Result<(crate::c1z::FinishedFile, SyncC
         if i < MAX_DANGLING_WARNINGS {
             tracing::warn!(
                 user_id = %g.principal_id,
-                role_id = %role_id_of(&g.entitlement_id),
+                role_id = %g.resource_id,
                 "user has a role that is not in Torq's role list; no grant written for it"
             );
         }
@@ -352,11 +355,6 @@ fn finish_file(mut writer: C1zWriter) -> Result<(crate::c1z::FinishedFile, SyncC
     let counts = writer.counts();
     let file = writer.finish()?;
     Ok((file, counts, dangling.len() as u64))
-}
-
-/// `r1` from `role:r1:member`.
-fn role_id_of(entitlement_id: &str) -> &str {
-    entitlement_id.strip_prefix("role:").and_then(|s| s.strip_suffix(":member")).unwrap_or(entitlement_id)
 }
 
 impl SyncSummary {
@@ -398,16 +396,5 @@ impl SyncSummary {
             }
         ));
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn role_id_is_extracted_from_entitlement_id() {
-        assert_eq!(role_id_of("role:abc:member"), "abc");
-        assert_eq!(role_id_of("odd"), "odd");
     }
 }

@@ -152,6 +152,8 @@ pub struct SyncCounts {
 pub struct DanglingGrant {
     pub grant_id: String,
     pub entitlement_id: String,
+    /// The id of the entitlement's resource (for a role membership, the role id).
+    pub resource_id: String,
     pub principal_type: String,
     pub principal_id: String,
 }
@@ -208,7 +210,8 @@ const DANGLING_GRANTS_SQL: &str = "WITH \
                           WHERE r.external_id = p.prt || ':' || p.prid AND r.sync_id = ?1)), \
     missing_e AS (SELECT e.eid FROM (SELECT DISTINCT entitlement_id AS eid FROM v1_grants) e \
         WHERE NOT EXISTS (SELECT 1 FROM v1_entitlements x WHERE x.external_id = e.eid AND x.sync_id = ?1)) \
-    SELECT g.id, g.external_id, g.entitlement_id, g.principal_resource_type_id, g.principal_resource_id \
+    SELECT g.id, g.external_id, g.entitlement_id, g.principal_resource_type_id, g.principal_resource_id, \
+    g.resource_id \
     FROM v1_grants g WHERE g.sync_id = ?1 AND ( \
         g.entitlement_id IN (SELECT eid FROM missing_e) \
         OR (g.principal_resource_type_id, g.principal_resource_id) IN (SELECT prt, prid FROM missing_p)) \
@@ -580,6 +583,7 @@ impl C1zWriter {
                             entitlement_id: r.get(2)?,
                             principal_type: r.get(3)?,
                             principal_id: r.get(4)?,
+                            resource_id: r.get(5)?,
                         },
                     ))
                 })

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 
-use super::http::{Attempt, Outcome};
-use super::models::{ApiErrorBody, TokenResponse};
+use super::http::Outcome;
+use super::models::TokenResponse;
 use super::{TorqClient, TorqError};
 
 /// A token with the generation number it was issued under, so a rejection invalidates only that token.
@@ -70,32 +70,21 @@ impl TorqClient {
                 .basic_auth(&settings.client_id, Some(settings.client_secret.expose_secret()))
                 .header(reqwest::header::ACCEPT, "application/json")
                 .form(&[("grant_type", "client_credentials")])
-        }, |attempt| async move {
-            match attempt {
-                Attempt::Success(resp) => {
-                    let body = resp.bytes().await.map_err(|e| Outcome::transient(format!("reading token response: {e}")))?;
-                    let token: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
-                        Outcome::Fatal(TorqError::Malformed { request: "POST token endpoint".into(), detail: e.to_string() })
-                    })?;
-                    if token.access_token.is_empty() {
-                        return Err(Outcome::Fatal(TorqError::Malformed {
-                            request: "POST token endpoint".into(),
-                            detail: "the answer has no access_token".into(),
-                        }));
-                    }
-                    if !token.token_type.is_empty() && !token.token_type.eq_ignore_ascii_case("bearer") {
-                        tracing::warn!(token_type = %token.token_type, "unexpected token type from Torq; using it as a bearer token");
-                    }
-                    let ttl = Duration::from_secs(if token.expires_in == 0 { 3600 } else { token.expires_in });
-                    Ok((SecretString::from(token.access_token), ttl))
-                }
-                Attempt::Status(resp) => {
-                    let status = resp.status().as_u16();
-                    let body: ApiErrorBody = resp.json().await.unwrap_or_default();
-                    let detail = if body.message.is_empty() { String::new() } else { format!(": {}", body.message) };
-                    Err(Outcome::Fatal(TorqError::BadCredentials { status, detail }))
-                }
+        }, |resp| async move {
+            let request = "POST token endpoint";
+            let body = resp.bytes().await.map_err(|e| Outcome::transient(format!("reading token response: {e}")))?;
+            let token: TokenResponse = serde_json::from_slice(&body).map_err(|e| Outcome::from_json(&e, request))?;
+            if token.access_token.is_empty() {
+                return Err(Outcome::Fatal(TorqError::Malformed {
+                    request: request.into(),
+                    detail: "the answer has no access_token".into(),
+                }));
             }
+            if !token.token_type.is_empty() && !token.token_type.eq_ignore_ascii_case("bearer") {
+                tracing::warn!(token_type = %token.token_type, "unexpected token type from Torq; using it as a bearer token");
+            }
+            let ttl = Duration::from_secs(if token.expires_in == 0 { 3600 } else { token.expires_in });
+            Ok((SecretString::from(token.access_token), ttl))
         })
         .await
     }

@@ -19,15 +19,6 @@ use super::{TorqClient, TorqError};
 /// Longest `Retry-After` we are willing to sleep for.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 
-/// What the handler receives.
-pub(crate) enum Attempt {
-    /// A 2xx response.
-    Success(Response),
-    /// A non-2xx, non-retryable response of an unauthenticated request (the token endpoint), for the handler to
-    /// turn into an error.
-    Status(Response),
-}
-
 /// Why an attempt did not produce a value.
 pub(crate) enum Outcome {
     /// Worth another attempt after a backoff.
@@ -40,10 +31,21 @@ impl Outcome {
     pub(crate) fn transient(reason: impl Into<String>) -> Self {
         Outcome::Transient { reason: reason.into(), retry_after: None }
     }
+
+    /// A JSON body that did not decode: a body that broke off or ended early is worth another attempt; anything
+    /// else is a response this client cannot read.
+    pub(crate) fn from_json(e: &serde_json::Error, request: &str) -> Self {
+        match e.classify() {
+            serde_json::error::Category::Io => Outcome::transient(format!("response body broke off: {e}")),
+            serde_json::error::Category::Eof => Outcome::transient("response body ended early (truncated JSON)"),
+            _ => Outcome::Fatal(TorqError::Malformed { request: request.to_string(), detail: e.to_string() }),
+        }
+    }
 }
 
 impl TorqClient {
-    /// Runs `build` + `handle` until the handler returns a value, a fatal error occurs, or the attempts run out.
+    /// Runs `build` + `handle` (given each 2xx response) until the handler returns a value, a fatal error occurs,
+    /// or the attempts run out.
     /// `request` names the call in logs and errors (e.g. `GET /users?sso_provision=true`); it never holds secrets.
     pub(crate) async fn attempt_loop<T, B, H, Fut>(
         &self,
@@ -54,7 +56,7 @@ impl TorqClient {
     ) -> Result<T, TorqError>
     where
         B: Fn(&reqwest::Client) -> RequestBuilder,
-        H: FnMut(Attempt) -> Fut,
+        H: FnMut(Response) -> Fut,
         Fut: Future<Output = Result<T, Outcome>>,
     {
         let settings = &self.inner.settings;
@@ -100,7 +102,7 @@ impl TorqClient {
                     let status = resp.status();
                     tracing::debug!(request, status = status.as_u16(), elapsed_ms, attempt, "HTTP request");
                     match classify(status, authenticated) {
-                        Class::Success => match handle(Attempt::Success(resp)).await {
+                        Class::Success => match handle(resp).await {
                             Ok(v) => return Ok(v),
                             Err(o) => o,
                         },
@@ -133,10 +135,10 @@ impl TorqClient {
                             let detail = error_detail(resp).await;
                             return Err(TorqError::PermissionDenied { request: request.to_string(), detail });
                         }
-                        Class::Fatal if !authenticated => match handle(Attempt::Status(resp)).await {
-                            Ok(v) => return Ok(v),
-                            Err(o) => o,
-                        },
+                        Class::Fatal if !authenticated && matches!(status.as_u16(), 400 | 401 | 403) => {
+                            let detail = error_detail(resp).await;
+                            return Err(TorqError::BadCredentials { status: status.as_u16(), detail });
+                        }
                         Class::Fatal => {
                             let detail = error_detail(resp).await;
                             return Err(TorqError::Api {
@@ -217,6 +219,34 @@ async fn error_detail(resp: Response) -> String {
         (true, code) => format!(" (code {code})"),
         (false, 0) => format!(": {message}"),
         (false, code) => format!(": {message} (code {code})"),
+    }
+}
+
+/// Follows a paged list: counts pages and refuses a page token the server already sent (a server that cycles
+/// through tokens would otherwise repeat the list until `max_pages`).
+pub(crate) struct PageGuard {
+    seen: std::collections::HashSet<String>,
+    pages: u64,
+    max_pages: u64,
+}
+
+impl PageGuard {
+    pub(crate) fn new(max_pages: u64) -> PageGuard {
+        PageGuard { seen: std::collections::HashSet::new(), pages: 1, max_pages }
+    }
+
+    /// The number of the page about to be requested (1 for the first).
+    pub(crate) fn page(&self) -> u64 {
+        self.pages
+    }
+
+    /// Accepts `next` (non-empty) as the token of the next page of `request`.
+    pub(crate) fn advance(&mut self, next: &str, request: &str) -> Result<(), TorqError> {
+        if !self.seen.insert(next.to_string()) || self.pages >= self.max_pages {
+            return Err(TorqError::EndlessPaging { request: request.to_string(), pages: self.pages });
+        }
+        self.pages += 1;
+        Ok(())
     }
 }
 

@@ -78,7 +78,10 @@ pub enum TorqError {
          (user.read scope), e.g. a service key created by an Owner"
     )]
     PermissionDenied { request: String, detail: String },
-    #[error("Torq answered HTTP {status} to {request}{detail}")]
+    #[error(
+        "Torq answered HTTP {status} to {request}{detail}: check that --torq-region (or --torq-api-url / \
+         --torq-auth-url) points at this workspace's Torq; if it does, retry later or re-run with --verbose"
+    )]
     Api { request: String, status: u16, detail: String },
     #[error(
         "Torq did not answer {request} after {attempts} attempts (last: {last}); check connectivity or retry later"
@@ -86,7 +89,7 @@ pub enum TorqError {
     Unavailable { request: String, attempts: u32, last: String },
     #[error("Torq sent a response to {request} that this client cannot read ({detail}); re-run with --verbose and report it")]
     Malformed { request: String, detail: String },
-    #[error("Torq kept returning the page token it was given for {request} after {pages} pages; stopping to avoid an endless loop")]
+    #[error("Torq sent a page token for {request} that it had already sent (or more than {pages} pages); stopping to avoid an endless loop")]
     EndlessPaging { request: String, pages: u64 },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),

@@ -1,7 +1,7 @@
 //! `GET /users/roles`, paged with `page_size=100` and `page_token` until the token comes back empty. The role
 //! list is small (one entry per role), so pages are decoded whole.
 
-use super::http::{Attempt, Outcome};
+use super::http::{describe_transport, Outcome, PageGuard};
 use super::models::{RoleRecord, RolesPage};
 use super::{TorqClient, TorqError};
 
@@ -17,9 +17,9 @@ impl TorqClient {
         let url = self.endpoint("users/roles")?;
         let mut roles = Vec::new();
         let mut token = String::new();
-        let mut seen_tokens = std::collections::HashSet::new();
-        for page_no in 1..=MAX_ROLE_PAGES {
-            let request = format!("GET /users/roles (page {page_no})");
+        let mut guard = PageGuard::new(MAX_ROLE_PAGES);
+        loop {
+            let request = format!("GET /users/roles (page {})", guard.page());
             let page_token = token.clone();
             let page: RolesPage = self
                 .attempt_loop(
@@ -32,22 +32,11 @@ impl TorqClient {
                         }
                         client.get(url.clone()).query(&query)
                     },
-                    |attempt| {
+                    |resp| {
                         let request = request.clone();
                         async move {
-                            let Attempt::Success(resp) = attempt else {
-                                return Err(Outcome::transient("unexpected status"));
-                            };
-                            let body = resp
-                                .bytes()
-                                .await
-                                .map_err(|e| Outcome::transient(super::http::describe_transport(&e)))?;
-                            serde_json::from_slice::<RolesPage>(&body).map_err(|e| match e.classify() {
-                                serde_json::error::Category::Eof => {
-                                    Outcome::transient("response body ended early (truncated JSON)")
-                                }
-                                _ => Outcome::Fatal(TorqError::Malformed { request, detail: e.to_string() }),
-                            })
+                            let body = resp.bytes().await.map_err(|e| Outcome::transient(describe_transport(&e)))?;
+                            serde_json::from_slice::<RolesPage>(&body).map_err(|e| Outcome::from_json(&e, &request))
                         }
                     },
                 )
@@ -56,11 +45,8 @@ impl TorqClient {
             if page.next_page_token.is_empty() {
                 return Ok(roles);
             }
-            if !seen_tokens.insert(page.next_page_token.clone()) {
-                return Err(TorqError::EndlessPaging { request: "GET /users/roles".into(), pages: page_no });
-            }
+            guard.advance(&page.next_page_token, "GET /users/roles")?;
             token = page.next_page_token;
         }
-        Err(TorqError::EndlessPaging { request: "GET /users/roles".into(), pages: MAX_ROLE_PAGES })
     }
 }

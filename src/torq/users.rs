@@ -13,7 +13,7 @@ use futures_util::TryStreamExt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::http::{Attempt, Outcome};
+use super::http::{Outcome, PageGuard};
 use super::models::UserRecord;
 use super::{TorqClient, TorqError};
 
@@ -39,17 +39,13 @@ impl TorqClient {
         let flag = if sso { "true" } else { "false" };
         let mut page_token = String::new();
         let mut total = 0u64;
-        let mut pages = 0u64;
+        let mut guard = PageGuard::new(MAX_USER_PAGES);
+        let first = format!("GET /users?sso_provision={flag}");
         loop {
-            pages += 1;
-            let request = if page_token.is_empty() {
-                format!("GET /users?sso_provision={flag}")
-            } else {
-                format!("GET /users?sso_provision={flag} (page {pages})")
+            let request = match guard.page() {
+                1 => first.clone(),
+                n => format!("{first} (page {n})"),
             };
-            if pages > MAX_USER_PAGES {
-                return Err(TorqError::EndlessPaging { request, pages });
-            }
             let token_param = page_token.clone();
             let (count, next) = self
                 .attempt_loop(
@@ -62,24 +58,13 @@ impl TorqClient {
                         }
                         client.get(url.clone()).query(&query)
                     },
-                    |attempt| {
-                        let sink = Arc::clone(&sink);
-                        let request = request.clone();
-                        async move {
-                            match attempt {
-                                Attempt::Success(resp) => decode_users_page(resp, sink, &request).await,
-                                Attempt::Status(_) => Err(Outcome::transient("unexpected status")),
-                            }
-                        }
-                    },
+                    |resp| decode_users_page(resp, Arc::clone(&sink), request.clone()),
                 )
                 .await?;
             total += count;
             match next {
                 Some(next) if !next.is_empty() => {
-                    if next == page_token {
-                        return Err(TorqError::EndlessPaging { request, pages });
-                    }
+                    guard.advance(&next, &first)?;
                     page_token = next;
                 }
                 _ => return Ok(total),
@@ -92,14 +77,13 @@ impl TorqClient {
 async fn decode_users_page<F>(
     resp: reqwest::Response,
     sink: SharedSink<F>,
-    request: &str,
+    request: String,
 ) -> Result<(u64, Option<String>), Outcome>
 where
     F: FnMut(UserRecord) -> Result<(), SinkClosed> + Send + 'static,
 {
     let body = StreamReader::new(resp.bytes_stream().map_err(std::io::Error::other));
     let reader = SyncIoBridge::new(body);
-    let request = request.to_string();
     let joined = tokio::task::spawn_blocking(move || {
         let mut guard = match sink.lock() {
             Ok(g) => g,
@@ -117,14 +101,7 @@ where
     if sink_closed {
         return Err(Outcome::Fatal(TorqError::SinkClosed));
     }
-    match result {
-        Ok(()) => Ok((count, next)),
-        Err(e) => Err(match e.classify() {
-            serde_json::error::Category::Io => Outcome::transient(format!("response body broke off: {e}")),
-            serde_json::error::Category::Eof => Outcome::transient("response body ended early (truncated JSON)"),
-            _ => Outcome::Fatal(TorqError::Malformed { request, detail: e.to_string() }),
-        }),
-    }
+    result.map(|()| (count, next)).map_err(|e| Outcome::from_json(&e, &request))
 }
 
 struct PageVisitor<'a, F> {

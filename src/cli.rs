@@ -274,7 +274,8 @@ pub fn checked_url(raw: &str, flag: &'static str, env: &'static str) -> Result<U
         return Err(invalid("the URL must not contain a user name or password".into()));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid(format!("{url} must not have a query or fragment")));
+        // The URL itself is not repeated: a query may carry a key.
+        return Err(invalid("the URL must not have a ?query or #fragment; remove it".into()));
     }
     let loopback = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

@@ -75,10 +75,34 @@ fn usage_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
+    if let Some(shown) = unexpected_word(&e) {
+        // A stray word may be a secret (`--torq-client-secret= S3CRET`): name only flags, never values.
+        eprintln!("error: unexpected argument {shown}; run 'baton-torq --help' for usage");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let rendered = e.render().to_string();
     let first = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
     eprintln!("error: {first}; run 'baton-torq --help' for usage");
     ExitCode::from(EXIT_USAGE)
+}
+
+/// For an unknown argument or subcommand: the flag name (`'--verbos'`, without any `=value`), or a note that a
+/// value was not shown. `None` for other errors.
+fn unexpected_word(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(e.kind(), ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand) {
+        return None;
+    }
+    let word = [ContextKind::InvalidArg, ContextKind::InvalidSubcommand].into_iter().find_map(|k| match e.get(k) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    })?;
+    Some(match word.strip_prefix('-') {
+        Some(_) => format!("'{}'", word.split('=').next().unwrap_or_default()),
+        None => {
+            "(a value without a flag; not shown in case it is a secret - check for a stray space after '=')".to_string()
+        }
+    })
 }
 
 fn init_logging(json: bool, level: LogLevel) {

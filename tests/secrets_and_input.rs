@@ -204,6 +204,28 @@ async fn bad_input_is_refused_with_one_clear_line() {
     refused(&["-f", "/no/such/dir/sync.c1z"], "does not exist").await;
     refused(&["-f", ""], "--file").await;
     refused(&["-f", "/proc/sync.c1z"], "writable").await;
+    refused(&["--verbos"], "'--verbos'").await;
+}
+
+/// Values that end up where a flag was expected, or in a URL's query, are never echoed: they may be secrets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misplaced_secrets_are_not_echoed_in_errors() {
+    const CANARY: &str = "CANARY-misplaced-7d1f";
+    let key_in_query = format!("https://api.torq.io/public/v1alpha?api_key={CANARY}");
+    let cases = [
+        // A stray space after '=' leaves the secret as a bare word.
+        (vec!["--torq-client-secret=", CANARY], "stray space"),
+        (vec!["--torq-client-secret", "s", "--torq-api-url", &key_in_query], "?query"),
+    ];
+    for (args, expect) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let out = binary(dir.path()).args(["--torq-client-id", "id"]).args(&args).output().await.unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: exit 2\n{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line\n{err}");
+        assert!(err.contains(expect), "{args:?}: mentions {expect:?}\n{err}");
+        assert!(!stderr(&out).contains(CANARY), "{args:?}: {}", stderr(&out));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -282,4 +282,18 @@ mod tests {
         assert!(matches!(classify(StatusCode::FORBIDDEN, true), Class::Forbidden));
         assert!(matches!(classify(StatusCode::NOT_FOUND, true), Class::Fatal));
     }
+
+    #[test]
+    fn page_guard_stops_on_any_repeated_token_and_at_the_cap() {
+        let mut g = PageGuard::new(10);
+        assert_eq!(g.page(), 1);
+        g.advance("A", "GET /x").unwrap();
+        g.advance("B", "GET /x").unwrap();
+        assert_eq!(g.page(), 3);
+        // A cycle A -> B -> A, not only an immediate repeat.
+        assert!(matches!(g.advance("A", "GET /x"), Err(TorqError::EndlessPaging { pages: 3, .. })));
+        let mut g = PageGuard::new(2);
+        g.advance("A", "GET /x").unwrap();
+        assert!(matches!(g.advance("B", "GET /x"), Err(TorqError::EndlessPaging { pages: 2, .. })));
+    }
 }

@@ -140,24 +140,7 @@ async fn sync_with(settings: TorqSettings, cli: &Cli, style: SummaryStyle) -> Re
 
 /// Cancels `cancel` on Ctrl-C or SIGTERM.
 async fn cancel_on_signal(cancel: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                cancel.cancel();
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    crate::signal::stop_requested().await;
     tracing::warn!("interrupted: stopping the sync and leaving the sync file as it was");
     cancel.cancel();
 }

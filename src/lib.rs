@@ -13,6 +13,7 @@ pub mod connector;
 pub mod progress;
 pub mod proto;
 pub mod service;
+pub mod signal;
 pub mod sim;
 pub mod sync;
 pub mod torq;

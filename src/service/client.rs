@@ -103,15 +103,6 @@ impl C1Client {
         C1Client { grpc: BatonServiceClient::new(channel), tokens, host_id }
     }
 
-    pub fn host_id(&self) -> &str {
-        &self.host_id
-    }
-
-    /// Fetches (or reuses) a token now, so that credential problems surface at start-up.
-    pub async fn check_token(&self) -> Result<(), TokenError> {
-        self.tokens.token().await.map(|_| ())
-    }
-
     async fn authed<T>(&self, msg: T, timeout: Option<Duration>) -> Result<tonic::Request<T>, CallError> {
         let token = self.tokens.token().await?;
         let mut value = MetadataValue::try_from(format!("Bearer {}", token.expose_secret()))

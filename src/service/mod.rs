@@ -195,23 +195,7 @@ pub async fn run(config: ServiceConfig, torq: TorqClient) -> Result<(), ServiceE
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.
 async fn shutdown_on_signal(shutdown: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    crate::signal::stop_requested().await;
     tracing::info!("shutdown requested: no new tasks; finishing the running ones");
     shutdown.cancel();
 }

@@ -142,7 +142,10 @@ impl Runner {
                 }
                 Err(e) => {
                     if is_tls_failure(&e) {
-                        return Err(ServiceError::Setup(format!("TLS failure talking to ConductorOne: {e}")));
+                        return Err(ServiceError::Setup(format!(
+                            "TLS failure talking to ConductorOne: {e}; if ConductorOne is reached through a private \
+                             CA, pass it with BATON_C1_CA_CERT_FILE"
+                        )));
                     }
                     tracing::warn!(error = %e, retry_in_seconds = backoff.as_secs(), "Hello failed");
                 }
@@ -179,6 +182,11 @@ fn heartbeat_interval(d: Option<Duration>) -> Duration {
         Some(d) if d.is_zero() => DEFAULT_HEARTBEAT,
         Some(d) => d.clamp(MIN_HEARTBEAT, MAX_HEARTBEAT),
     }
+}
+
+/// The heartbeat interval after an answer: the one ConductorOne asks for, or the current one if it asks for none.
+fn next_interval(current: Duration, next: Option<prost_types::Duration>) -> Duration {
+    next.and_then(to_duration).map_or(current, |d| heartbeat_interval(Some(d)))
 }
 
 async fn handle_task(shared: &Shared, task: Task, heartbeat: Duration, cancel: CancellationToken) {
@@ -240,7 +248,7 @@ async fn sync_full(shared: &Shared, id: &str, interval: Duration, cancel: Cancel
                 .await;
             return;
         }
-        Ok(r) => r.next_heartbeat.and_then(to_duration).map(|d| heartbeat_interval(Some(d))).unwrap_or(interval),
+        Ok(r) => next_interval(interval, r.next_heartbeat),
         Err(e) => {
             // As the Go SDK: without a first heartbeat the task is left to ConductorOne to reschedule.
             tracing::warn!(task_id = %id, error = %e, "first heartbeat failed; not starting the sync");
@@ -349,7 +357,7 @@ async fn heartbeat_loop(
             }
             Ok(r) => {
                 failures = 0;
-                interval = heartbeat_interval(r.next_heartbeat.and_then(to_duration));
+                interval = next_interval(interval, r.next_heartbeat);
             }
             Err(e) => {
                 failures += 1;
@@ -461,7 +469,7 @@ fn os_info() -> OsInfo {
     let os = std::env::consts::OS.to_owned();
     let platform = or(field("ID"), &os);
     OsInfo {
-        hostname: or(gethostname::gethostname().to_string_lossy().trim().to_owned(), "unknown"),
+        hostname: hostname_or_default(),
         platform_version: or(field("VERSION_ID"), "unknown"),
         platform_family: or(field("ID_LIKE").split_whitespace().next().unwrap_or("").to_owned(), &platform),
         platform,

@@ -22,7 +22,8 @@ const DEFAULT_TTL: Duration = Duration::from_secs(300);
 pub enum TokenError {
     #[error(
         "ConductorOne rejected the client credentials (HTTP {status} from {url}{detail}): check --client-id and \
-         --client-secret (BATON_CLIENT_ID / BATON_CLIENT_SECRET) or create a new credential"
+         --client-secret (BATON_CLIENT_ID / BATON_CLIENT_SECRET) or create a new credential, and that this \
+         machine's clock is right (the signed assertion tolerates 2 minutes of clock difference)"
     )]
     Rejected { url: String, status: u16, detail: String },
     #[error("TLS failure talking to {url}: {detail}; if ConductorOne is reached through a private CA, pass it with BATON_C1_CA_CERT_FILE")]
@@ -126,13 +127,7 @@ impl TokenSource {
             .map_err(|e| TokenError::Malformed { url: url.clone(), detail: format!("not the expected JSON ({e})") })?;
         let token = match parsed.access_token.as_deref() {
             Some(t) if !t.is_empty() => SecretString::from(t.to_owned()),
-            _ => {
-                return Err(TokenError::Rejected {
-                    url,
-                    status: status.as_u16(),
-                    detail: ", but no access token".into(),
-                })
-            }
+            _ => return Err(TokenError::Malformed { url, detail: "the answer has no access_token".into() }),
         };
         let ttl = parsed.expires_in.filter(|s| *s > 0).map(Duration::from_secs).unwrap_or(DEFAULT_TTL);
         tracing::debug!(expires_in_seconds = ttl.as_secs(), "obtained a ConductorOne access token");

@@ -89,7 +89,9 @@ impl FaultPlan {
 
     /// The faults for one request. `index(endpoint)` gives the request's 1-based number at that endpoint, or
     /// `None` when the request does not belong to that endpoint.
-    pub(crate) fn decide(&self, index: impl Fn(Endpoint) -> Option<u64>) -> Decision {
+    /// `paged`: the request is the paged role list, the only one [`FaultKind::EndlessPaging`] applies to; for
+    /// other requests such a rule is skipped, so a later rule can still pick the fault.
+    pub(crate) fn decide(&self, index: impl Fn(Endpoint) -> Option<u64>, paged: bool) -> Decision {
         let mut decision = Decision::default();
         for rule in &self.rules {
             let Some(n) = index(rule.endpoint) else {
@@ -100,6 +102,7 @@ impl FaultPlan {
             }
             match &rule.kind {
                 FaultKind::Delay(d) => decision.delay = decision.delay.saturating_add(*d),
+                FaultKind::EndlessPaging if !paged => {}
                 kind if decision.kind.is_none() => decision.kind = Some(kind.clone()),
                 _ => {}
             }
@@ -155,13 +158,20 @@ mod tests {
                 _ => None,
             }
         };
-        let d = plan.decide(roles(1, 1));
+        let d = plan.decide(roles(1, 1), true);
         assert_eq!((d.delay, d.kind), (Duration::from_millis(5), None));
-        assert_eq!(plan.decide(roles(2, 2)).kind, Some(FaultKind::Status(503)));
-        let d = plan.decide(roles(3, 3));
+        assert_eq!(plan.decide(roles(2, 2), true).kind, Some(FaultKind::Status(503)));
+        let d = plan.decide(roles(3, 3), true);
         assert_eq!((d.delay, d.kind), (Duration::from_millis(12), Some(FaultKind::Status(503))));
-        assert_eq!(plan.decide(roles(4, 4)).kind, None);
+        assert_eq!(plan.decide(roles(4, 4), true).kind, None);
         assert!(FaultPlan::new().always(Endpoint::Token, FaultKind::Redirect302).rules[0].hits(u64::MAX));
+        // Endless paging on every API request leaves a later fault for the (unpaged) user lists.
+        let plan = FaultPlan::new()
+            .always(Endpoint::AnyApi, FaultKind::EndlessPaging)
+            .always(Endpoint::AnyApi, FaultKind::Status(500));
+        let any = |e: Endpoint| matches!(e, Endpoint::AnyApi).then_some(1);
+        assert_eq!(plan.decide(any, false).kind, Some(FaultKind::Status(500)));
+        assert_eq!(plan.decide(any, true).kind, Some(FaultKind::EndlessPaging));
         assert_eq!(grpc_code(503), 14);
         assert_eq!(grpc_code(500), 13);
     }

@@ -412,13 +412,16 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         Route::Token => None,
         _ => Some(bump(&c.api)),
     };
-    let decision = shared.faults.lock().unwrap_or_else(PoisonError::into_inner).decide(|e| match e {
-        Endpoint::AnyApi => api_index,
-        e if Some(e) == endpoint => Some(index),
-        _ => None,
-    });
-    // EndlessPaging only means something for roles.
-    let fault = decision.kind.filter(|k| *k != FaultKind::EndlessPaging || matches!(route, Route::Roles));
+    let paged = matches!(route, Route::Roles);
+    let decision = shared.faults.lock().unwrap_or_else(PoisonError::into_inner).decide(
+        |e| match e {
+            Endpoint::AnyApi => api_index,
+            e if Some(e) == endpoint => Some(index),
+            _ => None,
+        },
+        paged,
+    );
+    let fault = decision.kind;
     if fault.is_some() || !decision.delay.is_zero() {
         c.faults_injected.fetch_add(1, Ordering::Relaxed);
     }

@@ -119,9 +119,8 @@ async fn sync_with(settings: TorqSettings, cli: &Cli, style: SummaryStyle) -> Re
     crate::c1z::check_target(&cli.common.file).map_err(SyncError::from)?;
     let target = cli.common.file.clone();
     let wait = cli.common.wait_for_lock;
-    let _lock = tokio::task::spawn_blocking(move || OutputLock::acquire(&target, wait))
-        .await
-        .map_err(|e| SyncError::Internal(e.to_string()))??;
+    let _lock =
+        tokio::task::spawn_blocking(move || OutputLock::acquire(&target, wait)).await.map_err(SyncError::from)??;
     let client = TorqClient::new(settings)?;
     let cancel = CancellationToken::new();
     let watcher = tokio::spawn(cancel_on_signal(cancel.clone()));

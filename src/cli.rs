@@ -220,35 +220,35 @@ pub enum ConfigError {
     File { path: String, reason: String },
 }
 
+/// A required credential, trimmed: an error naming its flag and variable when empty, a warning when trimmed.
+fn required<'a>(
+    raw: Option<&'a str>,
+    what: &'static str,
+    flag: &'static str,
+    env: &'static str,
+) -> Result<&'a str, ConfigError> {
+    const KEY_HINT: &str = " (create an API key in Torq: avatar > API Keys > Create API key)";
+    let raw = raw.unwrap_or("");
+    let value = raw.trim();
+    if value.is_empty() {
+        return Err(ConfigError::Missing { what, flag, env, hint: KEY_HINT });
+    }
+    if value.len() != raw.len() {
+        tracing::warn!("removed whitespace around the {what}");
+    }
+    Ok(value)
+}
+
 /// Checked Torq settings from the flags. Whitespace pasted around the ID or secret is trimmed with a warning.
 pub fn torq_settings(args: &TorqArgs) -> Result<TorqSettings, ConfigError> {
-    const KEY_HINT: &str = " (create an API key in Torq: avatar > API Keys > Create API key)";
-    let raw_id = args.torq_client_id.as_deref().unwrap_or("");
-    let client_id = raw_id.trim();
-    if client_id.is_empty() {
-        return Err(ConfigError::Missing {
-            what: "Torq client ID",
-            flag: "--torq-client-id",
-            env: "BATON_TORQ_CLIENT_ID",
-            hint: KEY_HINT,
-        });
-    }
-    if client_id.len() != raw_id.len() {
-        tracing::warn!("removed whitespace around the Torq client ID");
-    }
-    let raw_secret = args.torq_client_secret.as_ref().map(|s| s.expose_secret()).unwrap_or("");
-    let secret = raw_secret.trim();
-    if secret.is_empty() {
-        return Err(ConfigError::Missing {
-            what: "Torq client secret",
-            flag: "--torq-client-secret",
-            env: "BATON_TORQ_CLIENT_SECRET",
-            hint: KEY_HINT,
-        });
-    }
-    if secret.len() != raw_secret.len() {
-        tracing::warn!("removed whitespace around the Torq client secret");
-    }
+    let client_id =
+        required(args.torq_client_id.as_deref(), "Torq client ID", "--torq-client-id", "BATON_TORQ_CLIENT_ID")?;
+    let secret = required(
+        args.torq_client_secret.as_ref().map(|s| s.expose_secret()),
+        "Torq client secret",
+        "--torq-client-secret",
+        "BATON_TORQ_CLIENT_SECRET",
+    )?;
     let api_url = checked_url(
         args.torq_api_url.as_deref().unwrap_or(args.torq_region.api_url()),
         "--torq-api-url",

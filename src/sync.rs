@@ -105,6 +105,13 @@ pub enum SyncError {
     Internal(String),
 }
 
+impl From<tokio::task::JoinError> for SyncError {
+    /// A blocking task (the c1z writer) panicked or was cancelled.
+    fn from(e: tokio::task::JoinError) -> SyncError {
+        SyncError::Internal(e.to_string())
+    }
+}
+
 /// What flows to the writer thread.
 enum Batch {
     ResourceTypes(Vec<ResourceType>),
@@ -137,9 +144,7 @@ pub async fn run_sync(
     let writer = {
         let output = output.clone();
         let options = request.writer.clone();
-        tokio::task::spawn_blocking(move || C1zWriter::create(&output, options))
-            .await
-            .map_err(|e| SyncError::Internal(e.to_string()))??
+        tokio::task::spawn_blocking(move || C1zWriter::create(&output, options)).await??
     };
     tracing::debug!(sync_id = writer.sync_id(), output = %output.display(), "sync started");
 
@@ -161,7 +166,7 @@ pub async fn run_sync(
     stop.cancel();
     // Every sender is gone now (or soon: decoders stop at their next user), so the writer thread ends; its
     // result explains a closed channel.
-    let written = writer_task.await.map_err(|e| SyncError::Internal(e.to_string()))?;
+    let written = writer_task.await?;
     let roles = match fetched {
         None => return Err(SyncError::Interrupted),
         Some(Err(TorqError::SinkClosed)) if cancel.is_cancelled() => return Err(SyncError::Interrupted),
@@ -178,9 +183,7 @@ pub async fn run_sync(
         return Err(SyncError::Interrupted);
     }
     // The final write is not abandoned half-way: a signal now lets it finish (the file is complete either way).
-    let (file, counts, dangling) = tokio::task::spawn_blocking(move || finish_file(writer))
-        .await
-        .map_err(|e| SyncError::Internal(e.to_string()))??;
+    let (file, counts, dangling) = tokio::task::spawn_blocking(move || finish_file(writer)).await??;
     let users = tally.users_by_status.values().sum();
     Ok(SyncSummary {
         output: file.path,

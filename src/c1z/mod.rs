@@ -25,6 +25,16 @@ pub mod writer;
 
 use std::path::PathBuf;
 
+/// Name prefix of the work database for the output file `name` (see the module documentation).
+pub(crate) fn work_file_prefix(name: &str) -> String {
+    format!(".{name}.work-")
+}
+
+/// Name prefix of the compressed output before its rename over `name`.
+pub(crate) fn tmp_file_prefix(name: &str) -> String {
+    format!(".{name}.tmp-")
+}
+
 pub use container::{check_target, FileKind, MAGIC_V1, MAGIC_V3};
 pub use writer::{C1zWriter, DanglingGrant, FinishedFile, SyncCounts, WriterOptions};
 

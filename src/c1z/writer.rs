@@ -262,7 +262,7 @@ impl C1zWriter {
         }
 
         let mut work_file = tempfile::Builder::new()
-            .prefix(&format!(".{file_name}.work-"))
+            .prefix(&super::work_file_prefix(&file_name))
             .rand_bytes(6)
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .tempfile_in(&dir)
@@ -634,7 +634,7 @@ impl C1zWriter {
         }
 
         let mut out = tempfile::Builder::new()
-            .prefix(&format!(".{}.tmp-", self.file_name))
+            .prefix(&super::tmp_file_prefix(&self.file_name))
             .rand_bytes(6)
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .tempfile_in(&self.dir)

@@ -281,6 +281,43 @@ async fn sync_failures_exit_1() {
     assert!(files_in(dir.path()).is_empty(), "nothing written");
 }
 
+/// A container's user often may not write the bind-mounted output folder; the error must say how to fix that.
+/// Root ignores file modes, so when the tests run as root the binary really runs as uid/gid 65534 (nobody) in a
+/// root-owned 0755 folder; as any other user the folder is made read-only (0555). Either way the open fails with
+/// a real EACCES.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_folder_this_user_cannot_write_says_to_use_user_or_make_it_writable() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mode = |path: &Path, mode: u32| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let mut c = cmd(&out_dir);
+    if std::fs::metadata(&out_dir).unwrap().uid() == 0 {
+        mode(dir.path(), 0o755); // tempdir() is 0700: let nobody reach the folder, which it may read but not write
+        mode(&out_dir, 0o755);
+        c.uid(65534).gid(65534);
+    } else {
+        mode(&out_dir, 0o555);
+    }
+    // The image's default run: sync.c1z relative to the working directory. The output is locked before Torq is
+    // called, so no server is needed (nothing listens at this URL).
+    let out = c
+        .args(["--torq-client-id", "id", "--torq-client-secret", "secret", "--log-format", "console"])
+        .args(["--torq-api-url", "http://127.0.0.1:9/public/v1alpha", "--torq-auth-url", "http://127.0.0.1:9/v1/auth/token"])
+        .output()
+        .await
+        .expect("run baton-torq as another user");
+    mode(&out_dir, 0o755);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let err = assert_one_line(&out);
+    assert!(err.contains(r#"in a container, run it with --user "$(id -u):$(id -g)""#), "{err}");
+    assert!(err.contains("make the folder writable"), "{err}");
+    assert!(err.contains(&format!("output folder {}", out_dir.display())), "names the folder: {err}");
+    assert!(std::fs::read_dir(&out_dir).unwrap().next().is_none(), "nothing written");
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_exits_130_and_leaves_the_existing_file_unchanged() {

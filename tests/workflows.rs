@@ -139,7 +139,7 @@ fn release_builds_linux_and_macos_binaries_and_pushes_the_image() {
         assert!(job_text(job(&wf, id)).contains("cp README.md LICENSE"), "{id} packages README.md and LICENSE");
     }
     let env = serde_norway::to_string(wf.get("env").expect("release env")).unwrap();
-    assert!(env.contains("CARGO_PROFILE_RELEASE_STRIP: debuginfo"), "{env}");
+    assert!(env.contains("CARGO_PROFILE_RELEASE_STRIP: symbols"), "{env}");
 }
 
 #[test]
@@ -249,7 +249,7 @@ fn dockerfile_builds_a_small_image_from_the_promised_bases() {
         "FROM ${RUST_IMAGE} AS build",
         "FROM ${RUNTIME_IMAGE}",
         "CARGO_PROFILE_RELEASE_DEBUG=false",
-        "CARGO_PROFILE_RELEASE_STRIP=debuginfo",
+        "CARGO_PROFILE_RELEASE_STRIP=symbols",
         "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates \\",
     ] {
         assert!(dockerfile.contains(must), "Dockerfile lacks {must:?}");

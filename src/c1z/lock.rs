@@ -159,6 +159,6 @@ mod tests {
         // A relative --file names the folder it resolves to, not an empty string.
         let relative = LockError::Io { lock: ".sync.c1z.lock".into(), source: std::io::ErrorKind::PermissionDenied.into() };
         let cwd = std::env::current_dir().unwrap();
-        assert!(relative.to_string().contains(&format!("output folder {}:", cwd.display())), "{relative}");
+        assert!(relative.to_string().contains(&format!("output folder {} (", cwd.display())), "{relative}");
     }
 }

@@ -305,7 +305,12 @@ async fn an_output_folder_this_user_cannot_write_says_to_use_user_or_make_it_wri
     // called, so no server is needed (nothing listens at this URL).
     let out = c
         .args(["--torq-client-id", "id", "--torq-client-secret", "secret", "--log-format", "console"])
-        .args(["--torq-api-url", "http://127.0.0.1:9/public/v1alpha", "--torq-auth-url", "http://127.0.0.1:9/v1/auth/token"])
+        .args([
+            "--torq-api-url",
+            "http://127.0.0.1:9/public/v1alpha",
+            "--torq-auth-url",
+            "http://127.0.0.1:9/v1/auth/token",
+        ])
         .output()
         .await
         .expect("run baton-torq as another user");

@@ -122,15 +122,18 @@ fn release_builds_linux_and_macos_binaries_and_pushes_the_image() {
     // The amd64 image is built, loaded and smoke-tested before anything is pushed.
     let steps = image.get("steps").and_then(Value::as_sequence).expect("image steps");
     let position = |pred: &dyn Fn(&Value) -> bool| steps.iter().position(pred);
-    let with = |step: &Value, key: &str| step.get("with").and_then(|w| w.get(key)).map(|v| serde_norway::to_string(v).unwrap());
+    let with = |step: &Value, key: &str| {
+        step.get("with").and_then(|w| w.get(key)).map(|v| serde_norway::to_string(v).unwrap())
+    };
     let smoke_build = position(&|s| {
         with(s, "platforms").is_some_and(|p| p.trim() == "linux/amd64")
             && with(s, "load").is_some_and(|l| l.trim() == "true")
             && with(s, "tags").is_some_and(|t| t.trim() == "baton-torq:smoke")
     })
     .expect("a step builds and loads baton-torq:smoke for linux/amd64");
-    let smoke = position(&|s| s.get("run").and_then(Value::as_str) == Some("scripts/container-smoke.sh baton-torq:smoke"))
-        .expect("a step runs scripts/container-smoke.sh baton-torq:smoke");
+    let smoke =
+        position(&|s| s.get("run").and_then(Value::as_str) == Some("scripts/container-smoke.sh baton-torq:smoke"))
+            .expect("a step runs scripts/container-smoke.sh baton-torq:smoke");
     let push = position(&|s| with(s, "push").is_some_and(|p| p.trim() == "true")).expect("the push step");
     assert!(smoke_build < smoke && smoke < push, "build amd64, smoke test it, then push");
 

@@ -157,7 +157,8 @@ mod tests {
         let read_only = LockError::Io { lock: lock.into(), source: std::io::ErrorKind::ReadOnlyFilesystem.into() };
         assert!(read_only.to_string().contains("read-only: mount it read-write"), "{read_only}");
         // A relative --file names the folder it resolves to, not an empty string.
-        let relative = LockError::Io { lock: ".sync.c1z.lock".into(), source: std::io::ErrorKind::PermissionDenied.into() };
+        let relative =
+            LockError::Io { lock: ".sync.c1z.lock".into(), source: std::io::ErrorKind::PermissionDenied.into() };
         let cwd = std::env::current_dir().unwrap();
         assert!(relative.to_string().contains(&format!("output folder {} (", cwd.display())), "{relative}");
     }

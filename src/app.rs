@@ -216,10 +216,7 @@ pub fn summary_record(summary: &SyncSummary) -> serde_json::Value {
         fields.insert("duration_seconds".into(), duration);
     }
     let mut record = Map::new();
-    record.insert(
-        "timestamp".into(),
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into(),
-    );
+    record.insert("timestamp".into(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into());
     record.insert("level".into(), "INFO".into());
     record.insert("message".into(), "sync complete".into());
     record.extend(fields);

@@ -63,7 +63,7 @@ pub struct Cli {
     pub command: Option<Command>,
     /// Print version
     #[arg(short = 'v', long, short_alias = 'V', action = clap::ArgAction::Version)]
-    version: (),
+    pub version: (),
     #[command(flatten)]
     pub torq: TorqArgs,
     #[command(flatten)]
@@ -258,9 +258,7 @@ const TORQ_CLIENT_SECRET: Required =
 
 /// Required values, trimmed, in the order given; or one error naming every missing one. Whitespace pasted around a
 /// value is removed with a warning.
-fn required<'a, const N: usize>(
-    values: [(Option<&'a str>, &Required); N],
-) -> Result<[&'a str; N], ConfigError> {
+fn required<'a, const N: usize>(values: [(Option<&'a str>, &Required); N]) -> Result<[&'a str; N], ConfigError> {
     const KEY_HINT: &str = " (create an API key in Torq: avatar > API Keys > Create API key)";
     let mut missing: Vec<&Required> = Vec::new();
     let trimmed = values.map(|(raw, req)| {
@@ -277,12 +275,7 @@ fn required<'a, const N: usize>(
         return Ok(trimmed);
     }
     let join = |f: fn(&Required) -> &'static str| missing.iter().map(|r| f(r)).collect::<Vec<_>>().join(" and ");
-    Err(ConfigError::Missing {
-        what: join(|r| r.what),
-        flags: join(|r| r.flag),
-        envs: join(|r| r.env),
-        hint: KEY_HINT,
-    })
+    Err(ConfigError::Missing { what: join(|r| r.what), flags: join(|r| r.flag), envs: join(|r| r.env), hint: KEY_HINT })
 }
 
 /// Checked Torq settings from the flags. Whitespace pasted around the ID or secret is trimmed with a warning.
@@ -524,11 +517,9 @@ fn unknown_flag(word: &str, clap_suggestions: Vec<String>, cmd: &clap::Command) 
     let longs: Vec<&str> = all_args(cmd).filter(|a| !a.is_hide_set()).filter_map(|a| a.get_long()).collect();
     let mut suggestions: Vec<String> = match longs.iter().find(|l| **l == typed) {
         Some(exact) => vec![exact.to_string()],
-        None if !typed.is_empty() => longs
-            .iter()
-            .filter(|l| format!("-{l}-").contains(&format!("-{typed}-")))
-            .map(|l| l.to_string())
-            .collect(),
+        None if !typed.is_empty() => {
+            longs.iter().filter(|l| format!("-{l}-").contains(&format!("-{typed}-"))).map(|l| l.to_string()).collect()
+        }
         None => Vec::new(),
     };
     suggestions.sort();

@@ -603,6 +603,42 @@ mod tests {
     }
 
     #[test]
+    fn every_missing_credential_is_named_at_once() {
+        let args = |id: Option<&str>, secret: Option<&str>| TorqArgs {
+            torq_client_id: id.map(str::to_string),
+            torq_client_secret: secret.map(|s| SecretString::from(s.to_string())),
+            torq_region: Region::Us,
+            torq_api_url: None,
+            torq_auth_url: None,
+            http_timeout_seconds: 60,
+        };
+        let e = torq_settings(&args(None, Some(" "))).unwrap_err().to_string();
+        assert!(e.contains("--torq-client-id and --torq-client-secret"), "{e}");
+        assert!(e.contains("BATON_TORQ_CLIENT_ID and BATON_TORQ_CLIENT_SECRET"), "{e}");
+        let e = torq_settings(&args(Some("id"), None)).unwrap_err().to_string();
+        assert!(e.contains("pass --torq-client-secret or set BATON_TORQ_CLIENT_SECRET"), "{e}");
+        assert!(torq_settings(&args(Some(" id "), Some("s"))).is_ok());
+    }
+
+    #[test]
+    fn the_log_format_of_a_command_line_that_does_not_parse() {
+        let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert_eq!(log_format_hint(&argv(&["b", "--bogus", "--log-format", "JSON"])), Some(LogFormat::Json));
+        assert_eq!(
+            log_format_hint(&argv(&["b", "--log-format=json", "--log-format=console"])),
+            Some(LogFormat::Console)
+        );
+    }
+
+    #[test]
+    fn only_command_like_words_are_repeated() {
+        assert!(looks_like_a_command("dmeo") && looks_like_a_command("health-check"));
+        for secret in ["S3cret", "abc123", "sk_live", "a-very-long-lowercase-word", "", "-x"] {
+            assert!(!looks_like_a_command(secret), "{secret}");
+        }
+    }
+
+    #[test]
     fn cli_definition_is_valid() {
         use clap::CommandFactory;
         Cli::command().debug_assert();

@@ -142,7 +142,7 @@ fn demo_output(cli: &Cli) -> PathBuf {
 }
 
 /// The demo workspace as of now: like a real workspace between two syncs, one user has just logged in, so two
-/// demo runs differ a little (`baton diff` shows it).
+/// demo runs differ a little (in that user).
 fn demo_workspace() -> Workspace {
     let mut workspace = Workspace::demo();
     if let Workspace::Fixed { users, .. } = &mut workspace {

@@ -125,6 +125,9 @@ pub struct WriterOptions {
     /// Grants staged and written grouped by entitlement before the rest go straight into the file (default
     /// [`STAGED_GRANTS_MAX`]; tests use small values).
     pub staged_grants_max: u64,
+    /// Decides between replacing the target and a stop request that arrives while the file is being finished
+    /// (see [`super::gate`]); `None`: nothing can stop `finish`.
+    pub gate: Option<super::CommitGate>,
 }
 
 impl Default for WriterOptions {
@@ -133,6 +136,7 @@ impl Default for WriterOptions {
             zstd_level: container::AUTO_LEVEL,
             carry_over_previous: true,
             staged_grants_max: STAGED_GRANTS_MAX,
+            gate: None,
         }
     }
 }
@@ -185,6 +189,7 @@ pub struct C1zWriter {
     /// Grants in the staging table; `None` once they were copied into `v1_grants` (see [`CREATE_STAGE`]).
     staged_grants: Option<u64>,
     staged_grants_max: u64,
+    gate: Option<super::CommitGate>,
 }
 
 const INSERT_RESOURCE_TYPE: &str = "INSERT OR IGNORE INTO v1_resource_types \
@@ -291,6 +296,7 @@ impl C1zWriter {
             clock: SecondClock::starting_at(&chrono::Local::now()),
             staged_grants: Some(0),
             staged_grants_max: opts.staged_grants_max,
+            gate: opts.gate,
         };
         writer.prepare(carry)?;
         Ok(writer)
@@ -606,6 +612,9 @@ impl C1zWriter {
     /// Ends the sync run, builds the remaining indexes, compresses the database and atomically replaces the
     /// target. On error the target is unchanged and all temp files are removed.
     pub fn finish(mut self) -> Result<FinishedFile, C1zError> {
+        if self.gate.as_ref().is_some_and(super::CommitGate::is_abandoned) {
+            return Err(C1zError::Interrupted);
+        }
         self.unstage_grants()?;
         let conn = self.conn.take().ok_or_else(closed)?;
         let t0 = Instant::now();
@@ -644,6 +653,11 @@ impl C1zWriter {
         let bytes =
             container::compress_file(&work, out.as_file_mut(), &out_path, CompressSettings { level: self.level })?;
         out.as_file().sync_all().map_err(|e| C1zError::io("flush", &out_path, e))?;
+        // The point of no return: a stop request that won the gate first keeps the old file (the temp file and
+        // the work database are removed on drop); one that comes later learns that the file was replaced.
+        if self.gate.as_ref().is_some_and(|g| !g.commit()) {
+            return Err(C1zError::Interrupted);
+        }
         out.persist(&self.target).map_err(|e| C1zError::io("replace", &self.target, e.error))?;
         // Make the rename durable; some file systems refuse fsync on directories, which is not fatal.
         if let Ok(d) = File::open(&self.dir) {

@@ -41,9 +41,9 @@ ok "runs as uid $uid"
 # The image's own user writes into a mounted folder it may write (here world-writable).
 out=$WORK/out-image-user; mkdir "$out"; chmod 777 "$out"
 run -v "$out:/out" "$IMAGE" demo >"$WORK/demo-out.log" 2>&1 || fail "demo into /out: $(tail -1 "$WORK/demo-out.log")"
-[ -s "$out/sync.c1z" ] || fail "no sync.c1z in the mounted /out"
-[ "$(stat -c '%u %a' "$out/sync.c1z")" = "$IMAGE_UID 600" ] \
-  || fail "sync.c1z is $(stat -c 'uid %u mode %a' "$out/sync.c1z"), expected uid $IMAGE_UID mode 600"
+[ -s "$out/demo.c1z" ] || fail "no demo.c1z in the mounted /out"
+[ "$(stat -c '%u %a' "$out/demo.c1z")" = "$IMAGE_UID 600" ] \
+  || fail "demo.c1z is $(stat -c 'uid %u mode %a' "$out/demo.c1z"), expected uid $IMAGE_UID mode 600"
 ok "demo into a mounted /out as the image's user (uid $IMAGE_UID, mode 0600)"
 
 # The README's form: --user of the folder's owner (uid 1000 when this script runs as root).
@@ -51,8 +51,8 @@ if [ "$(id -u)" = 0 ]; then owner=1000:1000; else owner="$(id -u):$(id -g)"; fi
 out=$WORK/out-user; mkdir "$out"; chown "$owner" "$out"; chmod 700 "$out"
 run --user "$owner" -v "$out:/out" "$IMAGE" demo >"$WORK/demo-user.log" 2>&1 \
   || fail "demo with --user $owner: $(tail -1 "$WORK/demo-user.log")"
-[ "$(stat -c '%u:%g %a' "$out/sync.c1z" 2>/dev/null)" = "$owner 600" ] \
-  || fail "sync.c1z after --user $owner: $(stat -c 'uid:gid %u:%g mode %a' "$out/sync.c1z" 2>&1)"
+[ "$(stat -c '%u:%g %a' "$out/demo.c1z" 2>/dev/null)" = "$owner 600" ] \
+  || fail "demo.c1z after --user $owner: $(stat -c 'uid:gid %u:%g mode %a' "$out/demo.c1z" 2>&1)"
 ok "demo with --user $owner into a folder only that user may write"
 
 # A folder the image's user may not write: exit 2 and one line naming the fix.

@@ -40,7 +40,7 @@ pub enum AppError {
 impl AppError {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            AppError::Config(_) | AppError::Lock(LockError::Io { .. }) => EXIT_USAGE,
+            AppError::Config(_) | AppError::Lock(LockError::Io { .. } | LockError::Symlink { .. }) => EXIT_USAGE,
             AppError::Service(e) if e.is_usage() => EXIT_USAGE, // service mode
             AppError::Sync(SyncError::Interrupted) => EXIT_INTERRUPTED,
             AppError::Sync(SyncError::C1z(e)) if is_output_path_problem(e) => EXIT_USAGE,

@@ -172,12 +172,24 @@ const ONE_ROLE: &str = r#"{"roles": [{"id": "r1", "name": "Owner"}]}"#;
 
 /// Runs a sync against `api`/`auth` with `--http-timeout-seconds timeout`; returns (exit code, stderr, wall time).
 async fn sync(api: &str, auth: &str, timeout: u64, dir: &std::path::Path) -> (Option<i32>, String, Duration) {
+    sync_as("hostile-client", "hostile-secret", api, auth, timeout, dir).await
+}
+
+/// [`sync`] with these client credentials.
+async fn sync_as(
+    id: &str,
+    secret: &str,
+    api: &str,
+    auth: &str,
+    timeout: u64,
+    dir: &std::path::Path,
+) -> (Option<i32>, String, Duration) {
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new(common::harness::bin());
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("BATON_TORQ_CLIENT_ID", "hostile-client")
-        .env("BATON_TORQ_CLIENT_SECRET", "hostile-secret")
+        .env("BATON_TORQ_CLIENT_ID", id)
+        .env("BATON_TORQ_CLIENT_SECRET", secret)
         .env("BATON_TORQ_API_URL", api)
         .env("BATON_TORQ_AUTH_URL", auth)
         .args(["--http-timeout-seconds", &timeout.to_string(), "--log-format", "console", "-f"])
@@ -284,6 +296,8 @@ async fn relaying_token_endpoint(sim_auth_url: String, lifetime: serde_json::Val
     use axum::http::HeaderMap;
     let issued = Arc::new(AtomicU64::new(0));
     let counter = issued.clone();
+    // reqwest is built without a default crypto provider (as the binary installs ring itself).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let app = axum::Router::new().route(
         "/token",
@@ -318,7 +332,8 @@ async fn a_huge_token_lifetime_is_clamped_instead_of_crashing() {
     {
         let (auth, issued) = relaying_token_endpoint(server.auth_url(), lifetime.clone()).await;
         let dir = tempfile::tempdir().unwrap();
-        let (code, stderr, _) = sync(&server.api_url(), &auth, 10, dir.path()).await;
+        let cfg = SimConfig::default();
+        let (code, stderr, _) = sync_as(&cfg.client_id, &cfg.client_secret, &server.api_url(), &auth, 10, dir.path()).await;
         assert_eq!(code, Some(0), "expires_in {lifetime}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert_eq!(issued.load(Ordering::Relaxed), 1, "expires_in {lifetime}: one token serves the whole sync");
@@ -333,7 +348,8 @@ async fn a_token_without_a_usable_lifetime_is_used_for_one_request() {
         let before = server.stats();
         let (auth, issued) = relaying_token_endpoint(server.auth_url(), lifetime.clone()).await;
         let dir = tempfile::tempdir().unwrap();
-        let (code, stderr, _) = sync(&server.api_url(), &auth, 10, dir.path()).await;
+        let cfg = SimConfig::default();
+        let (code, stderr, _) = sync_as(&cfg.client_id, &cfg.client_secret, &server.api_url(), &auth, 10, dir.path()).await;
         assert_eq!(code, Some(0), "expires_in {lifetime}: {stderr}");
         assert!(stderr.contains("without a usable lifetime"), "{stderr}");
         let after = server.stats();

@@ -9,6 +9,11 @@
 //! Rules: `BATON_CONFIG_PATH` must end in `.yaml` or `.yml` and the file must exist; a missing default
 //! `./.baton.yaml` is fine. Unknown keys, lists, mappings and invalid YAML are errors (exit code 2). Values are
 //! never logged or printed, only key names, because the file usually holds the client secret.
+//!
+//! Trust: the file can say where the credentials go (`torq-auth-url`, `c1-api-host`, a CA file), so a file that
+//! is not owned by the current user (or root) or is writable by group or others is refused (exit code 2), and a
+//! warning names each such key a trusted file sets. The variables set from the file are removed again right after
+//! clap has parsed, so the secrets do not stay in the process environment.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

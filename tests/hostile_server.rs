@@ -333,7 +333,8 @@ async fn a_huge_token_lifetime_is_clamped_instead_of_crashing() {
         let (auth, issued) = relaying_token_endpoint(server.auth_url(), lifetime.clone()).await;
         let dir = tempfile::tempdir().unwrap();
         let cfg = SimConfig::default();
-        let (code, stderr, _) = sync_as(&cfg.client_id, &cfg.client_secret, &server.api_url(), &auth, 10, dir.path()).await;
+        let (code, stderr, _) =
+            sync_as(&cfg.client_id, &cfg.client_secret, &server.api_url(), &auth, 10, dir.path()).await;
         assert_eq!(code, Some(0), "expires_in {lifetime}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert_eq!(issued.load(Ordering::Relaxed), 1, "expires_in {lifetime}: one token serves the whole sync");
@@ -349,7 +350,8 @@ async fn a_token_without_a_usable_lifetime_is_used_for_one_request() {
         let (auth, issued) = relaying_token_endpoint(server.auth_url(), lifetime.clone()).await;
         let dir = tempfile::tempdir().unwrap();
         let cfg = SimConfig::default();
-        let (code, stderr, _) = sync_as(&cfg.client_id, &cfg.client_secret, &server.api_url(), &auth, 10, dir.path()).await;
+        let (code, stderr, _) =
+            sync_as(&cfg.client_id, &cfg.client_secret, &server.api_url(), &auth, 10, dir.path()).await;
         assert_eq!(code, Some(0), "expires_in {lifetime}: {stderr}");
         assert!(stderr.contains("without a usable lifetime"), "{stderr}");
         let after = server.stats();

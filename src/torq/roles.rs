@@ -1,5 +1,6 @@
 //! `GET /users/roles`, paged with `page_size=100` and `page_token` until the token comes back empty. The role
-//! list is small (one entry per role), so pages are decoded whole.
+//! list is small (one entry per role), so pages are decoded whole: at most 16 MiB each, read within the request
+//! timeout.
 
 use super::http::{json_body, PageGuard, PAGE_BODY_LIMIT};
 use super::models::{RoleRecord, RolesPage};

@@ -50,7 +50,7 @@ impl AppError {
     /// The process exit code for this error (also reported in the JSON error record).
     pub fn code(&self) -> u8 {
         match self {
-            AppError::Config(_) | AppError::Lock(LockError::Io { .. }) => EXIT_USAGE,
+            AppError::Config(_) | AppError::Lock(LockError::Io { .. } | LockError::Symlink { .. }) => EXIT_USAGE,
             AppError::Service(e) if e.is_usage() => EXIT_USAGE, // service mode
             AppError::Sync(SyncError::Interrupted | SyncError::C1z(C1zError::Interrupted)) => EXIT_INTERRUPTED,
             AppError::Sync(SyncError::C1z(e)) if is_output_path_problem(e) => EXIT_USAGE,

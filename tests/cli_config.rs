@@ -737,7 +737,7 @@ fn a_stop_that_wins_the_commit_gate_keeps_the_old_file_and_a_later_one_is_told_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_interrupt_never_claims_what_did_not_happen() {
     use baton_torq::sim::GeneratedSpec;
-    let spec = GeneratedSpec { users: 40_000, roles: 20, sso_percent: 30, seed: 16 };
+    let spec = GeneratedSpec { users: 40_000, roles: 20, sso_percent: 30, seed: 16, ..GeneratedSpec::default() };
     let server = SimServer::start(Workspace::generated(spec), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sync.c1z");

@@ -126,7 +126,12 @@ async fn sync_with(settings: TorqSettings, cli: &Cli, style: SummaryStyle) -> Re
     let watcher = tokio::spawn(cancel_on_signal(cancel.clone()));
     let progress = crate::progress::wanted(style == SummaryStyle::Console).then(Arc::default);
     let ticker = progress.clone().map(crate::progress::Ticker::start);
-    let request = SyncRequest { output: cli.common.file.clone(), writer: WriterOptions::default(), progress };
+    let request = SyncRequest {
+        output: cli.common.file.clone(),
+        writer: WriterOptions::default(),
+        progress,
+        resource_types: Vec::new(),
+    };
     let result = run_sync(&client, request, cancel).await;
     if let Some(ticker) = ticker {
         ticker.stop().await;
@@ -148,15 +153,25 @@ fn report(summary: &SyncSummary, style: SummaryStyle) {
     match style {
         SummaryStyle::Console => eprint!("{}", summary.to_console()),
         SummaryStyle::Json => {
-            let users_by_status = serde_json::to_string(&summary.users_by_status).unwrap_or_default();
+            // Per resource type, as JSON objects keyed by type id: {"user": 12, "role": 5, "api_key": 6}.
+            let per_type = |f: &dyn Fn(&crate::sync::TypeSummary) -> serde_json::Value| {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    summary.resource_types.iter().map(|t| (t.resource_type.to_string(), f(t))).collect();
+                serde_json::Value::Object(map).to_string()
+            };
+            let resources = per_type(&|t| t.resources.into());
+            let resources_by_kind = per_type(&|t| serde_json::to_value(&t.by_kind).unwrap_or_default());
+            let unknown_role = per_type(&|t| t.unknown_role.into());
+            let duplicates = per_type(&|t| t.duplicates.into());
+            let skipped = serde_json::to_string(&summary.skipped).unwrap_or_default();
             tracing::info!(
-                users = summary.users,
-                users_by_status = %users_by_status,
-                roles = summary.roles,
+                resources = %resources,
+                resources_by_kind = %resources_by_kind,
+                skipped = %skipped,
                 entitlements = summary.entitlements,
                 grants = summary.grants,
-                users_with_unknown_role = summary.users_with_unknown_role,
-                duplicate_users = summary.duplicate_users,
+                unknown_role = %unknown_role,
+                duplicates = %duplicates,
                 token_requests = summary.requests.token_requests,
                 api_requests = summary.requests.api_requests,
                 retries = summary.requests.retries,

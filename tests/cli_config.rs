@@ -337,7 +337,7 @@ async fn no_progress_line_when_stderr_is_not_a_terminal() {
         assert_eq!(code(&out), Some(0), "{}", stderr(&out));
         let err = stderr(&out);
         assert!(!err.contains('\r') && !err.contains('\x1b'), "{format}: control characters in a pipe: {err:?}");
-        assert!(!err.contains("users fetched"), "{format}: progress in a pipe: {err}");
+        assert!(!err.contains("records fetched"), "{format}: progress in a pipe: {err}");
         assert!(out.stdout.is_empty());
     }
     server.shutdown().await;
@@ -367,7 +367,7 @@ async fn progress_line_on_a_terminal_is_drawn_and_cleared() {
     let screen = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(code(&out), Some(0), "{screen}");
     let last_draw =
-        screen.rfind("users fetched").unwrap_or_else(|| panic!("no progress line on a terminal: {screen:?}"));
+        screen.rfind("records fetched").unwrap_or_else(|| panic!("no progress line on a terminal: {screen:?}"));
     let cleared = screen[last_draw..].find("\r\x1b[2K").expect("the progress line is cleared");
     let summary = screen.find("Synced").expect("summary");
     assert!(last_draw + cleared < summary, "cleared before the summary: {screen:?}");

@@ -391,16 +391,18 @@ impl SyncSummary {
         for t in &self.resource_types {
             if t.unknown_role > 0 {
                 out.push_str(&format!(
-                    "  {} {} have a role that Torq did not list (no grant written; see warnings)\n",
+                    "  {} {} {} a role that Torq did not list (no grant written; see warnings)\n",
                     t.unknown_role,
-                    noun(t.resource_type, t.unknown_role)
+                    noun(t.resource_type, t.unknown_role),
+                    if t.unknown_role == 1 { "has" } else { "have" }
                 ));
             }
             if t.duplicates > 0 {
                 out.push_str(&format!(
-                    "  {} {} were listed twice and written once\n",
+                    "  {} {} {} listed twice and written once\n",
                     t.duplicates,
-                    noun(t.resource_type, t.duplicates)
+                    noun(t.resource_type, t.duplicates),
+                    if t.duplicates == 1 { "was" } else { "were" }
                 ));
             }
         }
@@ -437,4 +439,46 @@ fn noun(id: &str, n: u64) -> &str {
 fn capitalized(s: &str) -> String {
     let mut chars = s.chars();
     chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary() -> SyncSummary {
+        let kinds = |pairs: &[(&'static str, u64)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+        SyncSummary {
+            output: PathBuf::from("sync.c1z"),
+            sync_id: "s1".into(),
+            previous_sync_id: None,
+            file_bytes: 10,
+            resource_types: vec![
+                TypeSummary {
+                    resource_type: "user",
+                    resources: 3,
+                    by_kind: kinds(&[("verified", 3)]),
+                    duplicates: 1,
+                    unknown_role: 2,
+                },
+                TypeSummary { resource_type: "role", resources: 1, by_kind: kinds(&[]), ..Default::default() },
+            ],
+            skipped: vec![SkippedType { resource_type: "api_key", reason: "Torq answered HTTP 403".into() }],
+            entitlements: 1,
+            grants: 1,
+            requests: ClientStats::default(),
+            duration: Duration::from_millis(20),
+            peak_rss_bytes: None,
+        }
+    }
+
+    #[test]
+    fn console_summary_names_types_skips_and_singulars() {
+        let text = summary().to_console();
+        assert!(text.starts_with("Synced 3 users (3 verified), 1 role, 1 grants in 0.02 s\n"), "{text}");
+        assert!(text.contains("\n  API keys not synced: Torq answered HTTP 403\n"), "{text}");
+        assert!(text.contains("\n  2 users have a role that Torq did not list"), "{text}");
+        assert!(text.contains("\n  1 user was listed twice and written once\n"), "{text}");
+        assert_eq!(summary().resource_counts(), "user=3 role=1");
+        assert_eq!(summary().count("api_key"), 0, "a skipped type counts nothing");
+    }
 }

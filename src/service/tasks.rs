@@ -255,14 +255,11 @@ async fn handle_task(shared: &Shared, task: Task, heartbeat: Duration, cancel: C
             }
         }
         Some(TaskType::SyncFull(t)) => {
-            if t.skip_entitlements_and_grants
-                || t.skip_grants
-                || !t.targeted_sync_resources.is_empty()
-                || !t.sync_resource_type_ids.is_empty()
-            {
+            if t.skip_entitlements_and_grants || t.skip_grants || !t.targeted_sync_resources.is_empty() {
                 tracing::info!(task_id = %id, "partial-sync options of the task are not supported; running a full sync");
             }
-            sync_full(shared, &id, heartbeat, cancel).await;
+            // `sync_resource_type_ids` is honoured: the sync runs only those resource syncers (empty = all).
+            sync_full(shared, &id, heartbeat, cancel, t.sync_resource_type_ids).await;
         }
         Some(TaskType::Grant(_) | TaskType::Revoke(_) | TaskType::CreateAccount(_) | TaskType::DeleteResource(_)) => {
             let message = format!("{kind} tasks are not supported: baton-torq does not provision yet");
@@ -292,7 +289,7 @@ fn task_kind(t: &Option<TaskType>) -> &'static str {
 }
 
 /// First heartbeat, then the sync into a fresh temp directory with heartbeats alongside, the upload, FinishTask.
-async fn sync_full(shared: &Shared, id: &str, interval: Duration, cancel: CancellationToken) {
+async fn sync_full(shared: &Shared, id: &str, interval: Duration, cancel: CancellationToken, types: Vec<String>) {
     let interval = match shared.c1.heartbeat(id).await {
         Ok(r) if r.cancelled => {
             finish(shared, id, Err((tonic::Code::Cancelled, "the task was cancelled by ConductorOne".into(), false)))
@@ -311,7 +308,7 @@ async fn sync_full(shared: &Shared, id: &str, interval: Duration, cancel: Cancel
     let beats =
         tokio::spawn(heartbeat_loop(shared.c1.clone(), id.to_owned(), interval, work.clone(), beats_done.clone()));
 
-    let outcome = sync_and_upload(shared, id, work.clone()).await;
+    let outcome = sync_and_upload(shared, id, work.clone(), types).await;
     beats_done.cancel();
     let stopped_by = beats.await.ok().flatten().or_else(|| cancel.is_cancelled().then_some(StopReason::Shutdown));
     let result = match outcome {
@@ -337,6 +334,7 @@ async fn sync_and_upload(
     shared: &Shared,
     id: &str,
     work: CancellationToken,
+    resource_types: Vec<String>,
 ) -> Result<(), (tonic::Code, String, bool)> {
     let dir = tempfile::Builder::new()
         .prefix(TASK_DIR_PREFIX)
@@ -350,14 +348,14 @@ async fn sync_and_upload(
         output,
         writer: WriterOptions { carry_over_previous: false, ..Default::default() },
         progress: None,
+        resource_types,
     };
     let summary = run_sync(&shared.torq, request, work.clone())
         .await
         .map_err(|e| (sync_error_code(&e), format!("sync failed: {e}"), false))?;
     tracing::info!(
         task_id = %id,
-        users = summary.users,
-        roles = summary.roles,
+        resources = %summary.resource_counts(),
         grants = summary.grants,
         file_bytes = summary.file_bytes,
         "sync done; uploading"
@@ -487,6 +485,7 @@ fn sync_error_code(e: &SyncError) -> tonic::Code {
             },
             _ => tonic::Code::Internal,
         },
+        SyncError::UnknownResourceTypes { .. } => tonic::Code::InvalidArgument,
         SyncError::C1z(_) | SyncError::Internal(_) => tonic::Code::Internal,
     }
 }

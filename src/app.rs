@@ -1,4 +1,4 @@
-//! Runs the chosen command: a sync, `demo` or `capabilities`, with Ctrl-C/SIGTERM handling and the final summary.
+//! Runs the chosen command: a sync, an account creation (`--create-account-*`), `demo` or `capabilities`, with Ctrl-C/SIGTERM handling and the final summary.
 //! Maps every failure to [`AppError`], whose exit code main returns.
 
 use std::process::ExitCode;
@@ -35,6 +35,8 @@ pub enum AppError {
     #[error(transparent)]
     Service(#[from] crate::service::ServiceError),
     // --- end service mode ---
+    #[error(transparent)]
+    Provision(#[from] crate::provision::ProvisionError),
 }
 
 impl AppError {
@@ -42,6 +44,7 @@ impl AppError {
         ExitCode::from(match self {
             AppError::Config(_) | AppError::Lock(LockError::Io { .. }) => EXIT_USAGE,
             AppError::Service(e) if e.is_usage() => EXIT_USAGE, // service mode
+            AppError::Provision(e) if e.is_usage() => EXIT_USAGE,
             AppError::Sync(SyncError::Interrupted) => EXIT_INTERRUPTED,
             AppError::Sync(SyncError::C1z(e)) if is_output_path_problem(e) => EXIT_USAGE,
             _ => EXIT_FAILURE,
@@ -100,9 +103,12 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
             server.shutdown().await;
             result
         }
+        // --- provisioning (src/provision.rs): --create-account-* invite a user instead of syncing ---
+        None if cli.provisioning.create_account_requested() => create_account_once(&cli).await,
         // --- service mode (src/service): --client-id/--client-secret run the ConductorOne daemon ---
         None if crate::service::requested(&cli.service) => {
-            let config = crate::service::ServiceConfig::from_args(&cli.service)?;
+            let mut config = crate::service::ServiceConfig::from_args(&cli.service)?;
+            config.provisioning = cli.provisioning.provisioning;
             let client = TorqClient::new(cli::torq_settings(&cli.torq)?)?;
             Ok(crate::service::run(config, client).await?)
         }
@@ -113,6 +119,28 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
             sync_with(settings, &cli, style).await
         }
     }
+}
+
+/// One-shot account creation: refuses without `--provisioning` and checks all input before any request, then
+/// invites (or finds) the user and prints one line on stdout.
+async fn create_account_once(cli: &Cli) -> Result<(), AppError> {
+    use crate::provision::{self, AccountRequest, ProvisionError};
+    if crate::service::requested(&cli.service) {
+        return Err(ProvisionError::ModeConflict.into());
+    }
+    let args = &cli.provisioning;
+    if !args.provisioning {
+        return Err(ProvisionError::Disabled.into());
+    }
+    let request = AccountRequest::from_flags(
+        args.create_account_email.as_deref(),
+        args.create_account_login.as_deref(),
+        args.create_account_profile.as_deref(),
+    )?;
+    let client = TorqClient::new(cli::torq_settings(&cli.torq)?)?;
+    let outcome = provision::create_account(&client, &request).await?;
+    println!("{}", outcome.line());
+    Ok(())
 }
 
 async fn sync_with(settings: TorqSettings, cli: &Cli, style: SummaryStyle) -> Result<(), AppError> {

@@ -4,19 +4,33 @@
 
 use serde_json::{json, Map, Value};
 
-use super::resource_types;
+use super::{account_creation, resource_types};
 use crate::proto::connector_v2::{
-    resource_type::Trait, Capability, ConnectorCapabilities, ResourceType, ResourceTypeCapability,
+    resource_type::Trait, Capability, CapabilityDetailCredentialOption, ConnectorCapabilities, ResourceType,
+    ResourceTypeCapability,
 };
 
-/// Sync only, for every resource type; provisioning is not offered yet.
+/// Sync for every resource type; `user` also offers account provisioning (Torq's invite). Connector-level
+/// capabilities are the union, sorted by number, as the SDK computes them.
 pub fn connector_capabilities() -> ConnectorCapabilities {
+    let resource_type_capabilities: Vec<ResourceTypeCapability> = resource_types::all()
+        .into_iter()
+        .map(|rt| {
+            let mut capabilities = vec![Capability::Sync as i32];
+            if rt.id == resource_types::USER_TYPE_ID {
+                capabilities.push(Capability::AccountProvisioning as i32);
+            }
+            ResourceTypeCapability { resource_type: Some(rt), capabilities }
+        })
+        .collect();
+    let mut connector_capabilities: Vec<i32> =
+        resource_type_capabilities.iter().flat_map(|c| c.capabilities.iter().copied()).collect();
+    connector_capabilities.sort_unstable();
+    connector_capabilities.dedup();
     ConnectorCapabilities {
-        resource_type_capabilities: resource_types::all()
-            .into_iter()
-            .map(|rt| ResourceTypeCapability { resource_type: Some(rt), capabilities: vec![Capability::Sync as i32] })
-            .collect(),
-        connector_capabilities: vec![Capability::Sync as i32],
+        resource_type_capabilities,
+        connector_capabilities,
+        credential_details: Some(account_creation::credential_details()),
     }
 }
 
@@ -36,11 +50,21 @@ pub fn capabilities_json() -> String {
             Value::Object(entry)
         })
         .collect();
-    let doc = json!({
+    let mut doc = json!({
         "@type": "type.googleapis.com/c1.connector.v2.ConnectorCapabilities",
         "resourceTypeCapabilities": resource_types,
         "connectorCapabilities": capability_names(&caps.connector_capabilities),
     });
+    if let Some(provisioning) = caps.credential_details.as_ref().and_then(|d| d.capability_account_provisioning.as_ref())
+    {
+        doc["credentialDetails"] = json!({
+            "capabilityAccountProvisioning": {
+                "supportedCredentialOptions": provisioning.supported_credential_options.iter()
+                    .map(|o| credential_option_name(*o)).collect::<Vec<_>>(),
+                "preferredCredentialOption": credential_option_name(provisioning.preferred_credential_option),
+            }
+        });
+    }
     let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
     out.push('\n');
     out
@@ -50,6 +74,14 @@ fn capability_names(caps: &[i32]) -> Value {
     caps.iter()
         .map(|c| Value::from(Capability::try_from(*c).map(|c| c.as_str_name()).unwrap_or("CAPABILITY_UNSPECIFIED")))
         .collect()
+}
+
+fn credential_option_name(option: i32) -> Value {
+    Value::from(
+        CapabilityDetailCredentialOption::try_from(option)
+            .map(|o| o.as_str_name())
+            .unwrap_or("CAPABILITY_DETAIL_CREDENTIAL_OPTION_UNSPECIFIED"),
+    )
 }
 
 /// protojson of a ResourceType: empty fields omitted, enum names, annotations as `{"@type": …}` (ours are all
@@ -88,7 +120,11 @@ mod tests {
             rts[1]["resourceType"]["annotations"][0]["@type"],
             "type.googleapis.com/c1.connector.v2.SkipEntitlementsAndGrants"
         );
-        assert_eq!(rts[1]["capabilities"][0], "CAPABILITY_SYNC");
-        assert_eq!(v["connectorCapabilities"][0], "CAPABILITY_SYNC");
+        assert_eq!(rts[1]["capabilities"], json!(["CAPABILITY_SYNC", "CAPABILITY_ACCOUNT_PROVISIONING"]));
+        assert_eq!(rts[0]["capabilities"], json!(["CAPABILITY_SYNC"]));
+        assert_eq!(v["connectorCapabilities"], json!(["CAPABILITY_SYNC", "CAPABILITY_ACCOUNT_PROVISIONING"]));
+        let provisioning = &v["credentialDetails"]["capabilityAccountProvisioning"];
+        assert_eq!(provisioning["supportedCredentialOptions"], json!(["CAPABILITY_DETAIL_CREDENTIAL_OPTION_NO_PASSWORD"]));
+        assert_eq!(provisioning["preferredCredentialOption"], "CAPABILITY_DETAIL_CREDENTIAL_OPTION_NO_PASSWORD");
     }
 }

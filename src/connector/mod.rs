@@ -4,6 +4,7 @@
 //!
 //! Pure functions only: no I/O, no HTTP, no storage. One file per resource type.
 
+pub mod account_creation;
 pub mod capabilities;
 pub mod metadata;
 pub mod resource_types;

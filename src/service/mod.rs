@@ -3,12 +3,15 @@
 //! task's outcome with FinishTask, until SIGINT/SIGTERM.
 //!
 //! Owns: credential parsing and the JWT assertion ([`credentials`]), the token exchange ([`token`]), the gRPC
-//! client ([`client`]) and the task loop ([`tasks`]). Reuses [`crate::sync::run_sync`] for the sync itself.
+//! client ([`client`]), the task loop ([`tasks`]), the provisioning tasks ([`provisioning`]) and how a task
+//! ends ([`outcome`]). Reuses [`crate::sync::run_sync`] for the sync itself.
 //! Must not: write the user's `--file` (it is ignored here), or let the ConductorOne secret, the JWK or any token
 //! reach a log line, an error message or `Debug` output.
 
 pub mod client;
 pub mod credentials;
+pub mod outcome;
+pub mod provisioning;
 pub mod tasks;
 pub mod token;
 
@@ -67,6 +70,9 @@ pub struct ServiceConfig {
     pub extra_ca: Option<Vec<u8>>,
     pub task_concurrency: usize,
     pub temp_dir: PathBuf,
+    /// `--provisioning`: grant, revoke, create_account and delete_resource tasks may run (otherwise they are
+    /// refused, as the Baton SDK does).
+    pub provisioning: bool,
 }
 
 /// Whether the command line asks for service mode (a client id or secret was given).
@@ -130,6 +136,7 @@ impl ServiceConfig {
             extra_ca,
             task_concurrency: usize::from(args.task_concurrency.clamp(1, 100)),
             temp_dir,
+            provisioning: false,
         })
     }
 }

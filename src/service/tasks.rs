@@ -14,13 +14,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{C1Client, CallError};
+use super::outcome::{TaskFailure, TaskSuccess};
 use super::{ServiceConfig, ServiceError};
 use crate::c1z::WriterOptions;
-use crate::proto::baton_v1::baton_service_finish_task_request::{Error as FinishError, FinalState, Success};
 use crate::proto::baton_v1::baton_service_hello_request::{BuildInfo, OsInfo};
 use crate::proto::baton_v1::task::TaskType;
-use crate::proto::baton_v1::{BatonServiceFinishTaskRequest, BatonServiceHelloRequest, Task};
-use crate::proto::google::rpc::Status as RpcStatus;
+use crate::proto::baton_v1::{BatonServiceHelloRequest, Task};
 use crate::sync::{run_sync, SyncError, SyncRequest};
 use crate::torq::{TorqClient, TorqError};
 
@@ -35,7 +34,6 @@ const HELLO_BACKOFF_START: Duration = Duration::from_secs(1);
 const HELLO_BACKOFF_MAX: Duration = Duration::from_secs(300);
 const MAX_POLL_BACKOFF_SECS: u64 = 60;
 const UPLOAD_ATTEMPTS: u32 = 3;
-const FINISH_ATTEMPTS: u32 = 3;
 
 /// Runs the loop for one connector instance.
 pub struct Runner {
@@ -47,6 +45,8 @@ struct Shared {
     c1: C1Client,
     torq: TorqClient,
     temp_dir: PathBuf,
+    /// `--provisioning`: provisioning tasks may run.
+    provisioning: bool,
 }
 
 /// Why a running sync was stopped.
@@ -60,7 +60,12 @@ enum StopReason {
 impl Runner {
     pub fn new(c1: C1Client, torq: TorqClient, config: &ServiceConfig) -> Runner {
         Runner {
-            shared: Arc::new(Shared { c1, torq, temp_dir: config.temp_dir.clone() }),
+            shared: Arc::new(Shared {
+                c1,
+                torq,
+                temp_dir: config.temp_dir.clone(),
+                provisioning: config.provisioning,
+            }),
             concurrency: config.task_concurrency,
         }
     }
@@ -213,9 +218,12 @@ async fn handle_task(shared: &Shared, task: Task, heartbeat: Duration, cancel: C
             }
             sync_full(shared, &id, heartbeat, cancel).await;
         }
-        Some(TaskType::Grant(_) | TaskType::Revoke(_) | TaskType::CreateAccount(_) | TaskType::DeleteResource(_)) => {
-            let message = format!("{kind} tasks are not supported: baton-torq does not provision yet");
-            finish(shared, &id, Err((tonic::Code::FailedPrecondition, message, true))).await;
+        Some(t @ (TaskType::Grant(_) | TaskType::Revoke(_) | TaskType::CreateAccount(_) | TaskType::DeleteResource(_))) => {
+            let result = super::provisioning::run(&shared.torq, shared.provisioning, t).await;
+            if let Err(f) = &result {
+                tracing::warn!(task_id = %id, task_type = kind, code = ?f.code, error = %f.message, "provisioning task failed");
+            }
+            super::outcome::finish(&shared.c1, &id, result).await;
         }
         _ => {
             finish(shared, &id, Err((tonic::Code::Unimplemented, format!("unsupported task type ({kind})"), true)))
@@ -224,7 +232,7 @@ async fn handle_task(shared: &Shared, task: Task, heartbeat: Duration, cancel: C
     }
 }
 
-fn task_kind(t: &Option<TaskType>) -> &'static str {
+pub(super) fn task_kind(t: &Option<TaskType>) -> &'static str {
     match t {
         None => "unknown",
         Some(TaskType::None(_)) => "none",
@@ -393,39 +401,12 @@ fn sync_error_code(e: &SyncError) -> tonic::Code {
     }
 }
 
-/// FinishTask with a fresh deadline, up to 3 attempts. `Err((code, message, non_retryable))` reports a failure.
+/// FinishTask for a sync task. `Err((code, message, non_retryable))` reports a failure.
 async fn finish(shared: &Shared, id: &str, result: Result<(), (tonic::Code, String, bool)>) {
-    let (status, final_state, outcome) = match result {
-        Ok(()) => (None, FinalState::Success(Success::default()), "success".to_owned()),
-        Err((code, message, non_retryable)) => {
-            let outcome = format!("error {code:?}");
-            (
-                Some(RpcStatus { code: code as i32, message, details: Vec::new() }),
-                FinalState::Error(FinishError { non_retryable, ..Default::default() }),
-                outcome,
-            )
-        }
-    };
-    let request = BatonServiceFinishTaskRequest {
-        host_id: String::new(),
-        task_id: id.to_owned(),
-        status,
-        final_state: Some(final_state),
-    };
-    for attempt in 1..=FINISH_ATTEMPTS {
-        match shared.c1.finish_task(request.clone()).await {
-            Ok(()) => {
-                tracing::info!(task_id = %id, outcome = %outcome, "task finished");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(task_id = %id, error = %e, attempt, "FinishTask failed");
-                if attempt < FINISH_ATTEMPTS {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    }
+    let result = result
+        .map(|()| TaskSuccess::default())
+        .map_err(|(code, message, non_retryable)| TaskFailure { code, message, retryable: !non_retryable });
+    super::outcome::finish(&shared.c1, id, result).await;
 }
 
 /// Hello request body (host_id is filled in by the client): metadata, build info, OS info without empty fields.

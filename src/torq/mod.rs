@@ -10,6 +10,8 @@
 
 mod auth;
 mod http;
+mod invite;
+mod lookup;
 pub mod models;
 mod roles;
 mod users;
@@ -23,6 +25,7 @@ use reqwest::Url;
 use secrecy::SecretString;
 
 pub use models::{RoleRecord, UserRecord, UserStatus};
+pub use invite::InviteOutcome;
 pub use users::SinkClosed;
 
 /// Everything needed to reach one Torq workspace.
@@ -91,6 +94,18 @@ pub enum TorqError {
     Malformed { request: String, detail: String },
     #[error("Torq sent a page token for {request} that it had already sent (or more than {pages} pages); stopping to avoid an endless loop")]
     EndlessPaging { request: String, pages: u64 },
+    #[error(
+        "the API key is not allowed to invite users ({request}: HTTP 403{detail}): in Torq only Owners can invite; \
+         use an API key whose role is Owner"
+    )]
+    InviteDenied { request: String, detail: String },
+    #[error("Torq refused {request} (HTTP {status}{detail}); nothing was changed")]
+    Refused { request: String, status: u16, detail: String },
+    #[error(
+        "Torq answered HTTP {status} to {request}{detail}, and the user list does not show the change; it was not \
+         sent again (a write is never repeated unless it surely did not reach Torq): retry later"
+    )]
+    WriteFailed { request: String, status: u16, detail: String },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
     #[error("the sync stopped consuming records")]

@@ -25,7 +25,7 @@ Examples:
   # debug logs, one line per HTTP request (no secrets)
   baton-torq --verbose --log-format console
   # invite a user with a role (Owner API key needed; no sync is run)
-  baton-torq -p --create-account-email new.hire@example.com \
+  baton-torq -p --create-account-email new.hire@example.com \\
     --create-account-profile '{\"role\":\"Operator\"}'
   baton-torq capabilities > baton_capabilities.json
   baton-torq completion bash > ~/.local/share/bash-completion/completions/baton-torq

@@ -10,7 +10,13 @@ use baton_torq::sim::{GeneratedSpec, SimConfig, SimServer, Workspace};
 use common::harness::{assert_success, command, content, listing, run, stderr};
 
 fn big() -> Workspace {
-    Workspace::generated(GeneratedSpec { users: 8_000, roles: 120, sso_percent: 30, seed: 11 })
+    Workspace::generated(GeneratedSpec {
+        users: 8_000,
+        roles: 120,
+        sso_percent: 30,
+        seed: 11,
+        ..GeneratedSpec::default()
+    })
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -119,7 +125,7 @@ async fn a_second_run_on_the_same_file_fails_at_once_or_waits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupt_during_a_large_user_list_stops_quickly() {
     // 400k users take many seconds to sync here; an interrupt must not wait for the lists to finish.
-    let spec = GeneratedSpec { users: 400_000, roles: 10, sso_percent: 50, seed: 3 };
+    let spec = GeneratedSpec { users: 400_000, roles: 10, sso_percent: 50, seed: 3, ..GeneratedSpec::default() };
     let server = SimServer::start(Workspace::generated(spec), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sync.c1z");

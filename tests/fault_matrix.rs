@@ -182,7 +182,7 @@ async fn malformed_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_paging() {
     let config = SimConfig { faults: faults().always(Endpoint::Roles, FaultKind::EndlessPaging), ..Default::default() };
-    let spec = baton_torq::sim::GeneratedSpec { users: 10, roles: 150, sso_percent: 0, seed: 1 };
+    let spec = baton_torq::sim::GeneratedSpec { users: 10, roles: 150, sso_percent: 0, seed: 1, ..Default::default() };
     permanent("endless paging", Workspace::generated(spec), config, "endless loop").await;
 }
 
@@ -229,15 +229,20 @@ async fn torq_unreachable() {
 async fn odd_but_valid_data_is_synced() {
     let long_email = format!("{}@example.com", "a".repeat(600));
     let role_name = "Équipe SOC — 東京 🛡️".to_string();
-    let roles =
-        vec![SimRole { id: "r1".into(), name: role_name.clone(), description: "ß".repeat(300), scope_names: vec![] }];
+    let roles = vec![SimRole {
+        id: "r1".into(),
+        name: role_name.clone(),
+        description: "ß".repeat(300),
+        scope_names: vec![],
+        is_custom: false,
+    }];
     let users = vec![
         sim_user("u1", &long_email, "r1", "VERIFIED", false),
         sim_user("u2", "zoë.ünïcödé@exämple.com", "r1", "SOME_FUTURE_STATUS", true),
         sim_user("u3", "", "", "", false),
         sim_user("", "no-id@example.com", "r1", "VERIFIED", false),
     ];
-    let server = SimServer::start(Workspace::Fixed { users, roles }, SimConfig::default()).await.unwrap();
+    let server = SimServer::start(Workspace::fixed(users, roles), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sync.c1z");
     assert_success(&run(&server, &file, &[]).await);
@@ -257,8 +262,7 @@ async fn odd_but_valid_data_is_synced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_workspace_gives_an_empty_but_valid_sync() {
-    let server =
-        SimServer::start(Workspace::Fixed { users: vec![], roles: vec![] }, SimConfig::default()).await.unwrap();
+    let server = SimServer::start(Workspace::fixed(vec![], vec![]), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sync.c1z");
     assert_success(&run(&server, &file, &[]).await);

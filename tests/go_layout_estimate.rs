@@ -140,7 +140,13 @@ fn the_estimated_size_is_close_to_the_go_connectors_file() {
 /// must be no larger than the Go connector's for the same workspace (measured: 1.27 vs 1.37 MB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_file_is_no_larger_than_the_go_connectors_at_10k_users() {
-    let ws = Workspace::generated(GeneratedSpec { users: 10_000, roles: 10, sso_percent: 30, seed: 42 });
+    let ws = Workspace::generated(GeneratedSpec {
+        users: 10_000,
+        roles: 10,
+        sso_percent: 30,
+        seed: 42,
+        ..GeneratedSpec::default()
+    });
     let server = SimServer::start(ws.clone(), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sync.c1z");

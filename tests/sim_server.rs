@@ -246,7 +246,7 @@ async fn roles_paging() {
     assert_eq!((status, code), (StatusCode::BAD_REQUEST, 3));
 
     // A generated workspace with 250 roles: clamped pages of 100.
-    let spec = GeneratedSpec { users: 10, roles: 250, sso_percent: 50, seed: 3 };
+    let spec = GeneratedSpec { users: 10, roles: 250, sso_percent: 50, seed: 3, ..GeneratedSpec::default() };
     let big = start(Workspace::generated(spec), SimConfig::default()).await;
     let token = self::token(&http, &big).await;
     let (roles, pages) = all_roles(&http, &big, &token, 1000).await;
@@ -269,7 +269,8 @@ async fn expired_token_gets_302_to_login() {
     assert_eq!(get(&http, format!("{}/users", sim.api_url()), &token).await.status(), StatusCode::OK);
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    for url in [format!("{}/users?sso_provision=true", sim.api_url()), format!("{}/users/roles", sim.api_url())] {
+    let urls = ["users?sso_provision=true", "users/roles", "roles", "api-keys", "sso/claim_mappings"];
+    for url in urls.map(|path| format!("{}/{path}", sim.api_url())) {
         let response = get(&http, url, &token).await;
         assert_eq!(response.status(), StatusCode::FOUND, "redirect not followed");
         let location = response.headers()["location"].to_str().unwrap().to_owned();
@@ -280,7 +281,7 @@ async fn expired_token_gets_302_to_login() {
     // A fresh token works again.
     let fresh = self::token(&http, &sim).await;
     assert_eq!(get(&http, format!("{}/users", sim.api_url()), &fresh).await.status(), StatusCode::OK);
-    assert_eq!(sim.stats().rejected_auth, 2);
+    assert_eq!(sim.stats().rejected_auth, 5);
     sim.shutdown().await;
 }
 
@@ -426,6 +427,298 @@ async fn latency_is_added_to_every_request() {
     sim.shutdown().await;
 }
 
+// ---- RBAC roles, API keys, SSO claim mappings ----
+
+/// The names of an object's fields.
+fn field_names(value: &Value) -> HashSet<String> {
+    value.as_object().expect("a JSON object").keys().cloned().collect()
+}
+
+async fn get_json(http: &Client, sim: &SimServer, token: &str, path: &str) -> Value {
+    let response = get(http, format!("{}/{path}", sim.api_url()), token).await;
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    response.json().await.expect("JSON body")
+}
+
+#[tokio::test]
+async fn rbac_roles_answer_in_one_with_custom_flag_and_legacy_list_has_none() {
+    let http = client();
+    let sim = start(Workspace::demo(), SimConfig::default()).await;
+    let token = token(&http, &sim).await;
+
+    let body = get_json(&http, &sim, &token, "roles").await;
+    assert_eq!(field_names(&body), HashSet::from(["roles".to_owned()]), "one answer, no next_page_token");
+    let roles = body["roles"].as_array().unwrap();
+    assert_eq!(roles.len(), 5);
+    let allowed: HashSet<String> =
+        ["id", "name", "description", "scope_names", "is_custom"].map(str::to_owned).into_iter().collect();
+    for role in roles {
+        assert!(field_names(role).is_subset(&allowed), "{role}");
+        assert!(!role["scope_names"].as_array().unwrap().is_empty(), "{role}");
+    }
+    // proto3 JSON: `is_custom` is written when true and omitted when false.
+    let custom: Vec<&str> =
+        roles.iter().filter(|r| r["is_custom"] == true).map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(custom, ["Incident Responders"]);
+    assert!(roles.iter().filter(|r| r["is_custom"] != true).all(|r| r.get("is_custom").is_none()));
+    let typed: Vec<SimRole> = serde_json::from_value(body["roles"].clone()).unwrap();
+    assert_eq!(typed, Workspace::demo().roles());
+
+    // The legacy list serves the same roles without the RBAC-only field.
+    let legacy = get_json(&http, &sim, &token, "users/roles").await;
+    let legacy = legacy["roles"].as_array().unwrap();
+    assert_eq!(legacy.len(), 5);
+    for role in legacy {
+        assert_eq!(field_names(role), ["id", "name", "description", "scope_names"].map(str::to_owned).into());
+    }
+
+    // A generated workspace: presets are built-in, later roles custom, all in one answer.
+    let spec = GeneratedSpec { users: 10, roles: 130, ..GeneratedSpec::default() };
+    let big = start(Workspace::generated(spec), SimConfig::default()).await;
+    let token = self::token(&http, &big).await;
+    let body = get_json(&http, &big, &token, "roles").await;
+    let roles: Vec<SimRole> = serde_json::from_value(body["roles"].clone()).unwrap();
+    assert_eq!((roles.len(), roles.iter().filter(|r| r.is_custom).count()), (130, 125));
+    assert!(body.get("next_page_token").is_none());
+
+    let stats = sim.stats();
+    assert_eq!((stats.rbac_roles, stats.role_pages, stats.api_requests()), (1, 1, 2));
+    assert_eq!(big.stats().rbac_roles, 1);
+    big.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn rbac_roles_split_page_fault_emits_one_next_page_token() {
+    let http = client();
+    let plan = FaultPlan::new().on(Endpoint::RbacRoles, FaultKind::SplitPage, 1, 1);
+    let sim = start(Workspace::demo(), SimConfig { faults: plan, ..SimConfig::default() }).await;
+    let token = token(&http, &sim).await;
+
+    let first = get_json(&http, &sim, &token, "roles").await;
+    let next = first["next_page_token"].as_str().expect("a next_page_token").to_owned();
+    assert!(!next.is_empty());
+    let second = get_json(&http, &sim, &token, &format!("roles?page_token={next}")).await;
+    assert!(second.get("next_page_token").is_none(), "the token appears once");
+    let ids = |body: &Value| -> Vec<String> {
+        body["roles"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let (a, b) = (ids(&first), ids(&second));
+    assert_eq!((a.len(), b.len()), (3, 2));
+    let all: Vec<String> = Workspace::demo().roles().into_iter().map(|r| r.id).collect();
+    assert_eq!([a, b].concat(), all);
+
+    // Without the fault the list is whole again; a made-up token is refused.
+    assert_eq!(get_json(&http, &sim, &token, "roles").await["roles"].as_array().unwrap().len(), 5);
+    let response = get(&http, format!("{}/roles?page_token=rp1.00000002", sim.api_url()), &token).await;
+    assert_eq!(error_envelope(response).await, (StatusCode::BAD_REQUEST, 3, "invalid page_token".to_owned()));
+    assert_eq!((sim.stats().rbac_roles, sim.stats().faults_injected), (4, 1));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn api_keys_of_every_kind_without_secrets() {
+    let http = client();
+    let workspace = Workspace::demo();
+    let role_ids: HashSet<String> = workspace.roles().into_iter().map(|r| r.id).collect();
+    let sim = start(workspace, SimConfig::default()).await;
+    let token = token(&http, &sim).await;
+
+    let response = get(&http, format!("{}/api-keys", sim.api_url()), &token).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    assert!(!text.to_lowercase().contains("secret"), "no secret in the answer: {text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(field_names(&body), HashSet::from(["api_keys".to_owned()]));
+    let keys = body["api_keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 7);
+    let allowed: HashSet<String> =
+        ["client_id", "name", "type", "role_id", "role_name", "created_time", "last_authenticated_time", "user"]
+            .map(str::to_owned)
+            .into_iter()
+            .collect();
+    for key in keys {
+        assert!(field_names(key).is_subset(&allowed), "{key}");
+        assert!(key["client_id"].as_str().is_some_and(|id| !id.is_empty()));
+    }
+    let of_type = |t: &str| keys.iter().filter(|k| k["type"] == t).collect::<Vec<_>>();
+    let service = of_type("API_KEY_TYPE_SERVICE");
+    assert_eq!(service.len(), 4);
+    assert!(service.iter().any(|k| k["role_name"] == "Owner"));
+    assert_eq!(of_type("API_KEY_TYPE_UNSPECIFIED").len(), 1);
+
+    // Private keys embed their owner: the very user object the user list serves.
+    let listed: Vec<Value> =
+        [users(&http, &sim, &token, Some(false)).await, users(&http, &sim, &token, Some(true)).await]
+            .concat()
+            .iter()
+            .map(|u| serde_json::to_value(u).unwrap())
+            .collect();
+    let private = of_type("API_KEY_TYPE_PRIVATE");
+    assert_eq!(private.len(), 2);
+    for key in &private {
+        assert!(listed.contains(&key["user"]), "owner of {key} is a listed user");
+        assert_eq!(key["role_id"], key["user"]["role_id"]);
+    }
+    assert!(keys.iter().filter(|k| k["type"] != "API_KEY_TYPE_PRIVATE").all(|k| k.get("user").is_none()));
+
+    // The awkward ones: a role that is not in the role list, no name (omitted), never authenticated.
+    let unknown_role: Vec<&Value> =
+        keys.iter().filter(|k| !role_ids.contains(k["role_id"].as_str().unwrap())).collect();
+    assert_eq!(unknown_role.len(), 1);
+    assert_eq!(keys.iter().filter(|k| k.get("name").is_none()).count(), 1);
+    assert_eq!(keys.iter().filter(|k| k.get("last_authenticated_time").is_none()).count(), 1);
+    assert!(keys.iter().all(|k| k.get("created_time").is_some()));
+
+    // A generated workspace serves as many keys as asked for.
+    let spec = GeneratedSpec { users: 50, roles: 10, api_keys: 120, ..GeneratedSpec::default() };
+    let big = start(Workspace::generated(spec), SimConfig::default()).await;
+    let token = self::token(&http, &big).await;
+    let body = get_json(&http, &big, &token, "api-keys").await;
+    assert_eq!(body["api_keys"].as_array().unwrap().len(), 120);
+    big.shutdown().await;
+
+    assert_eq!((sim.stats().api_keys, sim.stats().total()), (1, 4));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn claim_mappings_with_rank_as_number_and_as_string() {
+    let http = client();
+    let workspace = Workspace::demo();
+    let role_ids: HashSet<String> = workspace.roles().into_iter().map(|r| r.id).collect();
+    let sim = start(workspace, SimConfig::default()).await;
+    let token = token(&http, &sim).await;
+    let body = get_json(&http, &sim, &token, "sso/claim_mappings").await;
+    let mappings = body["claim_mappings"].as_array().unwrap();
+    assert_eq!(mappings.len(), 3);
+    for mapping in mappings {
+        assert_eq!(
+            field_names(mapping),
+            ["id", "claim_name", "claim_value", "role_id", "rank"].map(str::to_owned).into()
+        );
+        assert!(role_ids.contains(mapping["role_id"].as_str().unwrap()));
+    }
+    let ranks: Vec<i64> = mappings
+        .iter()
+        .map(|m| match &m["rank"] {
+            Value::Number(n) => n.as_i64().unwrap(),
+            Value::String(s) => s.parse().unwrap(),
+            other => panic!("rank is {other}"),
+        })
+        .collect();
+    assert_eq!(ranks, [1, 2, 3]);
+    assert_eq!(mappings.iter().filter(|m| m["rank"].is_string()).count(), 1);
+
+    let spec = GeneratedSpec { users: 1, roles: 3, claim_mappings: 4, ..GeneratedSpec::default() };
+    let big = start(Workspace::generated(spec), SimConfig::default()).await;
+    let token = self::token(&http, &big).await;
+    let body = get_json(&http, &big, &token, "sso/claim_mappings").await;
+    let ranks: Vec<&Value> = body["claim_mappings"].as_array().unwrap().iter().map(|m| &m["rank"]).collect();
+    assert_eq!(ranks, [&Value::from(1), &Value::from("2"), &Value::from(3), &Value::from("4")]);
+    big.shutdown().await;
+    assert_eq!(sim.stats().claim_mappings, 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn new_endpoints_answer_injected_403_and_404_each_on_its_own() {
+    let http = client();
+    let cases = [
+        (Endpoint::RbacRoles, "roles"),
+        (Endpoint::ApiKeys, "api-keys"),
+        (Endpoint::ClaimMappings, "sso/claim_mappings"),
+    ];
+    for (endpoint, path) in cases {
+        let plan =
+            FaultPlan::new().on(endpoint, FaultKind::Status(403), 1, 1).on(endpoint, FaultKind::Status(404), 2, 1);
+        let sim = start(Workspace::demo(), SimConfig { faults: plan, ..SimConfig::default() }).await;
+        let token = token(&http, &sim).await;
+        let url = format!("{}/{path}", sim.api_url());
+        let (status, code, message) = error_envelope(get(&http, url.clone(), &token).await).await;
+        assert_eq!((status, code), (StatusCode::FORBIDDEN, 7), "{path}");
+        assert!(message.contains("Forbidden"), "{message}");
+        let (status, code, _) = error_envelope(get(&http, url.clone(), &token).await).await;
+        assert_eq!((status, code), (StatusCode::NOT_FOUND, 5), "{path}");
+        // The third request is served, and no other endpoint was touched by the rule.
+        assert_eq!(get(&http, url, &token).await.status(), StatusCode::OK);
+        for (_, other) in cases.iter().filter(|(e, _)| *e != endpoint) {
+            assert_eq!(get(&http, format!("{}/{other}", sim.api_url()), &token).await.status(), StatusCode::OK);
+        }
+        assert_eq!(get(&http, format!("{}/users/roles", sim.api_url()), &token).await.status(), StatusCode::OK);
+        assert_eq!(sim.stats().faults_injected, 2, "{path}");
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn reset_after_handling_sends_no_answer_at_all() {
+    let http = client();
+    let plan = FaultPlan::new()
+        .on(Endpoint::ApiKeys, FaultKind::ResetAfterHandling, 1, 1)
+        .on(Endpoint::ClaimMappings, FaultKind::MalformedJson, 1, 1)
+        .on(Endpoint::RbacRoles, FaultKind::TruncatedBody, 1, 1);
+    let sim = start(Workspace::demo(), SimConfig { faults: plan, ..SimConfig::default() }).await;
+    let token = token(&http, &sim).await;
+    let err = http.get(format!("{}/api-keys", sim.api_url())).bearer_auth(&token).send().await;
+    assert!(err.is_err(), "no status line arrives: {err:?}");
+    let response = get(&http, format!("{}/sso/claim_mappings", sim.api_url()), &token).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(serde_json::from_slice::<Value>(&response.bytes().await.unwrap()).is_err());
+    let cut = get(&http, format!("{}/roles", sim.api_url()), &token).await.bytes().await.expect("framing intact");
+    assert!(cut.starts_with(b"{\"roles\":[") && serde_json::from_slice::<Value>(&cut).is_err());
+    // Served normally afterwards, on the same server.
+    assert_eq!(get_json(&http, &sim, &token, "api-keys").await["api_keys"].as_array().unwrap().len(), 7);
+    let stats = sim.stats();
+    assert_eq!((stats.api_keys, stats.claim_mappings, stats.rbac_roles, stats.faults_injected), (2, 1, 1, 3));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn router_counts_each_endpoint_and_numbers_any_api_across_them() {
+    let http = client();
+    // AnyApi counts every non-token request, whatever its endpoint: the 5th one fails.
+    let plan = FaultPlan::new().on(Endpoint::AnyApi, FaultKind::Status(503), 5, 1);
+    let sim = start(Workspace::demo(), SimConfig { faults: plan, ..SimConfig::default() }).await;
+    let token = token(&http, &sim).await;
+    let api = sim.api_url();
+    let mut statuses = Vec::new();
+    for path in
+        ["users", "users?sso_provision=true", "users/roles", "roles", "api-keys", "sso/claim_mappings", "roles/"]
+    {
+        statuses.push(get(&http, format!("{api}/{path}"), &token).await.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 503, 200, 200]);
+    // Wrong methods and unknown paths: Torq's envelope, counted as "other".
+    let response = http.post(format!("{api}/api-keys")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(error_envelope(response).await.0, StatusCode::METHOD_NOT_ALLOWED);
+    let response = http.delete(format!("{api}/sso/claim_mappings")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(error_envelope(response).await.0, StatusCode::METHOD_NOT_ALLOWED);
+    let (status, code, _) = error_envelope(get(&http, format!("{api}/api_keys"), &token).await).await;
+    assert_eq!((status, code), (StatusCode::NOT_FOUND, 5));
+    // Without a token: 401 from every API endpoint, still counted.
+    for path in ["roles", "api-keys", "sso/claim_mappings"] {
+        let response = http.get(format!("{api}/{path}")).send().await.unwrap();
+        assert_eq!(error_envelope(response).await.0, StatusCode::UNAUTHORIZED, "{path}");
+    }
+
+    let stats = sim.stats();
+    let per_endpoint = (
+        stats.token,
+        stats.users_local,
+        stats.users_sso,
+        stats.role_pages,
+        stats.rbac_roles,
+        stats.api_keys,
+        stats.claim_mappings,
+        stats.other,
+    );
+    assert_eq!(per_endpoint, (1, 1, 1, 1, 3, 2, 2, 3));
+    assert_eq!((stats.rejected_auth, stats.faults_injected, stats.api_requests(), stats.total()), (3, 1, 13, 14));
+    sim.shutdown().await;
+}
+
 // ---- streaming ----
 
 /// Reads body chunks that an async task forwards over a channel, for a blocking JSON parser.
@@ -529,7 +822,7 @@ async fn stream_count(http: &Client, sim: &SimServer, token: &str, sso: bool) ->
 
 async fn stream_generated(users: u64) -> (Duration, u64, u64, u64) {
     let http = client();
-    let spec = GeneratedSpec { users, roles: 40, sso_percent: 35, seed: 42 };
+    let spec = GeneratedSpec { users, roles: 40, sso_percent: 35, seed: 42, ..GeneratedSpec::default() };
     let sim = start(Workspace::generated(spec), SimConfig::default()).await;
     let token = token(&http, &sim).await;
     let before = vm_rss_kib();

@@ -198,7 +198,7 @@ async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_than_100_roles_are_paged_and_requests_stay_constant() {
-    let spec = GeneratedSpec { users: 3000, roles: 250, sso_percent: 30, seed: 7 };
+    let spec = GeneratedSpec { users: 3000, roles: 250, sso_percent: 30, seed: 7, ..GeneratedSpec::default() };
     let server = SimServer::start(Workspace::generated(spec), SimConfig::default()).await.unwrap();
     let dir = tmp();
     let file = dir.path().join("sync.c1z");
@@ -247,7 +247,7 @@ async fn the_token_is_renewed_before_it_expires() {
     // Tokens live 2 s and every request takes 400 ms: the 6 role pages outlast the first token.
     let cfg =
         SimConfig { token_ttl: Duration::from_secs(2), latency: Duration::from_millis(400), ..Default::default() };
-    let spec = GeneratedSpec { users: 50, roles: 550, sso_percent: 50, seed: 3 };
+    let spec = GeneratedSpec { users: 50, roles: 550, sso_percent: 50, seed: 3, ..GeneratedSpec::default() };
     let server = SimServer::start(Workspace::generated(spec), cfg).await.unwrap();
     let dir = tmp();
     let file = dir.path().join("sync.c1z");
@@ -267,15 +267,20 @@ fn user(id: &str, email: &str, role: &str, sso: bool) -> SimUser {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_in_both_lists_is_written_once_and_an_unknown_role_gets_no_grant() {
-    let roles =
-        vec![SimRole { id: "r-admin".into(), name: "Admin".into(), description: String::new(), scope_names: vec![] }];
+    let roles = vec![SimRole {
+        id: "r-admin".into(),
+        name: "Admin".into(),
+        description: String::new(),
+        scope_names: vec![],
+        is_custom: false,
+    }];
     let users = vec![
         user("u-both", "both@example.com", "r-admin", false),
         user("u-both", "both@example.com", "r-admin", true),
         user("u-orphan", "orphan@example.com", "r-gone", false),
         user("u-ok", "ok@example.com", "r-admin", true),
     ];
-    let server = SimServer::start(Workspace::Fixed { users, roles }, SimConfig::default()).await.unwrap();
+    let server = SimServer::start(Workspace::fixed(users, roles), SimConfig::default()).await.unwrap();
     let dir = tmp();
     let file = dir.path().join("sync.c1z");
     let out = run(&server, &file, &["--log-format", "console"]).await;
@@ -430,7 +435,7 @@ async fn the_client_stays_under_its_request_rate() {
     use baton_torq::torq::{TorqClient, TorqSettings};
     // 1,100 roles = 11 role pages + 1 token request; at 5 requests/s the burst of 5 is followed by ~1.4 s of
     // spacing. (The real limit is Torq's 50/s; the same limiter is used with a lower rate to make it measurable.)
-    let spec = GeneratedSpec { users: 0, roles: 1100, sso_percent: 0, seed: 5 };
+    let spec = GeneratedSpec { users: 0, roles: 1100, sso_percent: 0, seed: 5, ..GeneratedSpec::default() };
     let server = SimServer::start(Workspace::generated(spec), SimConfig::default()).await.unwrap();
     let cfg = SimConfig::default();
     let mut settings = TorqSettings::new(

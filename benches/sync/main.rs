@@ -71,7 +71,13 @@ fn default_matrix() -> Vec<Case> {
 /// One run: its wall time and its table row.
 async fn run_case(case: Case, dir: &Path) -> Result<(f64, String), String> {
     let config = SimConfig { latency: Duration::from_millis(case.latency_ms), ..Default::default() };
-    let spec = GeneratedSpec { users: case.users, roles: case.roles, sso_percent: case.sso_percent, seed: 42 };
+    let spec = GeneratedSpec {
+        users: case.users,
+        roles: case.roles,
+        sso_percent: case.sso_percent,
+        seed: 42,
+        ..GeneratedSpec::default()
+    };
     let server = SimServer::start(Workspace::generated(spec), config.clone()).await.map_err(|e| e.to_string())?;
     let file = dir.join(format!("bench-{}-{}-{}.c1z", case.users, case.roles, case.latency_ms));
     // A file left by an earlier run would be carried over as a second sync and double the size.

@@ -18,8 +18,16 @@ pub enum Endpoint {
     UsersLocal,
     /// `GET /public/v1alpha/users?sso_provision=true`.
     UsersSso,
-    /// `GET /public/v1alpha/users/roles`.
+    /// `GET /public/v1alpha/users/roles` (the legacy, paged role list).
     Roles,
+    /// `GET /public/v1alpha/roles` (the RBAC role list with `is_custom`).
+    RbacRoles,
+    /// `GET /public/v1alpha/api-keys`.
+    ApiKeys,
+    /// `GET /public/v1alpha/sso/claim_mappings`.
+    ClaimMappings,
+    /// `POST /public/v1alpha/users/invite`.
+    Invite,
     /// Every request except the token endpoint (including unknown paths).
     AnyApi,
 }
@@ -36,14 +44,33 @@ pub enum FaultKind {
     /// Wait this long before handling the request normally (on top of the configured latency).
     Delay(Duration),
     /// Send the status line, headers and part of the body, then drop the connection without finishing the body.
+    /// The request itself is handled normally first (an invite is applied).
     ResetConnection,
+    /// Handle the request normally (an invite is applied), then drop the connection before a single byte of the
+    /// answer is sent: the client cannot tell whether the request reached Torq.
+    ResetAfterHandling,
     /// 200 with `Content-Type: application/json` and a complete body that is not valid JSON.
     MalformedJson,
     /// 200 with correct HTTP framing, but the JSON document stops halfway.
     TruncatedBody,
-    /// Roles only: the page is served normally but `next_page_token` is always the same non-empty token.
+    /// Legacy roles only: the page is served normally but `next_page_token` is always the same non-empty token.
     /// Has no effect on other endpoints.
     EndlessPaging,
+    /// RBAC roles only (an answer that is not paged today): the answer holds the first half of the roles and a
+    /// `next_page_token`; a request that sends that `page_token` gets the rest. Has no effect on other endpoints.
+    SplitPage,
+}
+
+impl FaultKind {
+    /// Can this fault be applied to a request to `endpoint`? Paging faults only fit the list that they page;
+    /// every other kind fits every endpoint.
+    pub(crate) fn fits(&self, endpoint: Option<Endpoint>) -> bool {
+        match self {
+            FaultKind::EndlessPaging => endpoint == Some(Endpoint::Roles),
+            FaultKind::SplitPage => endpoint == Some(Endpoint::RbacRoles),
+            _ => true,
+        }
+    }
 }
 
 /// One fault: which endpoint, what, and on which requests.
@@ -88,10 +115,10 @@ impl FaultPlan {
     }
 
     /// The faults for one request. `index(endpoint)` gives the request's 1-based number at that endpoint, or
-    /// `None` when the request does not belong to that endpoint.
-    /// `paged`: the request is the paged role list, the only one [`FaultKind::EndlessPaging`] applies to; for
-    /// other requests such a rule is skipped, so a later rule can still pick the fault.
-    pub(crate) fn decide(&self, index: impl Fn(Endpoint) -> Option<u64>, paged: bool) -> Decision {
+    /// `None` when the request does not belong to that endpoint. `endpoint` is the request's own endpoint
+    /// (`None` for unknown paths and wrong methods): a rule whose kind does not fit it (see [`FaultKind::fits`])
+    /// is skipped, so a later rule can still pick the fault.
+    pub(crate) fn decide(&self, index: impl Fn(Endpoint) -> Option<u64>, endpoint: Option<Endpoint>) -> Decision {
         let mut decision = Decision::default();
         for rule in &self.rules {
             let Some(n) = index(rule.endpoint) else {
@@ -102,7 +129,7 @@ impl FaultPlan {
             }
             match &rule.kind {
                 FaultKind::Delay(d) => decision.delay = decision.delay.saturating_add(*d),
-                FaultKind::EndlessPaging if !paged => {}
+                kind if !kind.fits(endpoint) => {}
                 kind if decision.kind.is_none() => decision.kind = Some(kind.clone()),
                 _ => {}
             }
@@ -158,20 +185,26 @@ mod tests {
                 _ => None,
             }
         };
-        let d = plan.decide(roles(1, 1), true);
+        let legacy = Some(Endpoint::Roles);
+        let d = plan.decide(roles(1, 1), legacy);
         assert_eq!((d.delay, d.kind), (Duration::from_millis(5), None));
-        assert_eq!(plan.decide(roles(2, 2), true).kind, Some(FaultKind::Status(503)));
-        let d = plan.decide(roles(3, 3), true);
+        assert_eq!(plan.decide(roles(2, 2), legacy).kind, Some(FaultKind::Status(503)));
+        let d = plan.decide(roles(3, 3), legacy);
         assert_eq!((d.delay, d.kind), (Duration::from_millis(12), Some(FaultKind::Status(503))));
-        assert_eq!(plan.decide(roles(4, 4), true).kind, None);
+        assert_eq!(plan.decide(roles(4, 4), legacy).kind, None);
         assert!(FaultPlan::new().always(Endpoint::Token, FaultKind::Redirect302).rules[0].hits(u64::MAX));
         // Endless paging on every API request leaves a later fault for the (unpaged) user lists.
         let plan = FaultPlan::new()
             .always(Endpoint::AnyApi, FaultKind::EndlessPaging)
             .always(Endpoint::AnyApi, FaultKind::Status(500));
         let any = |e: Endpoint| matches!(e, Endpoint::AnyApi).then_some(1);
-        assert_eq!(plan.decide(any, false).kind, Some(FaultKind::Status(500)));
-        assert_eq!(plan.decide(any, true).kind, Some(FaultKind::EndlessPaging));
+        assert_eq!(plan.decide(any, Some(Endpoint::UsersLocal)).kind, Some(FaultKind::Status(500)));
+        assert_eq!(plan.decide(any, Some(Endpoint::Roles)).kind, Some(FaultKind::EndlessPaging));
+        // A split page fits the RBAC role list only.
+        let plan = FaultPlan::new().always(Endpoint::AnyApi, FaultKind::SplitPage);
+        assert_eq!(plan.decide(any, Some(Endpoint::Roles)).kind, None);
+        assert_eq!(plan.decide(any, None).kind, None);
+        assert_eq!(plan.decide(any, Some(Endpoint::RbacRoles)).kind, Some(FaultKind::SplitPage));
         assert_eq!(grpc_code(503), 14);
         assert_eq!(grpc_code(500), 13);
     }

@@ -6,16 +6,19 @@
 //! * `POST /v1/auth/token`: OAuth2 client credentials with HTTP Basic auth, opaque bearer tokens with a TTL;
 //! * `GET /public/v1alpha/users?sso_provision=…`: every matching user in one JSON body, always streamed in
 //!   chunks so that a generated workspace of a million users never sits in memory;
-//! * `GET /public/v1alpha/users/roles?page_size=…&page_token=…`: token-paginated roles;
+//! * `GET /public/v1alpha/users/roles?page_size=…&page_token=…`: token-paginated roles (legacy list);
+//! * `GET /public/v1alpha/roles`: the RBAC role list with `is_custom`, in one answer;
+//! * `GET /public/v1alpha/api-keys`: service and private API keys (private keys embed their owner), no secrets;
+//! * `GET /public/v1alpha/sso/claim_mappings`: SSO claim mappings, `rank` as a JSON number or string;
 //! * Torq's error behaviour: the `{code, message, details}` envelope, and a **302 to the login page** (not a 401)
 //!   for an expired bearer token.
 //!
 //! On top of that, [`faults`] injects misbehaviour (error statuses, 429s, redirects, delays, dropped connections,
-//! malformed or truncated JSON, endless paging) at chosen request indexes, and [`RequestStats`] counts requests
-//! per endpoint so tests can assert how many calls a client made.
+//! malformed or truncated JSON, endless or split paging) at chosen request indexes, and [`RequestStats`] counts
+//! requests per endpoint so tests can assert how many calls a client made.
 //!
 //! What it must not do: share types with the real client in `crate::torq`. The simulator has its own
-//! [`SimUser`] / [`SimRole`] and writes JSON by hand-picked field names, so a field-name or parsing bug in the
+//! [`SimUser`] / [`SimRole`] / [`SimApiKey`] / [`SimClaimMapping`] and writes JSON by hand-picked field names, so a field-name or parsing bug in the
 //! client cannot hide behind code that both sides reuse. It is also not a general Torq emulator: there is no
 //! invite, delete or role-update endpoint, and state (tokens, counters) lives only in memory.
 
@@ -25,7 +28,10 @@ mod workspace;
 
 pub use faults::{Endpoint, FaultKind, FaultPlan, FaultRule};
 pub use server::{RequestStats, SimConfig, SimServer};
-pub use workspace::{GeneratedSpec, SimRole, SimUser, Workspace};
+pub use workspace::{
+    GeneratedSpec, SimApiKey, SimClaimMapping, SimInt64, SimRole, SimUser, Workspace, API_KEY_TYPE_PRIVATE,
+    API_KEY_TYPE_SERVICE, API_KEY_TYPE_UNSPECIFIED,
+};
 
 /// Errors of the simulator's own API (loading a workspace). HTTP-level errors are answered to the client, not
 /// returned here.

@@ -1,9 +1,11 @@
 //! The HTTP side of the simulator: an axum server on `127.0.0.1:0` that answers like Torq.
 //!
-//! One fallback handler ([`dispatch`]) routes every request, so that counting, latency and fault injection
-//! happen in one place, in this order: classify the request and count it (the per-endpoint counters are what
-//! fault rules refer to), sleep the configured latency plus any injected delay, answer an injected fault or
-//! handle the request normally, and finally apply body faults (truncation, connection reset).
+//! Routing is axum's [`Router`]: one handler per endpoint (see [`ROUTES`]), a 405 with Torq's error envelope
+//! for a wrong method and a 404 for an unknown path. In front of all of them sits one middleware ([`front`])
+//! that does, in this order: classify the request and count it (the per-endpoint counters are what fault
+//! rules refer to), sleep the configured latency plus any injected delay, answer an injected fault or let the
+//! handler answer, and finally apply body faults (truncation, connection reset). API handlers check the bearer
+//! token through the [`Authorized`] extractor (401 for a missing or unknown token, 302 for an expired one).
 //!
 //! User lists are streamed: a blocking task serialises users in chunks of [`USERS_PER_CHUNK`] into a bounded
 //! channel, and the response body reads from that channel. Memory per response is a few chunks, however many
@@ -16,29 +18,53 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
-use axum::http::{Method, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::Response;
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::serve::ListenerExt;
-use axum::Router;
+use axum::{Extension, Router};
 use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::faults::{grpc_code, Endpoint, FaultKind, FaultPlan};
-use super::workspace::{uuid_like, SimRole, Workspace};
+use super::workspace::{uuid_like, SimUser, Workspace};
 
 /// Path of the token endpoint.
 const TOKEN_PATH: &str = "/v1/auth/token";
 /// Prefix of the public API.
 const API_PREFIX: &str = "/public/v1alpha";
-/// `GET` paths of the public API.
+/// Paths of the public API.
 const USERS_PATH: &str = "/public/v1alpha/users";
 const ROLES_PATH: &str = "/public/v1alpha/users/roles";
+const RBAC_ROLES_PATH: &str = "/public/v1alpha/roles";
+const API_KEYS_PATH: &str = "/public/v1alpha/api-keys";
+const CLAIM_MAPPINGS_PATH: &str = "/public/v1alpha/sso/claim_mappings";
+const INVITE_PATH: &str = "/public/v1alpha/users/invite";
+/// Every endpoint the simulator serves: (endpoint, method, path). The router and the request counting both
+/// come from this table. `UsersSso` shares the users path; the `sso_provision` parameter tells them apart.
+const ROUTES: [(Endpoint, Method, &str); 7] = [
+    (Endpoint::Token, Method::POST, TOKEN_PATH),
+    (Endpoint::UsersLocal, Method::GET, USERS_PATH),
+    (Endpoint::Roles, Method::GET, ROLES_PATH),
+    (Endpoint::RbacRoles, Method::GET, RBAC_ROLES_PATH),
+    (Endpoint::ApiKeys, Method::GET, API_KEYS_PATH),
+    (Endpoint::ClaimMappings, Method::GET, CLAIM_MAPPINGS_PATH),
+    (Endpoint::Invite, Method::POST, INVITE_PATH),
+];
+/// Status of a freshly invited user.
+const INVITATION_SENT: &str = "INVITATION_SENT";
+/// The role an invite without `role_id` gets (Torq: "the default role is Viewer"); the first role if absent.
+const DEFAULT_ROLE_NAME: &str = "Viewer";
+/// Largest accepted invite body.
+const MAX_INVITE_BODY: usize = 64 * 1024;
 /// Where Torq sends a request whose token has expired.
 const LOGIN_URL: &str = "https://login.torq.io/login";
 /// Users serialised per body chunk.
@@ -48,8 +74,9 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// `page_size` default and maximum of `users/roles`.
 const DEFAULT_PAGE_SIZE: u64 = 50;
 const MAX_PAGE_SIZE: u64 = 100;
-/// Prefix of the opaque role page tokens.
+/// Prefixes of the opaque page tokens of the legacy and the (split) RBAC role lists.
 const PAGE_TOKEN_PREFIX: &str = "rp1.";
+const RBAC_PAGE_TOKEN_PREFIX: &str = "rb1.";
 /// How long a reset connection waits after the partial body, so that it reaches the client before the drop.
 const RESET_PAUSE: Duration = Duration::from_millis(30);
 
@@ -80,7 +107,7 @@ impl Default for SimConfig {
     }
 }
 
-/// Request counters. `token + users_local + users_sso + role_pages + other` is every request the server
+/// Request counters, one per endpoint. The endpoint counters plus `other` add up to every request the server
 /// received; `rejected_auth` (401/302 for a missing, unknown or expired token, and 401 for bad credentials)
 /// and `faults_injected` are subsets of those, not extra requests.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -91,8 +118,16 @@ pub struct RequestStats {
     pub users_local: u64,
     /// `GET /public/v1alpha/users?sso_provision=true`.
     pub users_sso: u64,
-    /// `GET /public/v1alpha/users/roles`.
+    /// `GET /public/v1alpha/users/roles` (legacy, paged).
     pub role_pages: u64,
+    /// `GET /public/v1alpha/roles` (RBAC).
+    pub rbac_roles: u64,
+    /// `GET /public/v1alpha/api-keys`.
+    pub api_keys: u64,
+    /// `GET /public/v1alpha/sso/claim_mappings`.
+    pub claim_mappings: u64,
+    /// `POST /public/v1alpha/users/invite` (every POST, whatever its answer).
+    pub invites: u64,
     /// Anything else (unknown paths, wrong methods).
     pub other: u64,
     /// Requests refused for authentication reasons.
@@ -104,7 +139,14 @@ pub struct RequestStats {
 impl RequestStats {
     /// All requests except token requests.
     pub fn api_requests(&self) -> u64 {
-        self.users_local + self.users_sso + self.role_pages + self.other
+        self.users_local
+            + self.users_sso
+            + self.role_pages
+            + self.rbac_roles
+            + self.api_keys
+            + self.claim_mappings
+            + self.invites
+            + self.other
     }
 
     /// All requests.
@@ -119,11 +161,32 @@ struct Counters {
     users_local: AtomicU64,
     users_sso: AtomicU64,
     role_pages: AtomicU64,
+    rbac_roles: AtomicU64,
+    api_keys: AtomicU64,
+    claim_mappings: AtomicU64,
+    invites: AtomicU64,
     other: AtomicU64,
     /// Every non-token request, for [`Endpoint::AnyApi`] rules.
     api: AtomicU64,
     rejected_auth: AtomicU64,
     faults_injected: AtomicU64,
+}
+
+impl Counters {
+    /// The counter of a classified request (`None`: unknown path or wrong method).
+    fn of(&self, endpoint: Option<Endpoint>) -> &AtomicU64 {
+        match endpoint {
+            Some(Endpoint::Token) => &self.token,
+            Some(Endpoint::UsersLocal) => &self.users_local,
+            Some(Endpoint::UsersSso) => &self.users_sso,
+            Some(Endpoint::Roles) => &self.role_pages,
+            Some(Endpoint::RbacRoles) => &self.rbac_roles,
+            Some(Endpoint::ApiKeys) => &self.api_keys,
+            Some(Endpoint::ClaimMappings) => &self.claim_mappings,
+            Some(Endpoint::Invite) => &self.invites,
+            Some(Endpoint::AnyApi) | None => &self.other,
+        }
+    }
 }
 
 /// Adds one and returns the new value: the 1-based number of this request.
@@ -140,6 +203,10 @@ struct Shared {
     faults: Mutex<FaultPlan>,
     /// Issued tokens and when they expire. Expired tokens stay so that they keep getting a 302.
     tokens: Mutex<HashMap<String, Instant>>,
+    /// Users added by `users/invite`, in order; listed after the workspace's own local users. The workspace
+    /// itself never changes, so a generated one stays lazy; the lock also makes "check the email, then add"
+    /// one step.
+    invited: Mutex<Vec<SimUser>>,
     counters: Counters,
 }
 
@@ -164,9 +231,10 @@ impl SimServer {
             latency: config.latency,
             faults: Mutex::new(config.faults),
             tokens: Mutex::new(HashMap::new()),
+            invited: Mutex::new(Vec::new()),
             counters: Counters::default(),
         });
-        let app = Router::new().fallback(dispatch).with_state(Arc::clone(&shared));
+        let app = router(Arc::clone(&shared));
         // Small responses must not wait for delayed ACKs.
         let listener = listener.tap_io(|tcp| {
             if let Err(err) = tcp.set_nodelay(true) {
@@ -201,6 +269,11 @@ impl SimServer {
         self.addr
     }
 
+    /// The users invited through `users/invite` so far, in order.
+    pub fn invited_users(&self) -> Vec<SimUser> {
+        self.shared.invited.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// Every access token issued so far (tests check that none of them leaks into output).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.shared.tokens.lock().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect()
@@ -215,6 +288,10 @@ impl SimServer {
             users_local: get(&c.users_local),
             users_sso: get(&c.users_sso),
             role_pages: get(&c.role_pages),
+            rbac_roles: get(&c.rbac_roles),
+            api_keys: get(&c.api_keys),
+            claim_mappings: get(&c.claim_mappings),
+            invites: get(&c.invites),
             other: get(&c.other),
             rejected_auth: get(&c.rejected_auth),
             faults_injected: get(&c.faults_injected),
@@ -250,104 +327,198 @@ impl Drop for SimServer {
     }
 }
 
-/// What a request is, after routing.
-enum Route {
-    Token,
-    Users { sso: Result<bool, String> },
-    Roles,
-    NotFound,
-    MethodNotAllowed,
+/// The application: one route per row of [`ROUTES`] (with and without a trailing slash), Torq-style 404 and 405
+/// answers, and [`front`] in front of everything.
+fn router(shared: Arc<Shared>) -> Router {
+    let mut router: Router<Arc<Shared>> = Router::new();
+    for (endpoint, method, path) in ROUTES {
+        let Ok(filter) = MethodFilter::try_from(method) else {
+            continue; // only GET and POST are in the table, and both convert
+        };
+        let handler = handler(endpoint, filter).fallback(method_not_allowed);
+        router = router.route(path, handler.clone()).route(&format!("{path}/"), handler);
+    }
+    router
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&shared), front))
+        .with_state(shared)
 }
 
-impl Route {
-    fn of(method: &Method, path: &str, query: &HashMap<String, String>) -> Route {
-        let path = match path.strip_suffix('/') {
-            Some(stripped) if !stripped.is_empty() => stripped,
-            _ => path,
-        };
-        let (route, method_ok) = if path == TOKEN_PATH {
-            (Route::Token, method == Method::POST)
-        } else if path == USERS_PATH {
-            let sso = match query.get("sso_provision").map(String::as_str) {
-                None | Some("false") | Some("0") => Ok(false),
-                Some("true") | Some("1") => Ok(true),
-                Some(other) => Err(format!("invalid value for sso_provision: {other:?}")),
-            };
-            (Route::Users { sso }, method == Method::GET)
-        } else if path == ROLES_PATH {
-            (Route::Roles, method == Method::GET)
-        } else {
-            (Route::NotFound, true)
-        };
-        if method_ok {
-            route
-        } else {
-            Route::MethodNotAllowed
+/// The handler of one endpoint.
+fn handler(endpoint: Endpoint, filter: MethodFilter) -> MethodRouter<Arc<Shared>> {
+    match endpoint {
+        Endpoint::Token => on(filter, issue_token),
+        Endpoint::UsersLocal | Endpoint::UsersSso => on(filter, list_users),
+        Endpoint::Roles => on(filter, list_legacy_roles),
+        Endpoint::RbacRoles => on(filter, list_rbac_roles),
+        Endpoint::ApiKeys => on(filter, list_api_keys),
+        Endpoint::ClaimMappings => on(filter, list_claim_mappings),
+        Endpoint::Invite => on(filter, invite),
+        Endpoint::AnyApi => on(filter, not_found),
+    }
+}
+
+/// Which endpoint a request is for, by method, path (a trailing slash is ignored) and `sso_provision`; `None`
+/// for an unknown path or a wrong method.
+fn classify(method: &Method, path: &str, query: &HashMap<String, String>) -> Option<Endpoint> {
+    let path = match path.strip_suffix('/') {
+        Some(stripped) if !stripped.is_empty() => stripped,
+        _ => path,
+    };
+    let (endpoint, _, _) = ROUTES.iter().find(|(_, m, p)| m == method && *p == path)?;
+    match endpoint {
+        Endpoint::UsersLocal if sso_param(query) == Ok(true) => Some(Endpoint::UsersSso),
+        endpoint => Some(*endpoint),
+    }
+}
+
+/// `sso_provision` of a user list request; absent means `false`.
+fn sso_param(query: &HashMap<String, String>) -> Result<bool, String> {
+    match query.get("sso_provision").map(String::as_str) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(format!("invalid value for sso_provision: {other:?}")),
+    }
+}
+
+fn query_of(uri: &Uri) -> HashMap<String, String> {
+    Query::try_from_uri(uri).map(|Query(q)| q).unwrap_or_default()
+}
+
+/// The fault chosen for a request, for handlers whose answer it changes (paging faults).
+#[derive(Clone, Debug)]
+struct Injected(Option<FaultKind>);
+
+/// Counting, latency and fault injection in front of every handler.
+async fn front(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
+    let query = query_of(request.uri());
+    let endpoint = classify(request.method(), request.uri().path(), &query);
+
+    // Count first: the counters number the requests that fault rules refer to.
+    let c = &shared.counters;
+    let index = bump(c.of(endpoint));
+    let api_index = (endpoint != Some(Endpoint::Token)).then(|| bump(&c.api));
+    let decision = shared.faults.lock().unwrap_or_else(PoisonError::into_inner).decide(
+        |e| match e {
+            Endpoint::AnyApi => api_index,
+            e if Some(e) == endpoint => Some(index),
+            _ => None,
+        },
+        endpoint,
+    );
+    let fault = decision.kind;
+    if fault.is_some() || !decision.delay.is_zero() {
+        c.faults_injected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    let wait = shared.latency.saturating_add(decision.delay);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+
+    match &fault {
+        Some(FaultKind::Status(code)) => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let reason = status.canonical_reason().unwrap_or("injected error");
+            return error(status, &format!("{reason} (injected by the simulator)"));
+        }
+        Some(FaultKind::TooManyRequests { retry_after_secs }) => {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "Resource exhausted");
+            if let Some(secs) = retry_after_secs {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+            }
+            return response;
+        }
+        Some(FaultKind::Redirect302) => return login_redirect(request.uri().path()),
+        Some(FaultKind::MalformedJson) => return malformed_json(endpoint),
+        _ => {}
+    }
+
+    request.extensions_mut().insert(Injected(fault.clone()));
+    let response = next.run(request).await;
+    match fault {
+        Some(FaultKind::TruncatedBody) => cut(response, false),
+        Some(FaultKind::ResetConnection) => cut(response, true),
+        Some(FaultKind::ResetAfterHandling) => drop_connection(response),
+        _ => response,
+    }
+}
+
+/// Proof that the request carries a valid bearer token. Rejects with 401 for a missing or unknown token and a
+/// 302 to the login page for an expired one, as Torq does.
+struct Authorized;
+
+impl FromRequestParts<Arc<Shared>> for Authorized {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Authorized, Response> {
+        match rejection(shared, &parts.headers, parts.uri.path()) {
+            Some(response) => Err(response),
+            None => Ok(Authorized),
         }
     }
 }
 
-/// A response before body faults are applied.
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    payload: Payload,
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "Not Found")
 }
 
-enum Payload {
-    Full(Bytes),
-    /// Streamed chunks (user lists).
-    Chunks(mpsc::Receiver<Bytes>),
+async fn method_not_allowed() -> Response {
+    error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }
 
-impl Reply {
-    fn json(status: StatusCode, value: &impl Serialize) -> Reply {
-        // Serialising plain data structures into a Vec cannot fail.
-        let body = serde_json::to_vec(value).unwrap_or_default();
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Reply { status, headers, payload: Payload::Full(Bytes::from(body)) }
-    }
+fn json(status: StatusCode, value: &impl Serialize) -> Response {
+    // Serialising plain data structures into a Vec cannot fail.
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
 
-    /// Torq's error envelope.
-    fn error(status: StatusCode, message: &str) -> Reply {
-        let envelope = serde_json::json!({
-            "code": grpc_code(status.as_u16()),
-            "message": message,
-            "details": [],
-        });
-        Reply::json(status, &envelope)
-    }
+/// Torq's error envelope.
+fn error(status: StatusCode, message: &str) -> Response {
+    let envelope = serde_json::json!({
+        "code": grpc_code(status.as_u16()),
+        "message": message,
+        "details": [],
+    });
+    json(status, &envelope)
+}
 
-    /// What Torq answers for an expired token: a redirect to the login page with an HTML body.
-    fn login_redirect(path: &str) -> Reply {
-        let location = format!("{LOGIN_URL}?redirect_uri=https%3A%2F%2Fapi.torq.io{}", path.replace('/', "%2F"));
-        let html = format!(
-            "<!DOCTYPE html>\n<html><head><title>Sign in - Torq</title></head>\
-             <body><a href=\"{location}\">Found</a>.</body></html>\n"
-        );
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        if let Ok(value) = HeaderValue::from_str(&location) {
-            headers.insert(header::LOCATION, value);
-        }
-        Reply { status: StatusCode::FOUND, headers, payload: Payload::Full(Bytes::from(html)) }
+/// What Torq answers for an expired token: a redirect to the login page with an HTML body.
+fn login_redirect(path: &str) -> Response {
+    let location = format!("{LOGIN_URL}?redirect_uri=https%3A%2F%2Fapi.torq.io{}", path.replace('/', "%2F"));
+    let html = format!(
+        "<!DOCTYPE html>\n<html><head><title>Sign in - Torq</title></head>\
+         <body><a href=\"{location}\">Found</a>.</body></html>\n"
+    );
+    let mut response = Response::new(Body::from(html));
+    *response.status_mut() = StatusCode::FOUND;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, value);
     }
+    response
+}
 
-    fn into_response(self, body_fault: Option<&FaultKind>) -> Response {
-        let body = match (self.payload, body_fault) {
-            (Payload::Full(bytes), None) => Body::from(bytes),
-            (Payload::Chunks(rx), None) => Body::from_stream(chunk_stream(rx).map(Ok::<_, std::io::Error>)),
-            (Payload::Full(bytes), Some(FaultKind::TruncatedBody)) => Body::from(first_half(&bytes)),
-            (Payload::Chunks(rx), Some(FaultKind::TruncatedBody)) => cut_body(chunk_stream(rx), false),
-            (Payload::Full(bytes), Some(_)) => cut_body(futures_util::stream::iter([bytes]), true),
-            (Payload::Chunks(rx), Some(_)) => cut_body(chunk_stream(rx), true),
-        };
-        let mut response = Response::new(body);
-        *response.status_mut() = self.status;
-        *response.headers_mut() = self.headers;
-        response
-    }
+/// The response with its body cut after the first half of its first chunk; see [`cut_body`].
+fn cut(response: Response, reset: bool) -> Response {
+    let (parts, body) = response.into_parts();
+    let chunks = body
+        .into_data_stream()
+        .take_while(|chunk| std::future::ready(chunk.is_ok()))
+        .filter_map(|chunk| std::future::ready(chunk.ok()));
+    Response::from_parts(parts, cut_body(chunks, reset))
+}
+
+/// A response whose body fails before its first byte. hyper then drops the connection without writing the
+/// status line it holds in its buffer, so the client gets no answer at all, although the handler ran.
+fn drop_connection(response: Response) -> Response {
+    let (parts, _handled) = response.into_parts();
+    let failure = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "sim: injected reset after handling");
+    Response::from_parts(parts, Body::from_stream(futures_util::stream::iter([Err::<Bytes, _>(failure)])))
 }
 
 fn chunk_stream(rx: mpsc::Receiver<Bytes>) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
@@ -382,113 +553,25 @@ fn cut_body(chunks: impl futures_util::Stream<Item = Bytes> + Send + 'static, re
 }
 
 /// A body that is not valid JSON, shaped like the endpoint's normal answer.
-fn malformed_json(route: &Route) -> Reply {
-    let text: &'static str = match route {
-        Route::Token => r#"{"access_token": "sim-malformed", "expires_in": 3600,, "token_type": Bearer}"#,
-        Route::Users { .. } => r#"{"users": [{"id": "sim-malformed", "email": }, ]"#,
-        Route::Roles => r#"{"roles": [{"id": "sim-malformed" "name": "x"}], "next_page_token": }"#,
-        Route::NotFound | Route::MethodNotAllowed => r#"{"code": 5, "message": not found"#,
+fn malformed_json(endpoint: Option<Endpoint>) -> Response {
+    let text: &'static str = match endpoint {
+        Some(Endpoint::Token) => r#"{"access_token": "sim-malformed", "expires_in": 3600,, "token_type": Bearer}"#,
+        Some(Endpoint::UsersLocal | Endpoint::UsersSso) => r#"{"users": [{"id": "sim-malformed", "email": }, ]"#,
+        Some(Endpoint::Roles) => r#"{"roles": [{"id": "sim-malformed" "name": "x"}], "next_page_token": }"#,
+        Some(Endpoint::RbacRoles) => r#"{"roles": [{"id": "sim-malformed", "is_custom": tru}]}"#,
+        Some(Endpoint::ApiKeys) => r#"{"api_keys": [{"client_id": "sim-malformed" "name": }]}"#,
+        Some(Endpoint::ClaimMappings) => r#"{"claim_mappings": [{"id": "sim-malformed", "rank": 1.}]"#,
+        Some(Endpoint::Invite) => r#"{"id": "sim-malformed", "email": , "status": "INVITATION_SENT"}"#,
+        Some(Endpoint::AnyApi) | None => r#"{"code": 5, "message": not found"#,
     };
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Reply { status: StatusCode::OK, headers, payload: Payload::Full(Bytes::from_static(text.as_bytes())) }
-}
-
-/// The single handler behind every path.
-async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let query: HashMap<String, String> = Query::try_from_uri(request.uri()).map(|Query(q)| q).unwrap_or_default();
-    let route = Route::of(request.method(), request.uri().path(), &query);
-
-    // Count first: the counters number the requests that fault rules refer to.
-    let c = &shared.counters;
-    let (endpoint, index) = match &route {
-        Route::Token => (Some(Endpoint::Token), bump(&c.token)),
-        Route::Users { sso: Ok(true) } => (Some(Endpoint::UsersSso), bump(&c.users_sso)),
-        Route::Users { .. } => (Some(Endpoint::UsersLocal), bump(&c.users_local)),
-        Route::Roles => (Some(Endpoint::Roles), bump(&c.role_pages)),
-        Route::NotFound | Route::MethodNotAllowed => (None, bump(&c.other)),
-    };
-    let api_index = match route {
-        Route::Token => None,
-        _ => Some(bump(&c.api)),
-    };
-    let paged = matches!(route, Route::Roles);
-    let decision = shared.faults.lock().unwrap_or_else(PoisonError::into_inner).decide(
-        |e| match e {
-            Endpoint::AnyApi => api_index,
-            e if Some(e) == endpoint => Some(index),
-            _ => None,
-        },
-        paged,
-    );
-    let fault = decision.kind;
-    if fault.is_some() || !decision.delay.is_zero() {
-        c.faults_injected.fetch_add(1, Ordering::Relaxed);
-    }
-
-    let wait = shared.latency.saturating_add(decision.delay);
-    if !wait.is_zero() {
-        tokio::time::sleep(wait).await;
-    }
-
-    let path = request.uri().path().to_owned();
-    let reply = match &fault {
-        Some(FaultKind::Status(code)) => {
-            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let reason = status.canonical_reason().unwrap_or("injected error");
-            Reply::error(status, &format!("{reason} (injected by the simulator)"))
-        }
-        Some(FaultKind::TooManyRequests { retry_after_secs }) => {
-            let mut reply = Reply::error(StatusCode::TOO_MANY_REQUESTS, "Resource exhausted");
-            if let Some(secs) = retry_after_secs {
-                reply.headers.insert(header::RETRY_AFTER, HeaderValue::from(*secs));
-            }
-            reply
-        }
-        Some(FaultKind::Redirect302) => Reply::login_redirect(&path),
-        Some(FaultKind::MalformedJson) => malformed_json(&route),
-        _ => {
-            let endless = fault == Some(FaultKind::EndlessPaging);
-            handle(&shared, route, request, &query, endless).await
-        }
-    };
-    let body_fault = fault.as_ref().filter(|k| matches!(k, FaultKind::TruncatedBody | FaultKind::ResetConnection));
-    reply.into_response(body_fault)
-}
-
-/// Normal (fault-free) handling of a routed request.
-async fn handle(
-    shared: &Arc<Shared>,
-    route: Route,
-    request: Request,
-    query: &HashMap<String, String>,
-    endless_paging: bool,
-) -> Reply {
-    match route {
-        Route::Token => issue_token(shared, request).await,
-        Route::NotFound => Reply::error(StatusCode::NOT_FOUND, "Not Found"),
-        Route::MethodNotAllowed => Reply::error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
-        Route::Users { sso } => {
-            if let Some(reply) = rejection(shared, request.headers(), request.uri().path()) {
-                return reply;
-            }
-            match sso {
-                Ok(sso) => stream_users(Arc::clone(shared), sso),
-                Err(message) => Reply::error(StatusCode::BAD_REQUEST, &message),
-            }
-        }
-        Route::Roles => {
-            if let Some(reply) = rejection(shared, request.headers(), request.uri().path()) {
-                return reply;
-            }
-            list_roles(shared, query, endless_paging)
-        }
-    }
+    let mut response = Response::new(Body::from(Bytes::from_static(text.as_bytes())));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// Checks the bearer token and returns the rejection, if any: missing or unknown -> 401, expired -> 302 to
 /// the login page.
-fn rejection(shared: &Shared, headers: &HeaderMap, path: &str) -> Option<Reply> {
+fn rejection(shared: &Shared, headers: &HeaderMap, path: &str) -> Option<Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -496,12 +579,12 @@ fn rejection(shared: &Shared, headers: &HeaderMap, path: &str) -> Option<Reply> 
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
     let verdict = match token {
-        None => Some(Reply::error(StatusCode::UNAUTHORIZED, "missing bearer token")),
+        None => Some(error(StatusCode::UNAUTHORIZED, "missing bearer token")),
         Some(token) => {
             let expiry = shared.tokens.lock().unwrap_or_else(PoisonError::into_inner).get(token).copied();
             match expiry {
-                None => Some(Reply::error(StatusCode::UNAUTHORIZED, "invalid token")),
-                Some(expiry) if Instant::now() >= expiry => Some(Reply::login_redirect(path)),
+                None => Some(error(StatusCode::UNAUTHORIZED, "invalid token")),
+                Some(expiry) if Instant::now() >= expiry => Some(login_redirect(path)),
                 Some(_) => None,
             }
         }
@@ -532,31 +615,32 @@ struct TokenResponse {
     token_type: &'static str,
 }
 
-async fn issue_token(shared: &Shared, request: Request) -> Reply {
+async fn issue_token(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let credentials_ok = basic_credentials(request.headers())
         .is_some_and(|(id, secret)| id == shared.client_id && secret == shared.client_secret);
     if !credentials_ok {
         shared.counters.rejected_auth.fetch_add(1, Ordering::Relaxed);
-        return Reply::error(StatusCode::UNAUTHORIZED, "invalid client credentials");
+        return error(StatusCode::UNAUTHORIZED, "invalid client credentials");
     }
     let body = match axum::body::to_bytes(request.into_body(), 64 * 1024).await {
         Ok(body) => body,
-        Err(_) => return Reply::error(StatusCode::BAD_REQUEST, "cannot read the request body"),
+        Err(_) => return error(StatusCode::BAD_REQUEST, "cannot read the request body"),
     };
     let grant_ok = form_value(&body, "grant_type").is_some_and(|g| g == "client_credentials");
     if !grant_ok {
-        return Reply::error(StatusCode::BAD_REQUEST, "grant_type must be client_credentials");
+        return error(StatusCode::BAD_REQUEST, "grant_type must be client_credentials");
     }
     let token = uuid_like(rand::random(), rand::random());
     let expiry = Instant::now() + shared.token_ttl;
     shared.tokens.lock().unwrap_or_else(PoisonError::into_inner).insert(token.clone(), expiry);
-    let mut reply = Reply::json(
+    let mut response = json(
         StatusCode::OK,
         &TokenResponse { access_token: token, expires_in: shared.token_ttl.as_secs(), token_type: "Bearer" },
     );
-    reply.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
-    reply.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    reply
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The value of `key` in an `application/x-www-form-urlencoded` body (values here need no decoding beyond
@@ -566,23 +650,29 @@ fn form_value(body: &[u8], key: &str) -> Option<String> {
     text.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v.replace('+', " "))
 }
 
-/// Starts the producer of a user list and returns a reply that streams its chunks.
-fn stream_users(shared: Arc<Shared>, sso: bool) -> Reply {
+/// `users?sso_provision=…`: every matching user, streamed.
+async fn list_users(_: Authorized, State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
+    let sso = match sso_param(&query_of(&uri)) {
+        Ok(sso) => sso,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    // Invited users are local (not SSO-provisioned) users; the list is taken as it is when the request arrives.
+    let invited = if sso { Vec::new() } else { shared.invited.lock().unwrap_or_else(PoisonError::into_inner).clone() };
     let (tx, rx) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
-    tokio::task::spawn_blocking(move || produce_users(&shared.workspace, sso, &tx));
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Reply { status: StatusCode::OK, headers, payload: Payload::Chunks(rx) }
+    tokio::task::spawn_blocking(move || produce_users(shared.workspace.users(sso).chain(invited), &tx));
+    let mut response = Response::new(Body::from_stream(chunk_stream(rx).map(Ok::<_, std::io::Error>)));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// Writes `{"users":[...]}` into `tx` in chunks of [`USERS_PER_CHUNK`] users. Stops early when the receiver is
 /// gone (client disconnected, or a body fault cut the response).
-fn produce_users(workspace: &Workspace, sso: bool, tx: &mpsc::Sender<Bytes>) {
+fn produce_users(users: impl Iterator<Item = SimUser>, tx: &mpsc::Sender<Bytes>) {
     let mut buf: Vec<u8> = Vec::with_capacity(256 * USERS_PER_CHUNK);
     buf.extend_from_slice(b"{\"users\":[");
     let mut in_chunk = 0;
     let mut first = true;
-    for user in workspace.users(sso) {
+    for user in users {
         if !first {
             buf.push(b',');
         }
@@ -603,9 +693,31 @@ fn produce_users(workspace: &Workspace, sso: bool, tx: &mpsc::Sender<Bytes>) {
     let _ = tx.blocking_send(Bytes::from(buf));
 }
 
+/// A role as the legacy `users/roles` list writes it: every field, but no `is_custom`.
 #[derive(Serialize)]
-struct RolesPage {
-    roles: Vec<SimRole>,
+struct LegacyRole<'a> {
+    id: &'a str,
+    name: &'a str,
+    description: &'a str,
+    scope_names: &'a [String],
+}
+
+/// A role as the RBAC `roles` list writes it: fields with default values are omitted, as proto3 JSON may do.
+#[derive(Serialize)]
+struct RbacRole<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    description: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    scope_names: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    is_custom: bool,
+}
+
+#[derive(Serialize)]
+struct RolesPage<R> {
+    roles: Vec<R>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_page_token: Option<String>,
 }
@@ -617,15 +729,22 @@ fn page_token(offset: u64) -> String {
 /// `users/roles`: `page_size` (default 50, clamped to 100) and an opaque `page_token`. The last page of a
 /// multi-page listing carries `"next_page_token": ""`; a listing that fits in one page omits the field, so
 /// clients meet both forms of "no more pages".
-fn list_roles(shared: &Shared, query: &HashMap<String, String>, endless_paging: bool) -> Reply {
+async fn list_legacy_roles(
+    _: Authorized,
+    State(shared): State<Arc<Shared>>,
+    Extension(Injected(fault)): Extension<Injected>,
+    uri: Uri,
+) -> Response {
+    let query = query_of(&uri);
+    let endless_paging = fault == Some(FaultKind::EndlessPaging);
     let param = |snake: &str, camel: &str| query.get(snake).or_else(|| query.get(camel)).map(String::as_str);
     let page_size = match param("page_size", "pageSize").filter(|s| !s.is_empty()) {
         None => DEFAULT_PAGE_SIZE,
         Some(text) => match text.parse::<i64>() {
-            Ok(n) if n < 0 => return Reply::error(StatusCode::BAD_REQUEST, "page_size must not be negative"),
+            Ok(n) if n < 0 => return error(StatusCode::BAD_REQUEST, "page_size must not be negative"),
             Ok(0) => DEFAULT_PAGE_SIZE,
             Ok(n) => n.unsigned_abs().min(MAX_PAGE_SIZE),
-            Err(_) => return Reply::error(StatusCode::BAD_REQUEST, "page_size must be an integer"),
+            Err(_) => return error(StatusCode::BAD_REQUEST, "page_size must be an integer"),
         },
     };
     let count = shared.workspace.role_count();
@@ -638,7 +757,7 @@ fn list_roles(shared: &Shared, query: &HashMap<String, String>, endless_paging: 
                 .filter(|&offset| offset <= count);
             match offset {
                 Some(offset) => offset,
-                None => return Reply::error(StatusCode::BAD_REQUEST, "invalid page_token"),
+                None => return error(StatusCode::BAD_REQUEST, "invalid page_token"),
             }
         }
     };
@@ -653,7 +772,123 @@ fn list_roles(shared: &Shared, query: &HashMap<String, String>, endless_paging: 
     } else {
         None
     };
-    Reply::json(StatusCode::OK, &RolesPage { roles, next_page_token })
+    let roles: Vec<LegacyRole<'_>> = roles
+        .iter()
+        .map(|r| LegacyRole { id: &r.id, name: &r.name, description: &r.description, scope_names: &r.scope_names })
+        .collect();
+    json(StatusCode::OK, &RolesPage { roles, next_page_token })
+}
+
+/// The RBAC `roles` list: every role in one answer, no paging, unless a [`FaultKind::SplitPage`] fault cuts
+/// it in two. A `page_token` from such a split is honoured at any time.
+async fn list_rbac_roles(
+    _: Authorized,
+    State(shared): State<Arc<Shared>>,
+    Extension(Injected(fault)): Extension<Injected>,
+    uri: Uri,
+) -> Response {
+    let query = query_of(&uri);
+    let count = shared.workspace.role_count();
+    let offset = match query.get("page_token").or_else(|| query.get("pageToken")).filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(token) => {
+            let offset = token
+                .strip_prefix(RBAC_PAGE_TOKEN_PREFIX)
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                .filter(|&offset| offset <= count);
+            match offset {
+                Some(offset) => offset,
+                None => return error(StatusCode::BAD_REQUEST, "invalid page_token"),
+            }
+        }
+    };
+    let rest = count - offset;
+    let (len, next_page_token) = if fault == Some(FaultKind::SplitPage) {
+        let half = rest.div_ceil(2);
+        (half, Some(format!("{RBAC_PAGE_TOKEN_PREFIX}{:08x}", offset + half)))
+    } else {
+        (rest, None)
+    };
+    let roles = shared.workspace.role_page(offset, len);
+    let roles: Vec<RbacRole<'_>> = roles
+        .iter()
+        .map(|r| RbacRole {
+            id: &r.id,
+            name: &r.name,
+            description: &r.description,
+            scope_names: &r.scope_names,
+            is_custom: r.is_custom,
+        })
+        .collect();
+    json(StatusCode::OK, &RolesPage { roles, next_page_token })
+}
+
+/// `api-keys`: every key in one answer (no paging documented). Keys carry no secret.
+async fn list_api_keys(_: Authorized, State(shared): State<Arc<Shared>>) -> Response {
+    json(StatusCode::OK, &serde_json::json!({ "api_keys": shared.workspace.api_keys() }))
+}
+
+/// The body of `users/invite`.
+#[derive(Deserialize)]
+struct InviteRequest {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role_id: String,
+}
+
+/// `users/invite`: adds an `INVITATION_SENT` user and answers it (200 with the user object, as Torq documents).
+/// 400 for a body that is not `{email, role_id?}`, an address without exactly one `@`, or a role that is not in
+/// the role list; 409 (`ALREADY_EXISTS`) for an email that a user already has, compared case-insensitively.
+async fn invite(_: Authorized, State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    if body.len() > MAX_INVITE_BODY {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large");
+    }
+    let request: InviteRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => return error(StatusCode::BAD_REQUEST, &format!("invalid invite request: {err}")),
+    };
+    let email = request.email.trim();
+    if email.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "email is required");
+    }
+    if email.matches('@').count() != 1 || email.starts_with('@') || email.ends_with('@') || email.contains(' ') {
+        return error(StatusCode::BAD_REQUEST, &format!("invalid email address: {email:?}"));
+    }
+    let roles = shared.workspace.roles();
+    let role_id = if request.role_id.is_empty() {
+        let default = roles.iter().find(|r| r.name == DEFAULT_ROLE_NAME).or(roles.first());
+        match default {
+            Some(role) => role.id.clone(),
+            None => return error(StatusCode::BAD_REQUEST, "the workspace has no role to assign"),
+        }
+    } else if roles.iter().any(|r| r.id == request.role_id) {
+        request.role_id
+    } else {
+        return error(StatusCode::BAD_REQUEST, &format!("role {:?} not found", request.role_id));
+    };
+
+    let mut invited = shared.invited.lock().unwrap_or_else(PoisonError::into_inner);
+    if shared.workspace.has_email(email) || invited.iter().any(|u| u.email.eq_ignore_ascii_case(email)) {
+        return error(StatusCode::CONFLICT, &format!("user with email {email} already exists"));
+    }
+    let user = SimUser {
+        id: uuid_like(rand::random(), rand::random()),
+        email: email.to_owned(),
+        role_id,
+        status: INVITATION_SENT.to_owned(),
+        sso_provision: false,
+        created_time: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        last_login_time: None,
+    };
+    invited.push(user.clone());
+    drop(invited);
+    json(StatusCode::OK, &user)
+}
+
+/// `sso/claim_mappings`: every mapping in one answer.
+async fn list_claim_mappings(_: Authorized, State(shared): State<Arc<Shared>>) -> Response {
+    json(StatusCode::OK, &serde_json::json!({ "claim_mappings": shared.workspace.claim_mappings() }))
 }
 
 #[cfg(test)]
@@ -661,15 +896,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes() {
+    fn classification() {
         let q = HashMap::new();
-        assert!(matches!(Route::of(&Method::POST, "/v1/auth/token", &q), Route::Token));
-        assert!(matches!(Route::of(&Method::GET, "/v1/auth/token", &q), Route::MethodNotAllowed));
-        assert!(matches!(Route::of(&Method::GET, "/public/v1alpha/users/", &q), Route::Users { sso: Ok(false) }));
-        assert!(matches!(Route::of(&Method::GET, "/public/v1alpha/users/roles", &q), Route::Roles));
-        assert!(matches!(Route::of(&Method::GET, "/", &q), Route::NotFound));
+        assert_eq!(classify(&Method::POST, "/v1/auth/token", &q), Some(Endpoint::Token));
+        assert_eq!(classify(&Method::GET, "/v1/auth/token", &q), None);
+        assert_eq!(classify(&Method::GET, "/public/v1alpha/users/", &q), Some(Endpoint::UsersLocal));
+        assert_eq!(classify(&Method::GET, "/public/v1alpha/users/roles", &q), Some(Endpoint::Roles));
+        assert_eq!(classify(&Method::GET, "/public/v1alpha/roles", &q), Some(Endpoint::RbacRoles));
+        assert_eq!(classify(&Method::GET, "/public/v1alpha/api-keys", &q), Some(Endpoint::ApiKeys));
+        assert_eq!(classify(&Method::GET, "/public/v1alpha/api_keys", &q), None);
+        assert_eq!(classify(&Method::GET, "/public/v1alpha/sso/claim_mappings/", &q), Some(Endpoint::ClaimMappings));
+        assert_eq!(classify(&Method::GET, "/", &q), None);
         let q = HashMap::from([("sso_provision".to_owned(), "maybe".to_owned())]);
-        assert!(matches!(Route::of(&Method::GET, "/public/v1alpha/users", &q), Route::Users { sso: Err(_) }));
+        assert_eq!(classify(&Method::GET, "/public/v1alpha/users", &q), Some(Endpoint::UsersLocal));
+        assert!(sso_param(&q).is_err());
+        let q = HashMap::from([("sso_provision".to_owned(), "true".to_owned())]);
+        assert_eq!(classify(&Method::GET, "/public/v1alpha/users", &q), Some(Endpoint::UsersSso));
     }
 
     #[test]

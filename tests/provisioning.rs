@@ -284,7 +284,7 @@ fn daemon(sim: &SimServer, c1: &FakeC1, secret: &str, dir: &Path, provisioning: 
         .unwrap()
 }
 
-async fn stop(mut child: tokio::process::Child) -> String {
+async fn stop(child: tokio::process::Child) -> String {
     let pid = child.id().expect("running");
     std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use reqwest::{Client, StatusCode};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -716,6 +716,169 @@ async fn router_counts_each_endpoint_and_numbers_any_api_across_them() {
     );
     assert_eq!(per_endpoint, (1, 1, 1, 1, 3, 2, 2, 3));
     assert_eq!((stats.rejected_auth, stats.faults_injected, stats.api_requests(), stats.total()), (3, 1, 13, 14));
+    sim.shutdown().await;
+}
+
+// ---- invite ----
+
+async fn invite(http: &Client, sim: &SimServer, token: &str, body: Value) -> reqwest::Response {
+    http.post(format!("{}/users/invite", sim.api_url())).bearer_auth(token).json(&body).send().await.expect("sent")
+}
+
+fn role_id(workspace: &Workspace, name: &str) -> String {
+    workspace.roles().into_iter().find(|r| r.name == name).map(|r| r.id).expect("role exists")
+}
+
+#[tokio::test]
+async fn invite_adds_an_invited_user_that_later_lists_show() {
+    let http = client();
+    let workspace = Workspace::demo();
+    let (operator, viewer) = (role_id(&workspace, "Operator"), role_id(&workspace, "Viewer"));
+    let sim = start(workspace, SimConfig::default()).await;
+    let token = token(&http, &sim).await;
+
+    let before = chrono::Utc::now() - chrono::Duration::seconds(2);
+    let response = invite(&http, &sim, &token, json!({"email": "new.hire@example.com", "role_id": operator})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let user: Value = response.json().await.unwrap();
+    assert_eq!(user["email"], "new.hire@example.com");
+    assert_eq!(user["role_id"], operator.as_str());
+    assert_eq!((user["status"].as_str(), user["sso_provision"].as_bool()), (Some("INVITATION_SENT"), Some(false)));
+    assert_eq!(user["id"].as_str().unwrap().len(), 36);
+    assert!(user.get("last_login_time").is_none());
+    let created = chrono::DateTime::parse_from_rfc3339(user["created_time"].as_str().unwrap()).unwrap();
+    assert!(created >= before && created <= chrono::Utc::now() + chrono::Duration::seconds(2), "{created}");
+
+    // Without role_id: Torq's default role, Viewer.
+    let response = invite(&http, &sim, &token, json!({"email": "second@example.com"})).await;
+    let second: Value = response.json().await.unwrap();
+    assert_eq!(second["role_id"], viewer.as_str());
+    assert_ne!(second["id"], user["id"]);
+
+    // Later lists show both as local users, exactly as the invite answered them.
+    let local: Vec<Value> =
+        users(&http, &sim, &token, Some(false)).await.iter().map(|u| serde_json::to_value(u).unwrap()).collect();
+    assert_eq!(local.len(), 8 + 2);
+    assert!(local.contains(&user) && local.contains(&second));
+    assert_eq!(users(&http, &sim, &token, Some(true)).await.len(), 7);
+    assert_eq!(sim.invited_users().len(), 2);
+    let stats = sim.stats();
+    assert_eq!((stats.invites, stats.users_local, stats.users_sso, stats.other), (2, 1, 1, 0));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn invite_refuses_existing_emails_unknown_roles_and_bad_bodies() {
+    let http = client();
+    let sim = start(Workspace::demo(), SimConfig::default()).await;
+    let token = token(&http, &sim).await;
+
+    // An existing member, in any letter case: 409 ALREADY_EXISTS.
+    let response = invite(&http, &sim, &token, json!({"email": "ORLA.Quennell@northwind-secops.example"})).await;
+    let (status, code, message) = error_envelope(response).await;
+    assert_eq!((status, code), (StatusCode::CONFLICT, 6));
+    assert!(message.contains("already exists"), "{message}");
+    // ... and a user invited a moment ago.
+    assert_eq!(invite(&http, &sim, &token, json!({"email": "Fresh@Example.com"})).await.status(), StatusCode::OK);
+    let response = invite(&http, &sim, &token, json!({"email": "fresh@example.COM"})).await;
+    assert_eq!(error_envelope(response).await.1, 6);
+
+    // A role that is not in the role list, a missing or malformed email, a body that is not the invite: 400.
+    let response = invite(&http, &sim, &token, json!({"email": "a@example.com", "role_id": "no-such-role"})).await;
+    let (status, code, message) = error_envelope(response).await;
+    assert_eq!((status, code), (StatusCode::BAD_REQUEST, 3));
+    assert!(message.contains("no-such-role"), "{message}");
+    for body in [json!({}), json!({"email": "not-an-address"}), json!({"email": "a@b@c"}), json!({"email": 5})] {
+        let (status, code, _) = error_envelope(invite(&http, &sim, &token, body.clone()).await).await;
+        assert_eq!((status, code), (StatusCode::BAD_REQUEST, 3), "{body}");
+    }
+    let response = http
+        .post(format!("{}/users/invite", sim.api_url()))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_envelope(response).await.0, StatusCode::BAD_REQUEST);
+
+    // No token: 401; wrong method: 405; neither adds anybody.
+    let response = http.post(format!("{}/users/invite", sim.api_url())).json(&json!({"email": "b@example.com"})).send();
+    assert_eq!(error_envelope(response.await.unwrap()).await.0, StatusCode::UNAUTHORIZED);
+    let response = get(&http, format!("{}/users/invite", sim.api_url()), &token).await;
+    assert_eq!(error_envelope(response).await.0, StatusCode::METHOD_NOT_ALLOWED);
+
+    let invited: Vec<String> = sim.invited_users().into_iter().map(|u| u.email).collect();
+    assert_eq!(invited, ["Fresh@Example.com"]);
+    assert_eq!(users(&http, &sim, &token, Some(false)).await.len(), 9);
+    let stats = sim.stats();
+    assert_eq!((stats.invites, stats.other, stats.rejected_auth), (10, 1, 1));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn invite_default_role_and_generated_workspaces() {
+    let http = client();
+    // No role named Viewer: the first role is the default.
+    let roles = ["Admin", "Analyst"].map(|name| SimRole {
+        id: format!("r-{name}"),
+        name: name.to_owned(),
+        ..SimRole::default()
+    });
+    let sim = start(Workspace::fixed(Vec::new(), roles.to_vec()), SimConfig::default()).await;
+    let token = token(&http, &sim).await;
+    let user: Value = invite(&http, &sim, &token, json!({"email": "x@example.com"})).await.json().await.unwrap();
+    assert_eq!(user["role_id"], "r-Admin");
+    sim.shutdown().await;
+
+    // A generated workspace knows its own users' emails without listing them, and lists invitees after them.
+    let spec = GeneratedSpec { users: 10, roles: 6, ..GeneratedSpec::default() };
+    let sim = start(Workspace::generated(spec), SimConfig::default()).await;
+    let token = self::token(&http, &sim).await;
+    for taken in ["user3@example.com", "USER9@example.com"] {
+        let response = invite(&http, &sim, &token, json!({"email": taken})).await;
+        assert_eq!(response.status(), StatusCode::CONFLICT, "{taken}");
+    }
+    let response = invite(&http, &sim, &token, json!({"email": "user10@example.com"})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let listed = users(&http, &sim, &token, Some(false)).await;
+    assert_eq!(listed.len(), 11);
+    assert_eq!(
+        listed.last().map(|u| (u.email.as_str(), u.status.as_str())),
+        Some(("user10@example.com", "INVITATION_SENT"))
+    );
+    assert_eq!(listed.last().map(|u| u.role_id.clone()), Some(role_id(&Workspace::generated(spec), "Viewer")));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn invite_faults_403_500_and_reset_after_the_invite_is_applied() {
+    let http = client();
+    let plan = FaultPlan::new()
+        .on(Endpoint::Invite, FaultKind::Status(403), 1, 1)
+        .on(Endpoint::Invite, FaultKind::Status(500), 2, 1)
+        .on(Endpoint::Invite, FaultKind::ResetAfterHandling, 3, 1);
+    let sim = start(Workspace::demo(), SimConfig { faults: plan, ..SimConfig::default() }).await;
+    let token = token(&http, &sim).await;
+    let body = json!({"email": "on.call@example.com"});
+
+    let (status, code, _) = error_envelope(invite(&http, &sim, &token, body.clone()).await).await;
+    assert_eq!((status, code), (StatusCode::FORBIDDEN, 7));
+    let (status, code, _) = error_envelope(invite(&http, &sim, &token, body.clone()).await).await;
+    assert_eq!((status, code), (StatusCode::INTERNAL_SERVER_ERROR, 13));
+    assert!(sim.invited_users().is_empty(), "refused invites change nothing");
+
+    // The third POST is applied, but its answer never arrives: no status line at all.
+    let sent = http.post(format!("{}/users/invite", sim.api_url())).bearer_auth(&token).json(&body).send().await;
+    assert!(sent.is_err(), "the connection drops before the answer: {sent:?}");
+    assert_eq!(sim.stats().invites, 3, "exactly one POST per call: the client did not resend it");
+    // Re-listing shows the invite took effect; sending it again is a conflict.
+    let listed = users(&http, &sim, &token, Some(false)).await;
+    let invited = listed.iter().find(|u| u.email == "on.call@example.com").expect("the invite was applied");
+    assert_eq!(invited.status, "INVITATION_SENT");
+    assert_eq!(error_envelope(invite(&http, &sim, &token, body).await).await.0, StatusCode::CONFLICT);
+    let stats = sim.stats();
+    assert_eq!((stats.invites, stats.faults_injected, sim.invited_users().len()), (4, 3, 1));
     sim.shutdown().await;
 }
 

@@ -10,6 +10,8 @@
 //! * `GET /public/v1alpha/roles`: the RBAC role list with `is_custom`, in one answer;
 //! * `GET /public/v1alpha/api-keys`: service and private API keys (private keys embed their owner), no secrets;
 //! * `GET /public/v1alpha/sso/claim_mappings`: SSO claim mappings, `rank` as a JSON number or string;
+//! * `POST /public/v1alpha/users/invite`: adds an `INVITATION_SENT` user that later user lists show (409 for an
+//!   existing email, 400 for an unknown role; the default role is Viewer);
 //! * Torq's error behaviour: the `{code, message, details}` envelope, and a **302 to the login page** (not a 401)
 //!   for an expired bearer token.
 //!
@@ -20,7 +22,8 @@
 //! What it must not do: share types with the real client in `crate::torq`. The simulator has its own
 //! [`SimUser`] / [`SimRole`] / [`SimApiKey`] / [`SimClaimMapping`] and writes JSON by hand-picked field names, so a field-name or parsing bug in the
 //! client cannot hide behind code that both sides reuse. It is also not a general Torq emulator: there is no
-//! invite, delete or role-update endpoint, and state (tokens, counters) lives only in memory.
+//! delete or role-update endpoint (Torq documents none), and state (tokens, counters, invited users) lives only
+//! in memory.
 
 mod faults;
 mod server;

@@ -852,7 +852,11 @@ async fn invite(_: Authorized, State(shared): State<Arc<Shared>>, body: Bytes) -
     if email.is_empty() {
         return error(StatusCode::BAD_REQUEST, "email is required");
     }
-    if email.matches('@').count() != 1 || email.starts_with('@') || email.ends_with('@') || email.contains(' ') {
+    if email.matches('@').count() != 1
+        || email.starts_with('@')
+        || email.ends_with('@')
+        || email.contains(char::is_whitespace)
+    {
         return error(StatusCode::BAD_REQUEST, &format!("invalid email address: {email:?}"));
     }
     let roles = shared.workspace.roles();

@@ -239,7 +239,9 @@ pub struct ProvisioningArgs {
 impl ProvisioningArgs {
     /// Whether a `--create-account-*` flag asks for account creation.
     pub fn create_account_requested(&self) -> bool {
-        self.create_account_email.is_some() || self.create_account_login.is_some() || self.create_account_profile.is_some()
+        self.create_account_email.is_some()
+            || self.create_account_login.is_some()
+            || self.create_account_profile.is_some()
     }
 }
 // --- end provisioning ---

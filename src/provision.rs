@@ -154,7 +154,8 @@ impl AccountRequest {
             }
             (a, b) => a.or(b),
         };
-        if let Some(unknown) = profile.keys().find(|k| ![EMAIL_FIELD, ROLE_FIELD, ROLE_ID_ALIAS].contains(&k.as_str())) {
+        if let Some(unknown) = profile.keys().find(|k| ![EMAIL_FIELD, ROLE_FIELD, ROLE_ID_ALIAS].contains(&k.as_str()))
+        {
             tracing::info!(key = %unknown, "ignoring a profile key Torq's invite has no field for");
         }
         Ok(AccountRequest { email, role })
@@ -308,7 +309,8 @@ pub async fn create_account(client: &TorqClient, request: &AccountRequest) -> Re
     let roles = roles?;
     let role = request.role.as_deref().map(|wanted| resolve_role(wanted, &roles)).transpose()?;
     let account = |user: UserRecord| {
-        let role_id = if user.role_id.is_empty() { role.map(|r| r.id.clone()).unwrap_or_default() } else { user.role_id.clone() };
+        let role_id =
+            if user.role_id.is_empty() { role.map(|r| r.id.clone()).unwrap_or_default() } else { user.role_id.clone() };
         let role_name = roles
             .iter()
             .find(|r| r.id == role_id)
@@ -412,7 +414,9 @@ mod tests {
     fn email_rules() {
         assert!(check_email("new.hire@example.com").is_ok());
         assert!(check_email(&format!("{}@example.com", "a".repeat(242))).is_ok());
-        for bad in ["", "no-at.example.com", "a@b@c", "@example.com", "a@", "a b@example.com", "a@example.com ", "a\t@x"] {
+        for bad in
+            ["", "no-at.example.com", "a@b@c", "@example.com", "a@", "a b@example.com", "a@example.com ", "a\t@x"]
+        {
             let err = check_email(bad).unwrap_err();
             assert!(matches!(err, ProvisionError::BadEmail { .. }), "{bad:?}: {err}");
         }

@@ -16,8 +16,8 @@ use baton_torq::proto::baton_v1::task::{CreateAccountTask, DeleteResourceTask, G
 use baton_torq::proto::baton_v1::{BatonServiceFinishTaskRequest, Task};
 use baton_torq::proto::connector_v2::create_account_response::Result as AccountResult;
 use baton_torq::proto::connector_v2::{
-    account_info, user_trait, AccountInfo, CreateAccountResponse, Entitlement, Grant,
-    GrantManagerServiceGrantResponse, Resource, ResourceId, UserTrait,
+    account_info, user_trait, AccountInfo, CreateAccountResponse, Entitlement, Grant, GrantManagerServiceGrantResponse,
+    Resource, ResourceId, UserTrait,
 };
 use baton_torq::sim::{Endpoint, FaultKind, FaultPlan, SimConfig, SimServer, Workspace};
 use common::fake_c1::{FakeC1, FakeC1Config};
@@ -72,7 +72,10 @@ async fn invite_by_role_name_once_then_already_exists_without_a_post() {
     let invited = sim.invited_users();
     assert_eq!(invited.len(), 1, "{invited:?}");
     let user = &invited[0];
-    assert_eq!((user.email.as_str(), user.role_id.as_str(), user.status.as_str()), ("new.hire@example.com", OPERATOR, "INVITATION_SENT"));
+    assert_eq!(
+        (user.email.as_str(), user.role_id.as_str(), user.status.as_str()),
+        ("new.hire@example.com", OPERATOR, "INVITATION_SENT")
+    );
     let line = stdout(&first);
     assert_eq!(line.lines().count(), 1, "one line: {line}");
     assert!(
@@ -82,7 +85,8 @@ async fn invite_by_role_name_once_then_already_exists_without_a_post() {
     assert_eq!(sim.stats().invites, 1);
 
     // Again, with the address in another case: found, reported, nothing sent.
-    let again = ["-p", "--create-account-email", "New.Hire@Example.com", "--create-account-profile", r#"{"role":"operator"}"#];
+    let again =
+        ["-p", "--create-account-email", "New.Hire@Example.com", "--create-account-profile", r#"{"role":"operator"}"#];
     let second = run(&sim, dir.path(), &again).await;
     harness::assert_success(&second);
     assert_eq!(
@@ -143,7 +147,11 @@ async fn bad_input_is_refused_before_anything_is_sent() {
             "not valid JSON",
             false,
         ),
-        (&["-p", "--create-account-email", "a@example.com", "--create-account-profile", r#"{"role":3}"#], "must be a string", false),
+        (
+            &["-p", "--create-account-email", "a@example.com", "--create-account-profile", r#"{"role":3}"#],
+            "must be a string",
+            false,
+        ),
         (
             &["-p", "--create-account-email", "a@example.com", "--create-account-profile", r#"{"role":"Admin"}"#],
             "unknown Torq role \"Admin\"; the workspace's roles are: Contributor, Operator, Owner, SOC Tier 1, Viewer",
@@ -174,7 +182,10 @@ async fn bad_input_is_refused_before_anything_is_sent() {
     // An existing user (in the other case) is not an error, and nothing is sent.
     let out = run(&sim, dir.path(), &["-p", "--create-account-email", "ADA.Lovelace@example.com"]).await;
     harness::assert_success(&out);
-    assert_eq!(stdout(&out), format!("already exists: Torq user {ADA_ID} {ADA_EMAIL} with role Owner; nothing was sent\n"));
+    assert_eq!(
+        stdout(&out),
+        format!("already exists: Torq user {ADA_ID} {ADA_EMAIL} with role Owner; nothing was sent\n")
+    );
     assert_eq!(sim.stats().invites, 0);
     sim.shutdown().await;
 }
@@ -204,7 +215,11 @@ async fn a_reset_after_the_invite_was_applied_sends_exactly_one_post() {
     let invited = sim.invited_users();
     assert_eq!(invited.len(), 1);
     assert_eq!(sim.stats().invites, 1, "exactly one POST");
-    assert!(stdout(&out).starts_with(&format!("created: Torq user {} new.hire@example.com", invited[0].id)), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with(&format!("created: Torq user {} new.hire@example.com", invited[0].id)),
+        "{}",
+        stdout(&out)
+    );
     assert!(harness::stderr(&out).contains("checking the user list before deciding"), "{}", harness::stderr(&out));
     sim.shutdown().await;
 }
@@ -299,9 +314,8 @@ fn task(id: &str, t: TaskType) -> Task {
 
 fn create_account(email: &str, role: Option<&str>) -> TaskType {
     use prost_types::{value::Kind, Struct, Value};
-    let profile = role.map(|r| Struct {
-        fields: [("role".to_string(), Value { kind: Some(Kind::StringValue(r.into())) })].into(),
-    });
+    let profile = role
+        .map(|r| Struct { fields: [("role".to_string(), Value { kind: Some(Kind::StringValue(r.into())) })].into() });
     TaskType::CreateAccount(CreateAccountTask {
         account_info: Some(AccountInfo {
             emails: vec![account_info::Email { address: email.into(), is_primary: true }],
@@ -338,7 +352,10 @@ fn error_of(f: &BatonServiceFinishTaskRequest) -> (tonic::Code, String, bool) {
 }
 
 /// The success's response `Any`, checked for its type, decoded; and the success's annotations.
-fn success_of<M: prost::Message + Default>(f: &BatonServiceFinishTaskRequest, name: &str) -> (M, Vec<prost_types::Any>) {
+fn success_of<M: prost::Message + Default>(
+    f: &BatonServiceFinishTaskRequest,
+    name: &str,
+) -> (M, Vec<prost_types::Any>) {
     match &f.final_state {
         Some(FinalState::Success(s)) => {
             assert!(f.status.is_none());
@@ -383,7 +400,11 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
     c1.push_task(task(ids[2], create_account("third@example.com", Some("Admin"))));
     c1.push_task(task(ids[3], create_account("denied@example.com", None)));
     let grant = |role: &str| {
-        TaskType::Grant(GrantTask { entitlement: Some(member(role)), principal: Some(user_principal(ADA_ID)), ..Default::default() })
+        TaskType::Grant(GrantTask {
+            entitlement: Some(member(role)),
+            principal: Some(user_principal(ADA_ID)),
+            ..Default::default()
+        })
     };
     c1.push_task(task(ids[4], grant(OWNER)));
     c1.push_task(task(ids[5], grant(VIEWER)));
@@ -396,7 +417,10 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
     c1.push_task(task(ids[6], TaskType::Revoke(RevokeTask { grant: Some(held), ..Default::default() })));
     c1.push_task(task(
         ids[7],
-        TaskType::DeleteResource(DeleteResourceTask { resource_id: Some(rid("user", ADA_ID)), parent_resource_id: None }),
+        TaskType::DeleteResource(DeleteResourceTask {
+            resource_id: Some(rid("user", ADA_ID)),
+            parent_resource_id: None,
+        }),
     ));
 
     let child = daemon(&sim, &c1, &secret, dir.path(), true);
@@ -408,7 +432,8 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
     let invited = sim.invited_users();
     assert_eq!(invited.len(), 1, "{invited:?}");
     assert_eq!((invited[0].email.as_str(), invited[0].role_id.as_str()), ("new.hire@example.com", OPERATOR));
-    let (resp, annotations): (CreateAccountResponse, _) = success_of(&c1.finish_of(ids[0]).unwrap(), "CreateAccountResponse");
+    let (resp, annotations): (CreateAccountResponse, _) =
+        success_of(&c1.finish_of(ids[0]).unwrap(), "CreateAccountResponse");
     assert!(annotations.is_empty());
     let Some(AccountResult::Success(ok)) = resp.result else { panic!("{resp:?}") };
     assert!(ok.is_create_account_result);
@@ -416,7 +441,10 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
     assert_eq!(resource.id, Some(rid("user", &invited[0].id)));
     assert_eq!(resource.display_name, "new.hire@example.com");
     let status = user_trait(&resource).status.unwrap();
-    assert_eq!((status.status, status.details.as_str()), (user_trait::status::Status::Enabled as i32, "invitation sent, not accepted yet"));
+    assert_eq!(
+        (status.status, status.details.as_str()),
+        (user_trait::status::Status::Enabled as i32, "invitation sent, not accepted yet")
+    );
 
     // 2: the same person again: already exists, same resource, no POST.
     let (resp, _): (CreateAccountResponse, _) = success_of(&c1.finish_of(ids[1]).unwrap(), "CreateAccountResponse");
@@ -446,7 +474,11 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
     assert_eq!(resp.grants[0].id, format!("role:{OWNER}:member:user:{ADA_ID}"));
 
     // 6-8: what Torq's public API cannot do: FAILED_PRECONDITION, not retryable, saying where to do it.
-    for (id, says) in [(ids[5], "cannot change a user's role"), (ids[6], "cannot remove a user's role"), (ids[7], "does not document removing a user")] {
+    for (id, says) in [
+        (ids[5], "cannot change a user's role"),
+        (ids[6], "cannot remove a user's role"),
+        (ids[7], "does not document removing a user"),
+    ] {
         let (code, message, non_retryable) = error_of(&c1.finish_of(id).unwrap());
         assert_eq!(code, tonic::Code::FailedPrecondition, "{id}: {message}");
         assert!(non_retryable, "{id}");
@@ -471,7 +503,11 @@ async fn service_mode_without_provisioning_refuses_every_provisioning_task() {
     c1.push_task(task("2createaccount0000000000001", create_account("new.hire@example.com", None)));
     c1.push_task(task(
         "2grantheld00000000000000001",
-        TaskType::Grant(GrantTask { entitlement: Some(member(OWNER)), principal: Some(user_principal(ADA_ID)), ..Default::default() }),
+        TaskType::Grant(GrantTask {
+            entitlement: Some(member(OWNER)),
+            principal: Some(user_principal(ADA_ID)),
+            ..Default::default()
+        }),
     ));
     let child = daemon(&sim, &c1, &secret, dir.path(), false);
     c1.wait_for("two FinishTasks", Duration::from_secs(60), |r| r.finishes.len() >= 2).await;

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use super::{pack, user};
 use crate::proto::connector_v2::connector_account_creation_schema::{field, Field, StringField};
-use crate::proto::connector_v2::create_account_response::{AlreadyExistsResult, Result as AccountResult, SuccessResult};
+use crate::proto::connector_v2::create_account_response::{
+    AlreadyExistsResult, Result as AccountResult, SuccessResult,
+};
 use crate::proto::connector_v2::{
     CapabilityDetailCredentialOption, ConnectorAccountCreationSchema, CreateAccountResponse, CredentialDetails,
     CredentialDetailsAccountProvisioning, Grant, GrantAlreadyExists, GrantManagerServiceGrantResponse,

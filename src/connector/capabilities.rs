@@ -55,7 +55,8 @@ pub fn capabilities_json() -> String {
         "resourceTypeCapabilities": resource_types,
         "connectorCapabilities": capability_names(&caps.connector_capabilities),
     });
-    if let Some(provisioning) = caps.credential_details.as_ref().and_then(|d| d.capability_account_provisioning.as_ref())
+    if let Some(provisioning) =
+        caps.credential_details.as_ref().and_then(|d| d.capability_account_provisioning.as_ref())
     {
         doc["credentialDetails"] = json!({
             "capabilityAccountProvisioning": {
@@ -124,7 +125,10 @@ mod tests {
         assert_eq!(rts[0]["capabilities"], json!(["CAPABILITY_SYNC"]));
         assert_eq!(v["connectorCapabilities"], json!(["CAPABILITY_SYNC", "CAPABILITY_ACCOUNT_PROVISIONING"]));
         let provisioning = &v["credentialDetails"]["capabilityAccountProvisioning"];
-        assert_eq!(provisioning["supportedCredentialOptions"], json!(["CAPABILITY_DETAIL_CREDENTIAL_OPTION_NO_PASSWORD"]));
+        assert_eq!(
+            provisioning["supportedCredentialOptions"],
+            json!(["CAPABILITY_DETAIL_CREDENTIAL_OPTION_NO_PASSWORD"])
+        );
         assert_eq!(provisioning["preferredCredentialOption"], "CAPABILITY_DETAIL_CREDENTIAL_OPTION_NO_PASSWORD");
     }
 }

@@ -60,12 +60,7 @@ enum StopReason {
 impl Runner {
     pub fn new(c1: C1Client, torq: TorqClient, config: &ServiceConfig) -> Runner {
         Runner {
-            shared: Arc::new(Shared {
-                c1,
-                torq,
-                temp_dir: config.temp_dir.clone(),
-                provisioning: config.provisioning,
-            }),
+            shared: Arc::new(Shared { c1, torq, temp_dir: config.temp_dir.clone(), provisioning: config.provisioning }),
             concurrency: config.task_concurrency,
         }
     }
@@ -218,7 +213,9 @@ async fn handle_task(shared: &Shared, task: Task, heartbeat: Duration, cancel: C
             }
             sync_full(shared, &id, heartbeat, cancel).await;
         }
-        Some(t @ (TaskType::Grant(_) | TaskType::Revoke(_) | TaskType::CreateAccount(_) | TaskType::DeleteResource(_))) => {
+        Some(
+            t @ (TaskType::Grant(_) | TaskType::Revoke(_) | TaskType::CreateAccount(_) | TaskType::DeleteResource(_)),
+        ) => {
             let result = super::provisioning::run(&shared.torq, shared.provisioning, t).await;
             if let Err(f) = &result {
                 tracing::warn!(task_id = %id, task_type = kind, code = ?f.code, error = %f.message, "provisioning task failed");
@@ -403,9 +400,11 @@ fn sync_error_code(e: &SyncError) -> tonic::Code {
 
 /// FinishTask for a sync task. `Err((code, message, non_retryable))` reports a failure.
 async fn finish(shared: &Shared, id: &str, result: Result<(), (tonic::Code, String, bool)>) {
-    let result = result
-        .map(|()| TaskSuccess::default())
-        .map_err(|(code, message, non_retryable)| TaskFailure { code, message, retryable: !non_retryable });
+    let result = result.map(|()| TaskSuccess::default()).map_err(|(code, message, non_retryable)| TaskFailure {
+        code,
+        message,
+        retryable: !non_retryable,
+    });
     super::outcome::finish(&shared.c1, id, result).await;
 }
 

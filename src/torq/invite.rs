@@ -49,9 +49,15 @@ struct InviteBody<'a> {
 enum Next {
     Done(Result<InviteOutcome, TorqError>),
     /// Send again after a backoff (the request surely had no effect).
-    Retry { reason: String, retry_after: Option<Duration> },
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// The attempt may have taken effect: look for the user before deciding.
-    Check { reason: String, failed_status: Option<(u16, String)> },
+    Check {
+        reason: String,
+        failed_status: Option<(u16, String)>,
+    },
 }
 
 impl TorqClient {
@@ -118,7 +124,11 @@ impl TorqClient {
                     tokio::time::sleep(wait).await;
                 }
                 None => {
-                    return Err(TorqError::Unavailable { request: REQUEST.to_string(), attempts: attempt, last: reason })
+                    return Err(TorqError::Unavailable {
+                        request: REQUEST.to_string(),
+                        attempts: attempt,
+                        last: reason,
+                    })
                 }
             }
         }

@@ -24,8 +24,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::Url;
 use secrecy::SecretString;
 
-pub use models::{RoleRecord, UserRecord, UserStatus};
 pub use invite::InviteOutcome;
+pub use models::{RoleRecord, UserRecord, UserStatus};
 pub use users::SinkClosed;
 
 /// Everything needed to reach one Torq workspace.

@@ -235,8 +235,8 @@ pub fn check_email(email: &str) -> Result<(), ProvisionError> {
     match email.split_once('@') {
         None => bad("it has no '@'"),
         Some((_, domain)) if domain.contains('@') => bad("it has more than one '@'"),
-        Some((local, _)) if local.is_empty() => bad("nothing before the '@'"),
-        Some((_, domain)) if domain.is_empty() => bad("nothing after the '@'"),
+        Some(("", _)) => bad("nothing before the '@'"),
+        Some((_, "")) => bad("nothing after the '@'"),
         Some(_) => Ok(()),
     }
 }

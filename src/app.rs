@@ -1,13 +1,18 @@
 //! Runs the chosen command: a sync, an account creation (`--create-account-*`), `demo` or `capabilities`, with Ctrl-C/SIGTERM handling and the final summary.
 //! Maps every failure to [`AppError`], whose exit code main returns.
+//!
+//! The summary is the result of a sync: it is printed in both log formats whatever the log level, unless
+//! `--quiet`. A stop request and the final rename race through one [`CommitGate`], so the "left as it was"
+//! message is only shown when it is true.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::c1z::lock::{LockError, OutputLock};
-use crate::c1z::{C1zError, WriterOptions};
+use crate::c1z::{C1zError, CommitGate, WriterOptions};
 use crate::cli::{self, Cli, Command, ConfigError};
 use crate::connector::capabilities;
 use crate::sim::{SimConfig, SimServer, Workspace};
@@ -41,14 +46,19 @@ pub enum AppError {
 
 impl AppError {
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(match self {
-            AppError::Config(_) | AppError::Lock(LockError::Io { .. }) => EXIT_USAGE,
+        ExitCode::from(self.code())
+    }
+
+    /// The process exit code for this error (also reported in the JSON error record).
+    pub fn code(&self) -> u8 {
+        match self {
+            AppError::Config(_) | AppError::Lock(LockError::Io { .. } | LockError::Symlink { .. }) => EXIT_USAGE,
             AppError::Service(e) if e.is_usage() => EXIT_USAGE, // service mode
             AppError::Provision(e) if e.is_usage() => EXIT_USAGE,
-            AppError::Sync(SyncError::Interrupted) => EXIT_INTERRUPTED,
+            AppError::Sync(SyncError::Interrupted | SyncError::C1z(C1zError::Interrupted)) => EXIT_INTERRUPTED,
             AppError::Sync(SyncError::C1z(e)) if is_output_path_problem(e) => EXIT_USAGE,
             _ => EXIT_FAILURE,
-        })
+        }
     }
 }
 
@@ -89,9 +99,10 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
             Ok(())
         }
         Some(Command::Demo) => {
-            cli::check_output_path(&cli.common.file)?;
+            let output = demo_output(&cli);
+            cli::check_output_path(&output)?;
             let config = SimConfig::default();
-            let server = SimServer::start(Workspace::demo(), config.clone()).await.map_err(AppError::Demo)?;
+            let server = SimServer::start(demo_workspace(), config.clone()).await.map_err(AppError::Demo)?;
             let settings = TorqSettings::new(
                 config.client_id.clone(),
                 config.client_secret.clone().into(),
@@ -99,7 +110,7 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
                 cli::checked_url(&server.auth_url(), "--torq-auth-url", "BATON_TORQ_AUTH_URL")?,
             );
             tracing::info!(api_url = %server.api_url(), "demo: simulated Torq workspace is up");
-            let result = sync_with(settings, &cli, style).await;
+            let result = sync_with(settings, output, &cli, style).await;
             server.shutdown().await;
             result
         }
@@ -116,7 +127,7 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
         None => {
             let settings = cli::torq_settings(&cli.torq)?;
             cli::check_output_path(&cli.common.file)?;
-            sync_with(settings, &cli, style).await
+            sync_with(settings, cli.common.file.clone(), &cli, style).await
         }
     }
 }
@@ -143,59 +154,100 @@ async fn create_account_once(cli: &Cli) -> Result<(), AppError> {
     Ok(())
 }
 
-async fn sync_with(settings: TorqSettings, cli: &Cli, style: SummaryStyle) -> Result<(), AppError> {
-    crate::c1z::check_target(&cli.common.file).map_err(SyncError::from)?;
-    let target = cli.common.file.clone();
+/// Default output of `demo`: never the default (or configured) file of a real sync.
+pub const DEMO_FILE: &str = "demo.c1z";
+
+/// `demo` writes demo.c1z unless -f was typed on its command line: a BATON_FILE or config-file `file` is meant
+/// for real syncs, and demo data there would become the "previous sync" of the next real one.
+fn demo_output(cli: &Cli) -> PathBuf {
+    if cli.common.file_on_command_line {
+        return cli.common.file.clone();
+    }
+    if cli.common.file != std::path::Path::new("sync.c1z") {
+        tracing::info!(ignored = %cli.common.file.display(), "demo: writing {DEMO_FILE}, not the configured --file");
+    }
+    PathBuf::from(DEMO_FILE)
+}
+
+/// The demo workspace as of now: like a real workspace between two syncs, one user has just logged in, so two
+/// demo runs differ a little (in that user).
+fn demo_workspace() -> Workspace {
+    let mut workspace = Workspace::demo();
+    if let Workspace::Fixed { users, .. } = &mut workspace {
+        if let Some(user) = users.iter_mut().find(|u| u.status == "VERIFIED") {
+            user.last_login_time = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        }
+    }
+    workspace
+}
+
+async fn sync_with(settings: TorqSettings, output: PathBuf, cli: &Cli, style: SummaryStyle) -> Result<(), AppError> {
+    crate::c1z::check_target(&output).map_err(SyncError::from)?;
+    let target = output.clone();
     let wait = cli.common.wait_for_lock;
+    // Nothing listens for signals yet: a stop while waiting for the lock ends the process at once (exit 130).
     let _lock =
         tokio::task::spawn_blocking(move || OutputLock::acquire(&target, wait)).await.map_err(SyncError::from)??;
     let client = TorqClient::new(settings)?;
     let cancel = CancellationToken::new();
-    let watcher = tokio::spawn(cancel_on_signal(cancel.clone()));
-    let progress = crate::progress::wanted(style == SummaryStyle::Console).then(Arc::default);
+    let gate = CommitGate::new();
+    // Listening starts here, before the first work file exists, so a stop from now on is handled gracefully.
+    let watcher = tokio::spawn(stop_on_signal(crate::signal::listen(), gate.clone(), cancel.clone()));
+    let quiet = cli.common.quiet;
+    let progress = (!quiet && crate::progress::wanted(style == SummaryStyle::Console)).then(Arc::default);
     let ticker = progress.clone().map(crate::progress::Ticker::start);
-    let request = SyncRequest { output: cli.common.file.clone(), writer: WriterOptions::default(), progress };
+    let writer = WriterOptions { gate: Some(gate), ..WriterOptions::default() };
+    let request = SyncRequest { output, writer, progress };
     let result = run_sync(&client, request, cancel).await;
     if let Some(ticker) = ticker {
         ticker.stop().await;
     }
     watcher.abort();
     let summary = result?;
-    report(&summary, style);
+    if !quiet {
+        report(&summary, style);
+    }
     Ok(())
 }
 
-/// Cancels `cancel` on Ctrl-C or SIGTERM.
-async fn cancel_on_signal(cancel: CancellationToken) {
-    crate::signal::stop_requested().await;
-    tracing::warn!("interrupted: stopping the sync and leaving the sync file as it was");
-    cancel.cancel();
+/// On Ctrl-C or SIGTERM: abandons the sync if the new file is not yet being put in place, and says which it was.
+async fn stop_on_signal(listener: crate::signal::StopListener, gate: CommitGate, cancel: CancellationToken) {
+    listener.wait().await;
+    if gate.abandon() {
+        tracing::warn!("interrupted: stopping the sync and leaving the sync file as it was");
+        cancel.cancel();
+    } else {
+        tracing::warn!("interrupted after the new sync file was put in place; it is complete, finishing normally");
+    }
 }
 
 fn report(summary: &SyncSummary, style: SummaryStyle) {
     match style {
         SummaryStyle::Console => eprint!("{}", summary.to_console()),
-        SummaryStyle::Json => {
-            let users_by_status = serde_json::to_string(&summary.users_by_status).unwrap_or_default();
-            tracing::info!(
-                users = summary.users,
-                users_by_status = %users_by_status,
-                roles = summary.roles,
-                entitlements = summary.entitlements,
-                grants = summary.grants,
-                users_with_unknown_role = summary.users_with_unknown_role,
-                duplicate_users = summary.duplicate_users,
-                token_requests = summary.requests.token_requests,
-                api_requests = summary.requests.api_requests,
-                retries = summary.requests.retries,
-                duration_seconds = summary.duration.as_secs_f64(),
-                output = %summary.output.display(),
-                file_bytes = summary.file_bytes,
-                peak_rss_bytes = summary.peak_rss_bytes.unwrap_or(0),
-                sync_id = %summary.sync_id,
-                previous_sync_id = summary.previous_sync_id.as_deref().unwrap_or(""),
-                "sync complete"
-            );
-        }
+        SummaryStyle::Json => eprintln!("{}", summary_record(summary)),
     }
+}
+
+/// The JSON summary: one record shaped like the log records (timestamp, level, message, target) whose fields
+/// are the summary's, as real JSON values (objects, numbers, null), not strings.
+pub fn summary_record(summary: &SyncSummary) -> serde_json::Value {
+    use serde_json::{Map, Value};
+    let mut fields = match serde_json::to_value(summary) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    // Flat names, as before: the request counters at the top level, the duration named in seconds.
+    if let Some(Value::Object(requests)) = fields.remove("requests") {
+        fields.extend(requests);
+    }
+    if let Some(duration) = fields.remove("duration") {
+        fields.insert("duration_seconds".into(), duration);
+    }
+    let mut record = Map::new();
+    record.insert("timestamp".into(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into());
+    record.insert("level".into(), "INFO".into());
+    record.insert("message".into(), "sync complete".into());
+    record.extend(fields);
+    record.insert("target".into(), module_path!().into());
+    Value::Object(record)
 }

@@ -15,12 +15,13 @@ use crate::torq::TorqSettings;
 
 const EXAMPLES: &str = "\
 Examples:
-  # sync into ./sync.c1z
-  baton-torq --torq-client-id ID --torq-client-secret SECRET
-  # the same from the environment, EU region, another file
-  BATON_TORQ_CLIENT_ID=ID BATON_TORQ_CLIENT_SECRET=SECRET \\
-    baton-torq -f /out/torq.c1z --torq-region eu
-  # sync the built-in demo workspace (no credentials needed)
+  # sync into ./sync.c1z, the secret from the environment (a secret given as a
+  # flag is visible to every user of the machine in `ps`)
+  export BATON_TORQ_CLIENT_ID=ID BATON_TORQ_CLIENT_SECRET=SECRET
+  baton-torq
+  # EU region, another file
+  baton-torq -f /out/torq.c1z --torq-region eu
+  # sync the built-in demo workspace into ./demo.c1z (no credentials needed)
   baton-torq demo
   # debug logs, one line per HTTP request (no secrets)
   baton-torq --verbose --log-format console
@@ -37,6 +38,14 @@ Configuration:
     torq-client-id: ID
     torq-client-secret: SECRET
     file: /data/torq.c1z
+  The file must be yours (or root's) and not writable by group or others
+  (chmod 600); a warning names each URL, host or CA key it sets.
+
+Output:
+  Logs and the end-of-sync summary go to stderr: console lines on a terminal,
+  one JSON record per line otherwise (--log-format). The summary is printed
+  whatever the --log-level; --quiet leaves it out. Errors are one line (one
+  JSON record in JSON mode).
 
 Exit codes:
   0    success
@@ -51,11 +60,16 @@ Exit codes:
     version = concat!("version v", env!("CARGO_PKG_VERSION")),
     about,
     after_help = EXAMPLES,
-    args_conflicts_with_subcommands = false
+    args_conflicts_with_subcommands = false,
+    // `-v, --version` as in the Go connector; `-V` still works.
+    disable_version_flag = true
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Print version
+    #[arg(short = 'v', long, short_alias = 'V', action = clap::ArgAction::Version)]
+    pub version: (),
     #[command(flatten)]
     pub torq: TorqArgs,
     #[command(flatten)]
@@ -74,12 +88,16 @@ pub struct Cli {
 pub enum Command {
     /// Print the connector's capabilities as JSON (the content of baton_capabilities.json).
     Capabilities,
-    /// Sync a built-in sample workspace served by a simulated Torq on loopback; no credentials needed.
+    /// Sync a built-in sample workspace into demo.c1z (no credentials needed; never touches sync.c1z)
+    ///
+    /// A simulated Torq on loopback serves the sample workspace. The output is demo.c1z, or the file given with
+    /// -f on the command line; BATON_FILE and the config file's `file` are ignored, so demo data never becomes
+    /// the "previous sync" of a real one. Each run changes one user's last login, so two demo runs differ.
     Demo,
     /// Print a shell completion script (bash, zsh, fish or powershell) on stdout
     Completion {
         /// Shell to generate the script for
-        #[arg(value_enum)]
+        #[arg(value_enum, ignore_case = true)]
         shell: clap_complete::Shell,
     },
 }
@@ -90,11 +108,11 @@ pub struct TorqArgs {
     /// Torq API key client ID (Torq: avatar > API Keys > Create API key)
     #[arg(long, env = "BATON_TORQ_CLIENT_ID", hide_env_values = true, value_name = "ID")]
     pub torq_client_id: Option<String>,
-    /// Torq API key client secret; never printed or logged
+    /// Torq API key client secret; prefer BATON_TORQ_CLIENT_SECRET (a flag's value shows in `ps`); never printed or logged
     #[arg(long, env = "BATON_TORQ_CLIENT_SECRET", hide_env_values = true, value_name = "SECRET", value_parser = parse_secret)]
     pub torq_client_secret: Option<SecretString>,
     /// Torq region: selects the API and auth hosts
-    #[arg(long, env = "BATON_TORQ_REGION", value_enum, default_value_t = Region::Us, hide_env_values = true)]
+    #[arg(long, env = "BATON_TORQ_REGION", value_enum, ignore_case = true, default_value_t = Region::Us, hide_env_values = true)]
     pub torq_region: Region,
     /// Override the API base URL, e.g. https://api.torq.io/public/v1alpha (proxies, tests)
     #[arg(long, env = "BATON_TORQ_API_URL", hide_env_values = true, value_name = "URL")]
@@ -110,7 +128,8 @@ pub struct TorqArgs {
 /// Flags shared by every command.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Path of the c1z sync file to write (an existing one is extended, keeping its latest sync)
+    /// Path of the c1z sync file to write (an existing one is extended, keeping its latest sync); `demo` writes
+    /// demo.c1z unless -f is given on its command line
     #[arg(
         short = 'f',
         long,
@@ -122,10 +141,10 @@ pub struct CommonArgs {
     )]
     pub file: PathBuf,
     /// Log level
-    #[arg(long, env = "BATON_LOG_LEVEL", value_enum, default_value_t = LogLevel::Info, global = true, hide_env_values = true)]
+    #[arg(long, env = "BATON_LOG_LEVEL", value_enum, ignore_case = true, default_value_t = LogLevel::Info, global = true, hide_env_values = true)]
     pub log_level: LogLevel,
     /// Log format; default: console when stderr is a terminal, JSON otherwise. Logs always go to stderr
-    #[arg(long, env = "BATON_LOG_FORMAT", value_enum, global = true, hide_env_values = true)]
+    #[arg(long, env = "BATON_LOG_FORMAT", value_enum, ignore_case = true, global = true, hide_env_values = true)]
     pub log_format: Option<LogFormat>,
     /// Debug logs, including one line per HTTP request (method, path, status, duration, attempt)
     #[arg(long, env = "BATON_VERBOSE", global = true, hide_env_values = true)]
@@ -133,6 +152,13 @@ pub struct CommonArgs {
     /// When another run is writing the same --file, wait for it instead of failing at once
     #[arg(long, env = "BATON_WAIT_FOR_LOCK", global = true, hide_env_values = true)]
     pub wait_for_lock: bool,
+    /// Leave out the end-of-sync summary and the progress line (errors and warnings are still logged)
+    #[arg(short = 'q', long, env = "BATON_QUIET", global = true, hide_env_values = true)]
+    pub quiet: bool,
+    /// Whether --file was typed on the command line (set by `main` from clap's value source; `demo` ignores a
+    /// file that only comes from BATON_FILE or the config file).
+    #[arg(skip)]
+    pub file_on_command_line: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -195,7 +221,7 @@ pub struct ServiceArgs {
     /// ConductorOne client ID, generated with the connector's credentials in ConductorOne; selects service mode
     #[arg(long, env = "BATON_CLIENT_ID", hide_env_values = true, value_name = "ID")]
     pub client_id: Option<String>,
-    /// ConductorOne client secret (secret-token:conductorone.com:v1:...); never printed or logged
+    /// ConductorOne client secret (secret-token:conductorone.com:v1:...); prefer BATON_CLIENT_SECRET (a flag's value shows in `ps`); never printed or logged
     #[arg(long, env = "BATON_CLIENT_SECRET", hide_env_values = true, value_name = "SECRET", value_parser = parse_secret)]
     pub client_secret: Option<SecretString>,
     /// Tasks run at the same time in service mode
@@ -249,43 +275,55 @@ impl ProvisioningArgs {
 /// A configuration problem: one line, naming the flag and its environment variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("missing {what}: pass {flag} or set {env}{hint}")]
-    Missing { what: &'static str, flag: &'static str, env: &'static str, hint: &'static str },
+    /// One or more required settings are missing (all of them are named at once).
+    #[error("missing {what}: pass {flags} or set {envs}{hint}")]
+    Missing { what: String, flags: String, envs: String, hint: &'static str },
     #[error("invalid {flag} ({env}): {reason}")]
     Invalid { flag: &'static str, env: &'static str, reason: String },
     #[error("invalid --file ({path}): {reason}")]
     File { path: String, reason: String },
 }
 
-/// A required credential, trimmed: an error naming its flag and variable when empty, a warning when trimmed.
-fn required<'a>(
-    raw: Option<&'a str>,
+/// A required setting: its name in messages, flag and variable.
+struct Required {
     what: &'static str,
     flag: &'static str,
     env: &'static str,
-) -> Result<&'a str, ConfigError> {
+}
+
+const TORQ_CLIENT_ID: Required =
+    Required { what: "Torq client ID", flag: "--torq-client-id", env: "BATON_TORQ_CLIENT_ID" };
+const TORQ_CLIENT_SECRET: Required =
+    Required { what: "Torq client secret", flag: "--torq-client-secret", env: "BATON_TORQ_CLIENT_SECRET" };
+
+/// Required values, trimmed, in the order given; or one error naming every missing one. Whitespace pasted around a
+/// value is removed with a warning.
+fn required<'a, const N: usize>(values: [(Option<&'a str>, &Required); N]) -> Result<[&'a str; N], ConfigError> {
     const KEY_HINT: &str = " (create an API key in Torq: avatar > API Keys > Create API key)";
-    let raw = raw.unwrap_or("");
-    let value = raw.trim();
-    if value.is_empty() {
-        return Err(ConfigError::Missing { what, flag, env, hint: KEY_HINT });
+    let mut missing: Vec<&Required> = Vec::new();
+    let trimmed = values.map(|(raw, req)| {
+        let raw = raw.unwrap_or("");
+        let value = raw.trim();
+        if value.is_empty() {
+            missing.push(req);
+        } else if value.len() != raw.len() {
+            tracing::warn!("removed whitespace around the {}", req.what);
+        }
+        value
+    });
+    if missing.is_empty() {
+        return Ok(trimmed);
     }
-    if value.len() != raw.len() {
-        tracing::warn!("removed whitespace around the {what}");
-    }
-    Ok(value)
+    let join = |f: fn(&Required) -> &'static str| missing.iter().map(|r| f(r)).collect::<Vec<_>>().join(" and ");
+    Err(ConfigError::Missing { what: join(|r| r.what), flags: join(|r| r.flag), envs: join(|r| r.env), hint: KEY_HINT })
 }
 
 /// Checked Torq settings from the flags. Whitespace pasted around the ID or secret is trimmed with a warning.
 pub fn torq_settings(args: &TorqArgs) -> Result<TorqSettings, ConfigError> {
-    let client_id =
-        required(args.torq_client_id.as_deref(), "Torq client ID", "--torq-client-id", "BATON_TORQ_CLIENT_ID")?;
-    let secret = required(
-        args.torq_client_secret.as_ref().map(|s| s.expose_secret()),
-        "Torq client secret",
-        "--torq-client-secret",
-        "BATON_TORQ_CLIENT_SECRET",
-    )?;
+    let [client_id, secret] = required([
+        (args.torq_client_id.as_deref(), &TORQ_CLIENT_ID),
+        (args.torq_client_secret.as_ref().map(|s| s.expose_secret()), &TORQ_CLIENT_SECRET),
+    ])?;
     let api_url = checked_url(
         args.torq_api_url.as_deref().unwrap_or(args.torq_region.api_url()),
         "--torq-api-url",
@@ -353,6 +391,242 @@ pub fn check_output_path(path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Command-line errors
+
+/// Flags of the Go connector (baton-sdk) that baton-torq does not have, with what to do instead.
+const GO_ONLY_FLAGS: &[(&[&str], &str)] = &[
+    (
+        &["p", "provisioning", "grant-entitlement", "grant-principal", "grant-principal-type", "revoke-grant"],
+        "provisioning is not supported yet; baton-torq only reads the workspace",
+    ),
+    (
+        &["create-account-login", "create-account-email", "create-account-profile", "create-account-resource-type"],
+        "provisioning is not supported yet; baton-torq only reads the workspace",
+    ),
+    (
+        &["delete-resource", "delete-resource-type", "rotate-credentials", "rotate-credentials-type"],
+        "provisioning is not supported yet; baton-torq only reads the workspace",
+    ),
+    (
+        &["sync-resources", "sync-resource-types", "skip-entitlements-and-grants", "skip-grants", "skip-full-sync"],
+        "partial syncs are not supported; every sync reads the whole workspace in a few requests",
+    ),
+    (
+        &["otel-collector-endpoint", "otel-tracing-disabled", "otel-logging-disabled"],
+        "OpenTelemetry export is not supported; logs go to stderr (--log-format json for a collector)",
+    ),
+    (&["log-path"], "logs always go to stderr; redirect them, e.g. 2>>baton-torq.log"),
+    (&["log-level-debug-expires-at"], "not supported; set --log-level debug for the runs that need it"),
+    (
+        &["health-check", "health-check-port", "health-check-bind-address"],
+        "there is no health-check endpoint; watch the process and its logs",
+    ),
+    (&["workers", "parallel-sync"], "not needed: the user and role lists are already fetched concurrently"),
+    (&["storage-engine"], "only the SQLite (v1) c1z format is written"),
+    (&["ticketing", "external-resource-c1z", "external-resource-entitlement-id-filter"], "not supported by baton-torq"),
+    (&["diff-syncs", "compact-syncs"], "use the baton CLI on the c1z file instead"),
+];
+
+/// Words that look like commands: shown in errors (a secret is not made of lowercase letters and dashes only).
+fn looks_like_a_command(word: &str) -> bool {
+    (1..=16).contains(&word.len())
+        && word.starts_with(|c: char| c.is_ascii_lowercase())
+        && word.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+}
+
+/// One line for a command-line error, naming what to type instead. A word typed without a flag is only shown when
+/// it looks like a command: it may be a secret that lost its flag (`--torq-client-secret= S3CRET`).
+pub fn describe_parse_error(e: &clap::Error, argv: &[String]) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let one = |k: ContextKind| match e.get(k) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let many = |k: ContextKind| match e.get(k) {
+        Some(ContextValue::Strings(v)) => v.clone(),
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    let help = "run 'baton-torq --help' for usage";
+    // "did you mean X? (run ...)" reads better than "did you mean X?; run ...".
+    let with_help = |body: String| match body.ends_with('?') {
+        true => format!("{body} ({help})"),
+        false => format!("{body}; {help}"),
+    };
+    match e.kind() {
+        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand => {
+            let word = one(ContextKind::InvalidArg).or_else(|| one(ContextKind::InvalidSubcommand)).unwrap_or_default();
+            if word.starts_with('-') {
+                return with_help(unknown_flag(&word, many(ContextKind::SuggestedArg), &cmd));
+            }
+            if let Some(similar) = many(ContextKind::SuggestedSubcommand).first() {
+                return with_help(format!("unknown command '{word}'; did you mean '{similar}'?"));
+            }
+            with_help(stray_word(&word, argv, &cmd))
+        }
+        ErrorKind::InvalidValue => {
+            let arg = one(ContextKind::InvalidArg).unwrap_or_default();
+            let value = one(ContextKind::InvalidValue).unwrap_or_default();
+            let allowed = many(ContextKind::ValidValue).join(", ");
+            let name = arg_name(&arg, &cmd);
+            let secret = arg.contains("secret");
+            let did_you_mean = match many(ContextKind::SuggestedValue).first() {
+                Some(v) => format!(" (did you mean '{v}'?)"),
+                None => String::new(),
+            };
+            match (value.is_empty(), secret) {
+                (true, _) => format!("{name} needs a value: one of {allowed}"),
+                (false, true) => with_help(format!("invalid value for {name}")),
+                (false, false) => format!("invalid value '{value}' for {name}: use one of {allowed}{did_you_mean}"),
+            }
+        }
+        ErrorKind::MissingRequiredArgument => {
+            let missing = many(ContextKind::InvalidArg);
+            let command = argv.iter().skip(1).find(|w| cmd.find_subcommand(w.as_str()).is_some());
+            let sub = command.and_then(|c| cmd.find_subcommand(c.as_str()));
+            let wanted: Vec<String> = missing
+                .iter()
+                .map(|m| {
+                    let values = sub.and_then(|s| possible_values(s, m)).unwrap_or_default();
+                    if values.is_empty() {
+                        m.clone()
+                    } else {
+                        format!("{m} (one of {})", values.join(", "))
+                    }
+                })
+                .collect();
+            let example = match (command, sub.and_then(|s| possible_values(s, missing.first()?))) {
+                (Some(c), Some(values)) if !values.is_empty() => format!("; e.g. 'baton-torq {c} {}'", values[0]),
+                _ => String::new(),
+            };
+            match command {
+                Some(c) => format!("'{c}' needs {}{example}", wanted.join(" and ")),
+                None => with_help(format!("missing {}", wanted.join(" and "))),
+            }
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            with_help(first.to_string())
+        }
+    }
+}
+
+/// `--torq-region <REGION>` -> `--torq-region (BATON_TORQ_REGION)`; `<SHELL>` -> `the shell`.
+fn arg_name(arg: &str, cmd: &clap::Command) -> String {
+    let flag = arg.split_whitespace().next().unwrap_or(arg);
+    if let Some(long) = flag.strip_prefix("--") {
+        let env = all_args(cmd).find(|a| a.get_long() == Some(long)).and_then(|a| a.get_env().map(|e| e.to_owned()));
+        return match env {
+            Some(env) => format!("{flag} ({})", env.to_string_lossy()),
+            None => flag.to_string(),
+        };
+    }
+    match flag.strip_prefix('<').and_then(|f| f.strip_suffix('>')) {
+        Some(name) => format!("the {}", name.to_lowercase()),
+        None => flag.to_string(),
+    }
+}
+
+/// The possible values of the positional `<NAME>` of `sub`.
+fn possible_values(sub: &clap::Command, placeholder: &str) -> Option<Vec<String>> {
+    let name = placeholder.trim_start_matches('<').trim_end_matches('>').to_lowercase();
+    let arg = sub.get_positionals().find(|a| a.get_id().as_str().eq_ignore_ascii_case(&name))?;
+    Some(arg.get_possible_values().iter().filter(|v| !v.is_hide_set()).map(|v| v.get_name().to_string()).collect())
+}
+
+/// Every argument of `cmd` and its subcommands.
+fn all_args(cmd: &clap::Command) -> impl Iterator<Item = &clap::Arg> {
+    cmd.get_arguments().chain(cmd.get_subcommands().flat_map(|s| s.get_arguments()))
+}
+
+/// An unknown flag: its name (never a value after `=`) and the flags the user probably meant.
+fn unknown_flag(word: &str, clap_suggestions: Vec<String>, cmd: &clap::Command) -> String {
+    let name = word.split('=').next().unwrap_or(word);
+    let bare = name.trim_start_matches('-');
+    if let Some((_, note)) = GO_ONLY_FLAGS.iter().find(|(flags, _)| flags.contains(&bare)) {
+        return format!("{name} is a flag of the Go connector that baton-torq does not have: {note}");
+    }
+    // Own matches first: `--region` -> `--torq-region`, `--timeout` -> `--http-timeout-seconds`, `--Torq_Region`
+    // and `--BATON_TORQ_REGION` -> `--torq-region`. Then clap's spelling suggestion (`--verbos` -> `--verbose`).
+    let typed = bare.to_ascii_lowercase().replace('_', "-");
+    let typed = typed.strip_prefix("baton-").unwrap_or(&typed).to_string();
+    let longs: Vec<&str> = all_args(cmd).filter(|a| !a.is_hide_set()).filter_map(|a| a.get_long()).collect();
+    let mut suggestions: Vec<String> = match longs.iter().find(|l| **l == typed) {
+        Some(exact) => vec![exact.to_string()],
+        None if !typed.is_empty() => {
+            longs.iter().filter(|l| format!("-{l}-").contains(&format!("-{typed}-"))).map(|l| l.to_string()).collect()
+        }
+        None => Vec::new(),
+    };
+    suggestions.sort();
+    suggestions.dedup();
+    if suggestions.is_empty() {
+        suggestions = clap_suggestions.iter().map(|s| s.trim_start_matches('-').to_string()).collect();
+    }
+    let shown: Vec<String> = suggestions.iter().take(3).map(|s| format!("'--{s}'")).collect();
+    match shown.len() {
+        0 => format!("unknown flag '{name}'"),
+        _ => format!("unknown flag '{name}'; did you mean {}?", shown.join(" or ")),
+    }
+}
+
+/// A word without a flag that is not a command.
+fn stray_word(word: &str, argv: &[String], cmd: &clap::Command) -> String {
+    let commands: Vec<&str> =
+        cmd.get_subcommands().filter(|s| !s.is_hide_set()).map(|s| s.get_name()).chain(["help"]).collect();
+    let commands = commands.join(", ");
+    let previous = argv.iter().position(|a| a == word).and_then(|i| i.checked_sub(1)).and_then(|i| argv.get(i));
+    if let Some(flag) = previous.filter(|p| p.starts_with("--") && p.ends_with('=')) {
+        return format!(
+            "a value without a flag follows '{flag}' (not shown in case it is a secret); remove the stray space after '='"
+        );
+    }
+    if looks_like_a_command(word) {
+        return match word {
+            "sync" => "there is no 'sync' command: run baton-torq without a command to sync".to_string(),
+            "config" | "health-check" => {
+                format!("'{word}' is a command of the Go connector that baton-torq does not have; commands: {commands}")
+            }
+            _ => format!("unknown command '{word}'; commands: {commands}"),
+        };
+    }
+    format!(
+        "unexpected value without a flag (not shown in case it is a secret); commands: {commands}; \
+         values follow their flag (--flag VALUE or --flag=VALUE, no space after '=')"
+    )
+}
+
+/// The log format asked for by a command line that failed to parse (the last `--log-format`, else
+/// BATON_LOG_FORMAT, which the config file may have set), so that its error is printed in that format. `None`
+/// when neither names a valid format.
+pub fn log_format_hint(argv: &[String]) -> Option<LogFormat> {
+    let mut typed = None;
+    let mut words = argv.iter().skip(1);
+    while let Some(word) = words.next() {
+        if word == "--" {
+            break;
+        }
+        if word == "--log-format" {
+            typed = words.next().cloned();
+        } else if let Some(value) = word.strip_prefix("--log-format=") {
+            typed = Some(value.to_string());
+        }
+    }
+    let value = typed.or_else(|| std::env::var("BATON_LOG_FORMAT").ok().filter(|v| !v.is_empty()))?;
+    LogFormat::from_str(value.trim(), true).ok()
+}
+
+/// Whether `--file` was typed on the command line (not taken from BATON_FILE, the config file or the default).
+pub fn file_on_command_line(matches: &clap::ArgMatches) -> bool {
+    use clap::parser::ValueSource;
+    let typed = |m: &clap::ArgMatches| m.value_source("file") == Some(ValueSource::CommandLine);
+    typed(matches) || matches.subcommand().is_some_and(|(_, sub)| typed(sub))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +640,42 @@ mod tests {
         assert!(checked_url("https://u:p@api.torq.io/x", "--f", "E").is_err());
         assert!(checked_url("ftp://api.torq.io/x", "--f", "E").is_err());
         assert!(checked_url("not a url", "--f", "E").is_err());
+    }
+
+    #[test]
+    fn every_missing_credential_is_named_at_once() {
+        let args = |id: Option<&str>, secret: Option<&str>| TorqArgs {
+            torq_client_id: id.map(str::to_string),
+            torq_client_secret: secret.map(|s| SecretString::from(s.to_string())),
+            torq_region: Region::Us,
+            torq_api_url: None,
+            torq_auth_url: None,
+            http_timeout_seconds: 60,
+        };
+        let e = torq_settings(&args(None, Some(" "))).unwrap_err().to_string();
+        assert!(e.contains("--torq-client-id and --torq-client-secret"), "{e}");
+        assert!(e.contains("BATON_TORQ_CLIENT_ID and BATON_TORQ_CLIENT_SECRET"), "{e}");
+        let e = torq_settings(&args(Some("id"), None)).unwrap_err().to_string();
+        assert!(e.contains("pass --torq-client-secret or set BATON_TORQ_CLIENT_SECRET"), "{e}");
+        assert!(torq_settings(&args(Some(" id "), Some("s"))).is_ok());
+    }
+
+    #[test]
+    fn the_log_format_of_a_command_line_that_does_not_parse() {
+        let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert_eq!(log_format_hint(&argv(&["b", "--bogus", "--log-format", "JSON"])), Some(LogFormat::Json));
+        assert_eq!(
+            log_format_hint(&argv(&["b", "--log-format=json", "--log-format=console"])),
+            Some(LogFormat::Console)
+        );
+    }
+
+    #[test]
+    fn only_command_like_words_are_repeated() {
+        assert!(looks_like_a_command("dmeo") && looks_like_a_command("health-check"));
+        for secret in ["S3cret", "abc123", "sk_live", "a-very-long-lowercase-word", "", "-x"] {
+            assert!(!looks_like_a_command(secret), "{secret}");
+        }
     }
 
     #[test]

@@ -1,32 +1,44 @@
 //! baton-torq entry point: parse the command line, set up logging, run, map the outcome to an exit code
 //! (0 success, 1 sync failure, 2 usage or configuration error, 130 interrupted).
+//!
+//! Every error is exactly one line on stderr, in the chosen log format: `error: ...` on the console, one JSON
+//! record in JSON mode (parse and config-file errors included).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use baton_torq::app::{self, SummaryStyle, EXIT_FAILURE, EXIT_USAGE};
-use baton_torq::cli::{Cli, LogFormat, LogLevel};
+use baton_torq::cli::{self, Cli, LogFormat, LogLevel};
 use baton_torq::config_file;
 use baton_torq::progress::StderrClearingLine;
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
+    // First of all: a Ctrl-C or SIGTERM from now on exits 130, never the shell's 143 for an unhandled signal.
+    baton_torq::signal::install_early();
+    let argv: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
     // The config file only fills in BATON_* variables that are unset, so clap gives flags > env > file > defaults.
     let config_file = match config_file::apply_to_env(&Cli::command()) {
         Ok(applied) => applied,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(e) => return fail(json_before_parse(&argv), &e.to_string(), EXIT_USAGE),
     };
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command().try_get_matches_from(&argv).and_then(|matches| {
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.common.file_on_command_line = cli::file_on_command_line(&matches);
+        Ok(cli)
+    });
+    // clap has read the file's values; secrets from the file must not stay in the process environment.
+    if let Some(applied) = &config_file {
+        applied.remove_from_env();
+    }
+    let cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e),
+        Err(e) => return usage_error(e, &argv),
     };
     let json = match cli.common.log_format {
         Some(LogFormat::Json) => true,
         Some(LogFormat::Console) => false,
-        None => !std::io::stderr().is_terminal(),
+        None => default_json(),
     };
     let level = if cli.common.verbose && cli.common.log_level != LogLevel::Trace {
         LogLevel::Debug
@@ -42,31 +54,53 @@ fn main() -> ExitCode {
             overridden_by_env = %applied.overridden_by_env.join(","),
             "read config file"
         );
+        for key in applied.endpoint_keys() {
+            tracing::warn!(
+                path = %applied.path.display(),
+                key,
+                "the config file sets where connections go (or which CA is trusted); check that it is yours"
+            );
+        }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
+        Err(e) => return fail(json, &format!("cannot start the async runtime: {e}"), EXIT_FAILURE),
     };
     let style = if json { SummaryStyle::Json } else { SummaryStyle::Console };
     match runtime.block_on(app::run(cli, style)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Exactly one line on stderr: a JSON record in JSON mode, plain text otherwise.
-            if json {
-                tracing::error!(error = %e, "baton-torq failed");
-            } else {
-                eprintln!("error: {e}");
-            }
-            e.exit_code()
-        }
+        Err(e) => fail(json, &e.to_string(), e.code()),
     }
 }
 
-/// clap's help and version go to stdout as usual; its errors become one line.
-fn usage_error(e: clap::Error) -> ExitCode {
+/// JSON logs unless stderr is a terminal (the default of --log-format).
+fn default_json() -> bool {
+    !std::io::stderr().is_terminal()
+}
+
+/// The log format for an error met before the command line was parsed.
+fn json_before_parse(argv: &[String]) -> bool {
+    match cli::log_format_hint(argv) {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Console) => false,
+        None => default_json(),
+    }
+}
+
+/// Prints `message` as the run's one error line and returns `code`.
+fn fail(json: bool, message: &str, code: u8) -> ExitCode {
+    if json {
+        // A no-op when logging is already set up.
+        init_logging(true, LogLevel::Info);
+        tracing::error!(error = %message, exit_code = code, "baton-torq failed");
+    } else {
+        eprintln!("error: {message}");
+    }
+    ExitCode::from(code)
+}
+
+/// clap's help and version go to stdout as usual; its errors become one line that names the fix.
+fn usage_error(e: clap::Error, argv: &[String]) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(
         e.kind(),
@@ -75,34 +109,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
-    if let Some(shown) = unexpected_word(&e) {
-        // A stray word may be a secret (`--torq-client-secret= S3CRET`): name only flags, never values.
-        eprintln!("error: unexpected argument {shown}; run 'baton-torq --help' for usage");
-        return ExitCode::from(EXIT_USAGE);
-    }
-    let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-    eprintln!("error: {first}; run 'baton-torq --help' for usage");
-    ExitCode::from(EXIT_USAGE)
-}
-
-/// For an unknown argument or subcommand: the flag name (`'--verbos'`, without any `=value`), or a note that a
-/// value was not shown. `None` for other errors.
-fn unexpected_word(e: &clap::Error) -> Option<String> {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    if !matches!(e.kind(), ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand) {
-        return None;
-    }
-    let word = [ContextKind::InvalidArg, ContextKind::InvalidSubcommand].into_iter().find_map(|k| match e.get(k) {
-        Some(ContextValue::String(s)) => Some(s.clone()),
-        _ => None,
-    })?;
-    Some(match word.strip_prefix('-') {
-        Some(_) => format!("'{}'", word.split('=').next().unwrap_or_default()),
-        None => {
-            "(a value without a flag; not shown in case it is a secret - check for a stray space after '=')".to_string()
-        }
-    })
+    fail(json_before_parse(argv), &cli::describe_parse_error(&e, argv), EXIT_USAGE)
 }
 
 fn init_logging(json: bool, level: LogLevel) {
@@ -112,11 +119,12 @@ fn init_logging(json: bool, level: LogLevel) {
         level.as_str()
     ));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        builder.json().flatten_event(true).with_current_span(false).init();
+    // try_init: an error path may set up logging after it was set up already.
+    let _ = if json {
+        builder.json().flatten_event(true).with_current_span(false).try_init()
     } else {
         // Console lines first clear a terminal progress line, if one is shown.
         let builder = builder.with_writer(StderrClearingLine);
-        builder.with_target(false).with_ansi(std::io::stderr().is_terminal()).compact().init();
-    }
+        builder.with_target(false).with_ansi(std::io::stderr().is_terminal()).compact().try_init()
+    };
 }

@@ -4,6 +4,11 @@
 //!
 //! Every run gets a clean environment and its own working directory, so a developer's own `.baton.yaml` or
 //! `BATON_*` variables never leak in.
+//!
+//! Also the first hour of a new user (issue 16): `demo` writes its own file and changes a little per run, parser
+//! errors name the fix, one format per stream in JSON mode, honest interrupts, the Go connector's flags.
+
+mod common;
 
 use std::path::Path;
 use std::process::Output;
@@ -59,13 +64,17 @@ fn files_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Asserts one error line on stderr and returns its text: the console line, or a JSON record's `error`.
 fn assert_one_line(o: &Output) -> String {
     let err = stderr(o);
     assert_eq!(err.trim_end().lines().count(), 1, "exactly one line on stderr:\n{err}");
     // Console mode prints "error: ..."; in a pipe the default log format is JSON: one ERROR record.
-    let json_error = serde_json::from_str::<serde_json::Value>(err.trim_end()).is_ok_and(|v| v["level"] == "ERROR");
-    assert!(err.starts_with("error: ") || json_error, "{err}");
-    err
+    if err.starts_with("error: ") {
+        return err;
+    }
+    let record: serde_json::Value = serde_json::from_str(err.trim_end()).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert_eq!(record["level"], "ERROR", "{err}");
+    record["error"].as_str().unwrap_or_else(|| panic!("no error text: {err}")).to_string()
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -281,6 +290,48 @@ async fn sync_failures_exit_1() {
     assert!(files_in(dir.path()).is_empty(), "nothing written");
 }
 
+/// A container's user often may not write the bind-mounted output folder; the error must say how to fix that.
+/// Root ignores file modes, so when the tests run as root the binary really runs as uid/gid 65534 (nobody) in a
+/// root-owned 0755 folder; as any other user the folder is made read-only (0555). Either way the open fails with
+/// a real EACCES.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_folder_this_user_cannot_write_says_to_use_user_or_make_it_writable() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mode = |path: &Path, mode: u32| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let mut c = cmd(&out_dir);
+    if std::fs::metadata(&out_dir).unwrap().uid() == 0 {
+        mode(dir.path(), 0o755); // tempdir() is 0700: let nobody reach the folder, which it may read but not write
+        mode(&out_dir, 0o755);
+        c.uid(65534).gid(65534);
+    } else {
+        mode(&out_dir, 0o555);
+    }
+    // The image's default run: sync.c1z relative to the working directory. The output is locked before Torq is
+    // called, so no server is needed (nothing listens at this URL).
+    let out = c
+        .args(["--torq-client-id", "id", "--torq-client-secret", "secret", "--log-format", "console"])
+        .args([
+            "--torq-api-url",
+            "http://127.0.0.1:9/public/v1alpha",
+            "--torq-auth-url",
+            "http://127.0.0.1:9/v1/auth/token",
+        ])
+        .output()
+        .await
+        .expect("run baton-torq as another user");
+    mode(&out_dir, 0o755);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let err = assert_one_line(&out);
+    assert!(err.contains(r#"in a container, run it with --user "$(id -u):$(id -g)""#), "{err}");
+    assert!(err.contains("make the folder writable"), "{err}");
+    assert!(err.contains(&format!("output folder {}", out_dir.display())), "names the folder: {err}");
+    assert!(std::fs::read_dir(&out_dir).unwrap().next().is_none(), "nothing written");
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_exits_130_and_leaves_the_existing_file_unchanged() {
@@ -372,4 +423,398 @@ async fn progress_line_on_a_terminal_is_drawn_and_cleared() {
     let summary = screen.find("Synced").expect("summary");
     assert!(last_draw + cleared < summary, "cleared before the summary: {screen:?}");
     server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// demo: its own file, a little change per run
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_writes_demo_c1z_and_never_the_configured_sync_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // A real setup: the config file and the environment both name the real sync file.
+    std::fs::write(dir.path().join(".baton.yaml"), "file: real.c1z\n").unwrap();
+    let out = cmd(dir.path()).env("BATON_FILE", "also-real.c1z").arg("demo").output().await.unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(files_in(dir.path()), vec![".baton.yaml", "demo.c1z"], "only demo.c1z is written");
+    // Without any configuration, not sync.c1z either.
+    std::fs::remove_file(dir.path().join(".baton.yaml")).unwrap();
+    std::fs::remove_file(dir.path().join("demo.c1z")).unwrap();
+    let out = cmd(dir.path()).arg("demo").output().await.unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(files_in(dir.path()), vec!["demo.c1z"]);
+    // -f typed on the command line is the user's explicit choice, before or after the command.
+    for args in [&["demo", "-f", "mine.c1z"][..], &["--file", "mine2.c1z", "demo"][..]] {
+        let out = cmd(dir.path()).args(args).output().await.unwrap();
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    }
+    assert_eq!(files_in(dir.path()), vec!["demo.c1z", "mine.c1z", "mine2.c1z"]);
+    // --help says so.
+    let out = cmd(dir.path()).args(["demo", "--help"]).output().await.unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(help.contains("demo.c1z") && help.contains("BATON_FILE"), "{help}");
+    let out = cmd(dir.path()).arg("--help").output().await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("demo.c1z"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_demo_runs_differ_in_one_users_last_login() {
+    use common::c1z_reader::C1zReader;
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = cmd(dir.path()).arg("demo").output().await.unwrap();
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    }
+    let reader = C1zReader::open(&dir.path().join("demo.c1z"));
+    let runs = reader.sync_runs();
+    assert_eq!(runs.len(), 2, "the second demo run keeps the first as its previous sync");
+    let users = |sync_id: &str| -> std::collections::BTreeMap<String, Vec<u8>> {
+        reader
+            .resources(sync_id)
+            .into_iter()
+            .filter(|r| r.resource_type_id == "user")
+            .map(|r| (r.external_id.clone(), prost::Message::encode_to_vec(&r.data)))
+            .collect()
+    };
+    let (first, second) = (users(&runs[0].sync_id), users(&runs[1].sync_id));
+    assert_eq!(first.keys().collect::<Vec<_>>(), second.keys().collect::<Vec<_>>(), "the same users");
+    let changed: Vec<&String> = first.keys().filter(|id| first[*id] != second[*id]).collect();
+    assert_eq!(changed.len(), 1, "exactly one user changed between two demo runs: {changed:?}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Parser errors that name the fix
+
+/// Runs with console logs; asserts exit 2 and one `error: ` line; returns it.
+async fn usage_error(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cmd(dir.path()).args(args).arg("--log-format=console").envs(env.iter().copied()).output().await.unwrap();
+    assert_eq!(code(&out), Some(2), "{args:?}: {}", stderr(&out));
+    let err = assert_one_line(&out);
+    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    assert!(out.stdout.is_empty(), "{args:?}");
+    err
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parser_errors_name_the_fix() {
+    let cases: &[(&[&str], &[&str])] = &[
+        // a missing argument is named, with its values and an example
+        (&["completion"], &["'completion' needs", "<SHELL>", "bash, elvish, fish, powershell, zsh", "completion bash"]),
+        // enums list their values
+        (&["--torq-region", "apac"], &["'apac'", "--torq-region (BATON_TORQ_REGION)", "us, eu"]),
+        (&["--log-level", "loud"], &["'loud'", "--log-level", "trace, debug, info, warn, error"]),
+        (&["--log-format", "xml"], &["'xml'", "json, console"]),
+        (&["completion", "tcsh"], &["'tcsh'", "the shell", "bash"]),
+        (&["--torq-region="], &["--torq-region", "needs a value", "us, eu"]),
+        // did you mean
+        (&["--region", "eu"], &["'--region'", "did you mean '--torq-region'?"]),
+        (&["--timeout=5"], &["'--timeout'", "'--http-timeout-seconds'"]),
+        (&["--torq_client_id", "x"], &["'--torq-client-id'"]),
+        (&["--verbos"], &["'--verbos'", "did you mean '--verbose'?"]),
+        (&["dmeo"], &["unknown command 'dmeo'", "did you mean 'demo'?"]),
+        (&["capabilites"], &["did you mean 'capabilities'?"]),
+        // a command that does not exist is called a command, not a stray value
+        (&["sync"], &["no 'sync' command", "without a command"]),
+        (&["frobnicate"], &["unknown command 'frobnicate'", "capabilities, demo, completion, help"]),
+        // flags of the Go connector that do not exist here say so
+        (&["--otel-collector-endpoint", "http://x"], &["Go connector", "OpenTelemetry"]),
+        (&["--sync-resources=a"], &["Go connector", "partial syncs"]),
+    ];
+    for (args, needles) in cases {
+        let err = usage_error(args, &[]).await;
+        for needle in *needles {
+            assert!(err.contains(needle), "{args:?}: expected {needle:?} in: {err}");
+        }
+        assert!(!err.contains("not shown in case it is a secret"), "{args:?}: not a stray value: {err}");
+    }
+    // A value from the environment names the variable.
+    let err = usage_error(&[], &[("BATON_TORQ_REGION", "mars")]).await;
+    assert!(err.contains("'mars'") && err.contains("BATON_TORQ_REGION") && err.contains("us, eu"), "{err}");
+    // A real stray value is still called one (and not shown).
+    let err = usage_error(&["--torq-client-id", "id", "Zx9-stray-Value"], &[]).await;
+    assert!(err.contains("not shown in case it is a secret") && !err.contains("Zx9"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_missing_credential_is_named_in_one_line() {
+    let err = usage_error(&[], &[]).await;
+    for needle in ["--torq-client-id", "--torq-client-secret", "BATON_TORQ_CLIENT_ID", "BATON_TORQ_CLIENT_SECRET"] {
+        assert!(err.contains(needle), "{needle} in {err}");
+    }
+    let err = usage_error(&["--torq-client-secret", "s"], &[]).await;
+    assert!(err.contains("--torq-client-id") && !err.contains("--torq-client-secret"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enum_values_are_case_insensitive() {
+    let server = demo_server(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
+    let out = cmd(dir.path())
+        .args(["--torq-region", "EU", "--log-level", "WARN", "--log-format", "Console"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Synced"), "console summary: {}", stderr(&out));
+    let out = cmd(dir.path()).env("BATON_TORQ_REGION", "Us").output().await.unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let out = cmd(dir.path()).args(["completion", "BASH"]).output().await.unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The Go connector's flags
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_connector_flags_mean_the_same_here() {
+    let dir = tempfile::tempdir().unwrap();
+    // -v / --version as cobra prints it (and clap's -V).
+    for flag in ["-v", "--version", "-V"] {
+        let out = cmd(dir.path()).arg(flag).output().await.unwrap();
+        assert_eq!(code(&out), Some(0), "{flag}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(text.trim(), format!("baton-torq version v{}", env!("CARGO_PKG_VERSION")), "{flag}");
+    }
+    // `help` as a command, `-h`.
+    for args in [&["help"][..], &["-h"][..], &["help", "completion"][..]] {
+        let out = cmd(dir.path()).args(args).output().await.unwrap();
+        assert_eq!(code(&out), Some(0), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{args:?}");
+    }
+    // The Go connector's own flags and base flags, with the same environment variables.
+    let help = String::from_utf8(cmd(dir.path()).arg("--help").output().await.unwrap().stdout).unwrap();
+    for needle in [
+        "--torq-client-id",
+        "--torq-client-secret",
+        "-f, --file",
+        "--log-level",
+        "--log-format",
+        "--client-id",
+        "--client-secret",
+        "-v, --version",
+        "BATON_TORQ_CLIENT_ID",
+        "BATON_FILE",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// One format per stream
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    stderr(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON record ({e}): {l}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_json_mode_every_error_is_one_json_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let unreachable = [
+        "--torq-client-id".to_string(),
+        "id".into(),
+        "--torq-client-secret".into(),
+        "s".into(),
+        format!("--torq-api-url=http://127.0.0.1:{port}/p"),
+        format!("--torq-auth-url=http://127.0.0.1:{port}/t"),
+    ];
+    type Case<'a> = (&'a str, Vec<String>, Vec<(&'a str, String)>, i64, &'a str);
+    let cases: Vec<Case> = vec![
+        ("parse error", vec!["--region".into(), "eu".into()], vec![], 2, "--torq-region"),
+        ("missing argument", vec!["completion".into()], vec![], 2, "<SHELL>"),
+        ("bad enum from env", vec![], vec![("BATON_TORQ_REGION", "mars".into())], 2, "us, eu"),
+        (
+            "config file",
+            vec![],
+            vec![("BATON_CONFIG_PATH", dir.path().join("c.json").display().to_string())],
+            2,
+            ".yaml or .yml",
+        ),
+        ("missing credentials", vec![], vec![], 2, "BATON_TORQ_CLIENT_SECRET"),
+        ("runtime failure", unreachable.to_vec(), vec![], 1, "Torq did not answer"),
+    ];
+    for (name, args, env, exit, needle) in cases {
+        for how in ["flag", "env"] {
+            let mut c = cmd(dir.path());
+            c.args(&args).envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+            match how {
+                "flag" => c.arg("--log-format=json"),
+                _ => c.env("BATON_LOG_FORMAT", "json"),
+            };
+            let out = c.output().await.unwrap();
+            assert_eq!(code(&out).map(i64::from), Some(exit), "{name} ({how}): {}", stderr(&out));
+            let records = json_lines(&out);
+            let errors: Vec<_> = records.iter().filter(|r| r["level"] == "ERROR").collect();
+            assert_eq!(errors.len(), 1, "{name} ({how}): one error record: {}", stderr(&out));
+            let error = errors[0];
+            assert_eq!(error["message"], "baton-torq failed", "{name}");
+            assert_eq!(error["exit_code"], exit, "{name}");
+            let text = error["error"].as_str().unwrap_or_default();
+            assert!(text.contains(needle), "{name} ({how}): {needle:?} in {text}");
+            assert!(!text.starts_with("error:"), "{name}: no console prefix inside JSON: {text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_is_a_result_shown_at_every_log_level_unless_quiet() {
+    let server = demo_server(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
+    for level in ["info", "warn", "error"] {
+        let out = cmd(dir.path()).args(["--log-format", "json", "--log-level", level]).output().await.unwrap();
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+        let records = json_lines(&out);
+        let summary = records.iter().find(|r| r["message"] == "sync complete");
+        let summary = summary.unwrap_or_else(|| panic!("JSON summary at --log-level {level}: {}", stderr(&out)));
+        // Fields are JSON values, not strings holding JSON.
+        let by_status = summary["users_by_status"].as_object().expect("users_by_status is an object");
+        let total: u64 = by_status.values().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(Some(total), summary["users"].as_u64());
+        assert!(summary["api_requests"].is_u64() && summary["duration_seconds"].is_f64(), "{summary}");
+        assert_eq!(summary["level"], "INFO");
+        assert!(summary["timestamp"].is_string());
+
+        let out = cmd(dir.path()).args(["--log-format", "console", "--log-level", level]).output().await.unwrap();
+        assert!(stderr(&out).contains("Synced"), "console summary at --log-level {level}: {}", stderr(&out));
+    }
+    for format in ["json", "console"] {
+        for quiet in [&["--quiet"][..], &["-q"][..]] {
+            let out = cmd(dir.path()).args(["--log-format", format]).args(quiet).output().await.unwrap();
+            assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+            let err = stderr(&out);
+            assert!(!err.contains("Synced") && !err.contains("sync complete"), "{format} {quiet:?}: {err}");
+        }
+        let out = cmd(dir.path()).args(["--log-format", format]).env("BATON_QUIET", "true").output().await.unwrap();
+        assert!(!stderr(&out).contains("Synced") && !stderr(&out).contains("sync complete"));
+    }
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Honest interrupts
+
+/// Sends `signal` (e.g. "-INT") to `pid`; false when the process is already gone.
+fn kill(signal: &str, pid: u32) -> bool {
+    std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_stop_that_wins_the_commit_gate_keeps_the_old_file_and_a_later_one_is_told_it_lost() {
+    use baton_torq::c1z::{C1zError, C1zWriter, CommitGate, WriterOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("sync.c1z");
+    C1zWriter::create(&target, WriterOptions::default()).unwrap().finish().unwrap();
+    let before = std::fs::read(&target).unwrap();
+
+    let gate = CommitGate::new();
+    let writer = C1zWriter::create(&target, WriterOptions { gate: Some(gate.clone()), ..Default::default() }).unwrap();
+    assert!(gate.abandon(), "nothing was being replaced yet");
+    assert!(matches!(writer.finish(), Err(C1zError::Interrupted)));
+    assert_eq!(std::fs::read(&target).unwrap(), before, "the old file is byte-for-byte unchanged");
+    assert_eq!(files_in(dir.path()), vec!["sync.c1z"], "no work or temp file left");
+
+    let gate = CommitGate::new();
+    let writer = C1zWriter::create(&target, WriterOptions { gate: Some(gate.clone()), ..Default::default() }).unwrap();
+    writer.finish().unwrap();
+    assert!(!gate.abandon(), "a stop after the file was replaced cannot claim it was left alone");
+    assert_ne!(std::fs::read(&target).unwrap(), before);
+}
+
+/// Interrupts a sync of a large workspace at many moments around its end (fetching, building indexes,
+/// compressing, renaming, exiting). Whatever the moment, what the run says is what happened to the file: exit 130
+/// with the old file untouched, or exit 0 with the new file and no claim that the old one was kept.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_interrupt_never_claims_what_did_not_happen() {
+    use baton_torq::sim::GeneratedSpec;
+    let spec = GeneratedSpec { users: 40_000, roles: 20, sso_percent: 30, seed: 16, ..Default::default() };
+    let server = SimServer::start(Workspace::generated(spec), SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sync.c1z");
+    std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
+    // Two syncs: the second, like every try below, extends an existing file; its duration sets the moments.
+    let mut full = Duration::ZERO;
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        let out = cmd(dir.path()).args(["--log-format", "console"]).output().await.unwrap();
+        assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+        full = started.elapsed();
+    }
+
+    let (mut kept, mut replaced) = (0, 0);
+    for i in 0..12u32 {
+        let before = std::fs::read(&file).unwrap();
+        let child = cmd(dir.path())
+            .args(["--log-format", "console"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id().expect("pid");
+        // From 45 % to 144 % of a full run: fetching, building indexes, compressing, renaming, after the end.
+        tokio::time::sleep(full * (45 + 9 * i) / 100).await;
+        let signal = if i % 2 == 0 { "-INT" } else { "-TERM" };
+        let sent = kill(signal, pid);
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.unwrap().unwrap();
+        let err = stderr(&out);
+        let after = std::fs::read(&file).unwrap();
+        let claims_kept = err.contains("leaving the sync file as it was") || err.contains("left as it was");
+        match code(&out) {
+            Some(130) => {
+                assert!(claims_kept, "try {i}: exit 130 says the file was kept: {err}");
+                assert_eq!(after, before, "try {i}: exit 130 but the file changed: {err}");
+                kept += 1;
+            }
+            Some(0) => {
+                assert!(!claims_kept, "try {i} ({signal} sent: {sent}): the file was replaced, yet: {err}");
+                assert_ne!(after, before, "try {i}: exit 0 writes a new sync");
+                replaced += 1;
+            }
+            other => panic!("try {i}: exit {other:?}: {err}"),
+        }
+        assert_eq!(files_in(dir.path()), vec![".baton.yaml", "sync.c1z"], "try {i}: no work files left");
+    }
+    eprintln!("late interrupts: {kept} kept the old file, {replaced} finished the new one (sync took {full:?})");
+    server.shutdown().await;
+}
+
+/// Before the connector listens for signals (here: waiting for another run's lock), SIGTERM still exits 130,
+/// not the shell's 143 of an unhandled signal.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_before_the_sync_starts_exits_130() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("sync.c1z");
+    let _held = baton_torq::c1z::lock::OutputLock::acquire(&target, false).unwrap();
+    let mut child = cmd(dir.path())
+        .args(["--torq-client-id", "id", "--torq-client-secret", "s", "--wait-for-lock", "--log-format", "console"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let waiting = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("waiting for it") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(waiting, Ok(true), "the run waits for the lock");
+    assert!(kill("-TERM", child.id().expect("pid")));
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(!target.exists(), "nothing written");
 }

@@ -226,6 +226,17 @@ async fn misplaced_secrets_are_not_echoed_in_errors() {
         assert!(err.contains(expect), "{args:?}: mentions {expect:?}\n{err}");
         assert!(!stderr(&out).contains(CANARY), "{args:?}: {}", stderr(&out));
     }
+    // A bare word is only repeated when it looks like a command name (lowercase letters and dashes); a
+    // lowercase secret with a digit is not, in either log format.
+    const LOWER_CANARY: &str = "canary7d1f";
+    for format in ["console", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = binary(dir.path()).args(["--log-format", format, "--torq-client-id", "id", LOWER_CANARY]).output();
+        let out = out.await.unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{format}: {err}");
+        assert!(err.contains("not shown in case it is a secret") && !err.contains(LOWER_CANARY), "{format}: {err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,8 +18,36 @@ pub enum LockError {
          or choose another --file"
     )]
     Busy { path: PathBuf, lock: PathBuf },
-    #[error("cannot lock {lock}: {source}; check that the output directory is writable")]
+    /// The text depends on the cause: a folder this user may not write (typical of a container's bind mount) says
+    /// how to fix it, since the raw "Permission denied" does not.
+    #[error("{}", io_message(lock, source))]
     Io { lock: PathBuf, source: std::io::Error },
+    #[error(
+        "the lock file {lock} is a symbolic link, which is never followed (it could make this run write elsewhere); \
+         remove it and check who can write to that directory"
+    )]
+    Symlink { lock: PathBuf },
+}
+
+fn io_message(lock: &Path, source: &std::io::Error) -> String {
+    let dir = match lock.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+        _ => std::env::current_dir().map_or_else(|_| "the current directory".into(), |d| d.display().to_string()),
+    };
+    match source.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            "cannot create {}: {source}; this user may not write in the output folder {dir} (or an earlier run as \
+             another user owns that file): in a container, run it with --user \"$(id -u):$(id -g)\"; or make the \
+             folder writable for this user",
+            lock.display()
+        ),
+        std::io::ErrorKind::ReadOnlyFilesystem => format!(
+            "cannot create {}: {source}; the output folder {dir} is read-only: mount it read-write (no :ro) or choose \
+             another --file",
+            lock.display()
+        ),
+        _ => format!("cannot lock {}: {source}; check that the output directory is writable", lock.display()),
+    }
 }
 
 /// An exclusive lock on an output file; released on drop.
@@ -49,9 +77,16 @@ impl OutputLock {
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
+            // O_NOFOLLOW: a symlink planted as the lock file must not make us create or truncate its target.
+            options.mode(0o600).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
         }
-        let file = options.open(&lock).map_err(io)?;
+        let file = options.open(&lock).map_err(|e| {
+            if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                LockError::Symlink { lock: lock.clone() }
+            } else {
+                io(e)
+            }
+        })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) if wait => {
@@ -108,6 +143,18 @@ mod tests {
     }
 
     #[test]
+    fn a_symlink_planted_as_the_lock_file_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("sync.c1z");
+        let elsewhere = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, lock_path(&target)).unwrap();
+        let e = OutputLock::acquire(&target, false).unwrap_err();
+        assert!(matches!(e, LockError::Symlink { .. }), "{e}");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(!elsewhere.exists(), "the symlink's target was created");
+    }
+
+    #[test]
     fn stale_work_files_of_this_target_only_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("sync.c1z");
@@ -120,5 +167,23 @@ mod tests {
             std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
         left.sort();
         assert_eq!(left, vec![".other.c1z.work-1", ".sync.c1z.lock", "keep"]);
+    }
+
+    #[test]
+    fn a_folder_this_user_cannot_write_names_both_fixes_on_one_line() {
+        let lock = Path::new("/out/.sync.c1z.lock");
+        let denied = LockError::Io { lock: lock.into(), source: std::io::ErrorKind::PermissionDenied.into() };
+        let text = denied.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains("/out/.sync.c1z.lock") && text.contains("output folder /out"), "{text}");
+        assert!(text.contains(r#"--user "$(id -u):$(id -g)""#) && text.contains("make the folder writable"), "{text}");
+
+        let read_only = LockError::Io { lock: lock.into(), source: std::io::ErrorKind::ReadOnlyFilesystem.into() };
+        assert!(read_only.to_string().contains("read-only: mount it read-write"), "{read_only}");
+        // A relative --file names the folder it resolves to, not an empty string.
+        let relative =
+            LockError::Io { lock: ".sync.c1z.lock".into(), source: std::io::ErrorKind::PermissionDenied.into() };
+        let cwd = std::env::current_dir().unwrap();
+        assert!(relative.to_string().contains(&format!("output folder {} (", cwd.display())), "{relative}");
     }
 }

@@ -18,6 +18,7 @@
 //! and are unlinked by SQLite as soon as created.
 
 pub mod container;
+pub mod gate;
 pub mod lock;
 pub mod schema;
 pub mod time;
@@ -36,6 +37,7 @@ pub(crate) fn tmp_file_prefix(name: &str) -> String {
 }
 
 pub use container::{check_target, FileKind, MAGIC_V1, MAGIC_V3};
+pub use gate::CommitGate;
 pub use writer::{C1zWriter, DanglingGrant, FinishedFile, SyncCounts, WriterOptions};
 
 /// Everything that can go wrong while checking, carrying over or writing a c1z file.
@@ -65,6 +67,14 @@ pub enum C1zError {
     #[error("{path} looks like a c1z but is corrupt ({reason}); it was left untouched, move it away or choose another output path")]
     Corrupt { path: PathBuf, reason: String },
 
+    /// The previous sync file could not be read (a disk or mount failure, not its content).
+    #[error("cannot read the previous sync file {path}: {source}; it was left untouched; check the disk or mount and run again")]
+    ReadPrevious {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A file-system operation failed.
     #[error("cannot {op} {path}: {source}; check that the directory exists, is writable and has free space")]
     Io {
@@ -89,6 +99,10 @@ pub enum C1zError {
     /// The writer options are out of range.
     #[error("invalid c1z writer option: {0}")]
     InvalidOption(String),
+
+    /// A stop request won the writer's [`CommitGate`]: the new file was not put in place.
+    #[error("interrupted; the sync file was left as it was")]
+    Interrupted,
 }
 
 impl C1zError {

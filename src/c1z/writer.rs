@@ -125,6 +125,9 @@ pub struct WriterOptions {
     /// Grants staged and written grouped by entitlement before the rest go straight into the file (default
     /// [`STAGED_GRANTS_MAX`]; tests use small values).
     pub staged_grants_max: u64,
+    /// Decides between replacing the target and a stop request that arrives while the file is being finished
+    /// (see [`super::gate`]); `None`: nothing can stop `finish`.
+    pub gate: Option<super::CommitGate>,
 }
 
 impl Default for WriterOptions {
@@ -133,6 +136,7 @@ impl Default for WriterOptions {
             zstd_level: container::AUTO_LEVEL,
             carry_over_previous: true,
             staged_grants_max: STAGED_GRANTS_MAX,
+            gate: None,
         }
     }
 }
@@ -185,6 +189,7 @@ pub struct C1zWriter {
     /// Grants in the staging table; `None` once they were copied into `v1_grants` (see [`CREATE_STAGE`]).
     staged_grants: Option<u64>,
     staged_grants_max: u64,
+    gate: Option<super::CommitGate>,
 }
 
 const INSERT_RESOURCE_TYPE: &str = "INSERT OR IGNORE INTO v1_resource_types \
@@ -227,6 +232,15 @@ const SYNC_TABLES: &[&str] = &[
     "v1_connector_sessions",
     "v1_sync_runs",
 ];
+
+/// Opens the work database by name. The file was just created (exclusively, mode 0600) in the output's directory;
+/// SQLite's no-follow flag makes sure a symlink swapped in for it since cannot make this run write elsewhere.
+fn open_work_database(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+}
 
 impl C1zWriter {
     /// Validates `target` and prepares a new sync (see the crate documentation of the c1z module for the
@@ -274,9 +288,7 @@ impl C1zWriter {
         }
         let work = work_file.into_temp_path();
 
-        let conn =
-            Connection::open_with_flags(&work, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(C1zError::sql("open the work database"))?;
+        let conn = open_work_database(&work).map_err(C1zError::sql("open the work database"))?;
         let mut writer = C1zWriter {
             conn: Some(conn),
             work: Some(work),
@@ -291,6 +303,7 @@ impl C1zWriter {
             clock: SecondClock::starting_at(&chrono::Local::now()),
             staged_grants: Some(0),
             staged_grants_max: opts.staged_grants_max,
+            gate: opts.gate,
         };
         writer.prepare(carry)?;
         Ok(writer)
@@ -606,6 +619,9 @@ impl C1zWriter {
     /// Ends the sync run, builds the remaining indexes, compresses the database and atomically replaces the
     /// target. On error the target is unchanged and all temp files are removed.
     pub fn finish(mut self) -> Result<FinishedFile, C1zError> {
+        if self.gate.as_ref().is_some_and(super::CommitGate::is_abandoned) {
+            return Err(C1zError::Interrupted);
+        }
         self.unstage_grants()?;
         let conn = self.conn.take().ok_or_else(closed)?;
         let t0 = Instant::now();
@@ -644,6 +660,11 @@ impl C1zWriter {
         let bytes =
             container::compress_file(&work, out.as_file_mut(), &out_path, CompressSettings { level: self.level })?;
         out.as_file().sync_all().map_err(|e| C1zError::io("flush", &out_path, e))?;
+        // The point of no return: a stop request that won the gate first keeps the old file (the temp file and
+        // the work database are removed on drop); one that comes later learns that the file was replaced.
+        if self.gate.as_ref().is_some_and(|g| !g.commit()) {
+            return Err(C1zError::Interrupted);
+        }
         out.persist(&self.target).map_err(|e| C1zError::io("replace", &self.target, e.error))?;
         // Make the rename durable; some file systems refuse fsync on directories, which is not fatal.
         if let Ok(d) = File::open(&self.dir) {
@@ -768,6 +789,17 @@ fn closed() -> C1zError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_work_database_is_never_opened_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("elsewhere.db");
+        Connection::open(&real).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
+        let link = dir.path().join(".sync.c1z.work-abc");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(open_work_database(&link).is_err(), "a symlinked work database was opened");
+        assert!(open_work_database(&real).is_ok());
+    }
 
     /// Forces the hash-collision path: a seen entry whose hash belongs to one id but points at another row.
     #[test]

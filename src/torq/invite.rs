@@ -19,7 +19,7 @@ use backon::BackoffBuilder;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Response;
 
-use super::http::{describe_transport, error_detail, retry_after, WriteAttempt};
+use super::http::{error_detail, read_body, retry_after, WriteAttempt};
 use super::models::UserRecord;
 use super::{TorqClient, TorqError};
 
@@ -90,7 +90,7 @@ impl TorqClient {
             let next = match sent {
                 WriteAttempt::NotSent(reason) => Next::Retry { reason, retry_after: None },
                 WriteAttempt::MaybeSent(reason) => Next::Check { reason, failed_status: None },
-                WriteAttempt::Answered(resp) => judge(resp, REQUEST).await,
+                WriteAttempt::Answered(resp) => judge(resp, REQUEST, settings.timeout).await,
             };
             let (reason, retry_after) = match next {
                 Next::Done(result) => return result,
@@ -135,12 +135,12 @@ impl TorqClient {
     }
 }
 
-/// Classifies Torq's answer to an invite.
-async fn judge(resp: Response, request: &str) -> Next {
+/// Classifies Torq's answer to an invite; bodies are read within `timeout`.
+async fn judge(resp: Response, request: &str, timeout: Duration) -> Next {
     let status = resp.status().as_u16();
     let fail = |e: TorqError| Next::Done(Err(e));
     match status {
-        200 | 201 => match read_user(resp).await {
+        200 | 201 => match read_user(resp, timeout).await {
             Ok(user) if !user.id.is_empty() => Next::Done(Ok(InviteOutcome::Invited(user))),
             // Applied, but the answer cannot be used: the user list tells us who was created.
             Ok(_) => Next::Check { reason: format!("HTTP {status} without a user id"), failed_status: None },
@@ -149,23 +149,25 @@ async fn judge(resp: Response, request: &str) -> Next {
         409 => Next::Done(Ok(InviteOutcome::AlreadyExists)),
         429 | 503 => {
             let wait = retry_after(&resp);
-            let detail = error_detail(resp).await;
+            let detail = error_detail(resp, timeout).await;
             Next::Retry { reason: format!("HTTP {status}{detail}"), retry_after: wait }
         }
         400 => {
-            let detail = error_detail(resp).await;
+            let detail = error_detail(resp, timeout).await;
             if says_exists(&detail) {
                 Next::Done(Ok(InviteOutcome::AlreadyExists))
             } else {
                 fail(TorqError::Refused { request: request.to_string(), status, detail })
             }
         }
-        403 => fail(TorqError::InviteDenied { request: request.to_string(), detail: error_detail(resp).await }),
+        403 => {
+            fail(TorqError::InviteDenied { request: request.to_string(), detail: error_detail(resp, timeout).await })
+        }
         408 | 500..=599 => {
-            let detail = error_detail(resp).await;
+            let detail = error_detail(resp, timeout).await;
             Next::Check { reason: format!("HTTP {status}{detail}"), failed_status: Some((status, detail)) }
         }
-        _ => fail(TorqError::Api { request: request.to_string(), status, detail: error_detail(resp).await }),
+        _ => fail(TorqError::Api { request: request.to_string(), status, detail: error_detail(resp, timeout).await }),
     }
 }
 
@@ -176,11 +178,9 @@ fn says_exists(detail: &str) -> bool {
 }
 
 /// The invited user from a 2xx body: the User object itself, or wrapped as `{"user": {...}}`.
-async fn read_user(resp: Response) -> Result<UserRecord, String> {
-    let bytes = resp.bytes().await.map_err(|e| describe_transport(&e))?;
-    if bytes.len() > MAX_ANSWER_BYTES {
-        return Err(format!("the answer is larger than {MAX_ANSWER_BYTES} bytes"));
-    }
+async fn read_user(resp: Response, timeout: Duration) -> Result<UserRecord, String> {
+    let mut bytes = Vec::new();
+    read_body(resp, &mut bytes, MAX_ANSWER_BYTES, timeout).await.map_err(|e| e.to_string())?;
     let mut value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| format!("the answer is not JSON ({e})"))?;
     if let Some(inner) = value.get_mut("user").filter(|u| u.is_object()) {

@@ -24,6 +24,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::Url;
 use secrecy::SecretString;
 
+pub use auth::{renew_time, token_lifetime};
+pub use http::{read_body, BodyError};
 pub use invite::InviteOutcome;
 pub use models::{RoleRecord, UserRecord, UserStatus};
 pub use users::SinkClosed;

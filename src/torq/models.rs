@@ -5,7 +5,7 @@
 //! that does not parse is treated as absent rather than failing the whole sync.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer};
+use serde::{de, Deserialize, Deserializer};
 
 /// A Torq workspace user (`usersv1alphaUser`).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -90,13 +90,36 @@ pub struct RolesPage {
     pub next_page_token: String,
 }
 
-/// Torq's token endpoint answer.
+/// Torq's token endpoint answer. The token is wiped from memory when this is dropped.
+/// (Field-level defaults: a struct-level default cannot be used with a `Drop` impl.)
 #[derive(Default, Deserialize)]
-#[serde(default)]
 pub(crate) struct TokenResponse {
+    #[serde(default)]
     pub access_token: String,
-    pub expires_in: u64,
+    /// Seconds, as sent: absent (`None`), or any number, also negative, fractional or huge, or a numeric string
+    /// (proto3 JSON writes 64-bit integers as strings). What is usable is decided in `auth`.
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    pub expires_in: Option<f64>,
+    #[serde(default)]
     pub token_type: String,
+}
+
+impl Drop for TokenResponse {
+    fn drop(&mut self) {
+        secrecy::zeroize::Zeroize::zeroize(&mut self.access_token);
+    }
+}
+
+/// A number or a numeric string as `f64`; `null` is absent; anything else is an error (the answer is malformed).
+pub(crate) fn lenient_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => Ok(n.as_f64()),
+        Some(serde_json::Value::String(s)) => {
+            s.trim().parse::<f64>().map(Some).map_err(|_| de::Error::custom("expires_in is not a number"))
+        }
+        Some(_) => Err(de::Error::custom("expires_in is not a number")),
+    }
 }
 
 /// Torq's (grpc-gateway) error envelope: `{code, message, details}`.

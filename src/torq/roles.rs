@@ -1,7 +1,8 @@
 //! `GET /users/roles`, paged with `page_size=100` and `page_token` until the token comes back empty. The role
-//! list is small (one entry per role), so pages are decoded whole.
+//! list is small (one entry per role), so pages are decoded whole: at most 16 MiB each, read within the request
+//! timeout.
 
-use super::http::{describe_transport, Outcome, PageGuard};
+use super::http::{json_body, PageGuard, PAGE_BODY_LIMIT};
 use super::models::{RoleRecord, RolesPage};
 use super::{TorqClient, TorqError};
 
@@ -18,6 +19,7 @@ impl TorqClient {
         let mut roles = Vec::new();
         let mut token = String::new();
         let mut guard = PageGuard::new(MAX_ROLE_PAGES);
+        let timeout = self.inner.settings.timeout;
         loop {
             let request = format!("GET /users/roles (page {})", guard.page());
             let page_token = token.clone();
@@ -34,10 +36,8 @@ impl TorqClient {
                     },
                     |resp| {
                         let request = request.clone();
-                        async move {
-                            let body = resp.bytes().await.map_err(|e| Outcome::transient(describe_transport(&e)))?;
-                            serde_json::from_slice::<RolesPage>(&body).map_err(|e| Outcome::from_json(&e, &request))
-                        }
+                        // At most 16 MiB, and the whole page within the request timeout.
+                        async move { json_body::<RolesPage>(resp, &request, PAGE_BODY_LIMIT, timeout).await }
                     },
                 )
                 .await?;

@@ -3,16 +3,17 @@
 //! task's outcome with FinishTask, until SIGINT/SIGTERM.
 //!
 //! Owns: credential parsing and the JWT assertion ([`credentials`]), the token exchange ([`token`]), the gRPC
-//! client ([`client`]), the task loop ([`tasks`]), the provisioning tasks ([`provisioning`]) and how a task
-//! ends ([`outcome`]). Reuses [`crate::sync::run_sync`] for the sync itself.
+//! client ([`client`]), the poll loop ([`poll`]), the Hello answer ([`hello`]), one handler module per kind of
+//! task ([`handlers`]: sync_full, provisioning) and how a task ends ([`outcome`]). Reuses [`crate::sync::run_sync`] for the sync itself.
 //! Must not: write the user's `--file` (it is ignored here), or let the ConductorOne secret, the JWK or any token
 //! reach a log line, an error message or `Debug` output.
 
 pub mod client;
 pub mod credentials;
+pub mod handlers;
+pub mod hello;
 pub mod outcome;
-pub mod provisioning;
-pub mod tasks;
+pub mod poll;
 pub mod token;
 
 use std::path::PathBuf;
@@ -101,7 +102,7 @@ impl ServiceConfig {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
-            .unwrap_or_else(tasks::hostname_or_default);
+            .unwrap_or_else(hello::hostname_or_default);
         let extra_ca = match &args.c1_ca_cert_file {
             Some(path) => {
                 let pem = std::fs::read(path).map_err(|e| ServiceError::Setting {
@@ -176,7 +177,7 @@ pub async fn run(config: ServiceConfig, torq: TorqClient) -> Result<(), ServiceE
         task_concurrency = config.task_concurrency,
         "service mode: connecting to ConductorOne"
     );
-    let result = tasks::Runner::new(c1, torq, &config).run(shutdown).await;
+    let result = poll::Runner::new(c1, torq, &config).run(shutdown).await;
     watcher.abort();
     result
 }

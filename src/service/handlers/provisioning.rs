@@ -8,7 +8,7 @@
 //! 5xx) are retryable, and ConductorOne's retry runs the whole flow again, whose first step is to look for the
 //! user, so a retried task never invites twice.
 
-use super::outcome::{torq_code, TaskFailure, TaskSuccess};
+use super::super::outcome::{torq_code, TaskFailure, TaskSuccess};
 use crate::connector::{account_creation, pack, USER_TYPE_ID};
 use crate::proto::baton_v1::task::TaskType;
 use crate::provision::{self, AccountOutcome, AccountRequest, ProvisionError};
@@ -66,7 +66,7 @@ pub async fn run(torq: &TorqClient, enabled: bool, task: TaskType) -> Result<Tas
         }
         other => Err(TaskFailure::permanent(
             tonic::Code::Internal,
-            format!("not a provisioning task: {}", super::tasks::task_kind(&Some(other))),
+            format!("not a provisioning task: {}", super::task_kind(&Some(other))),
         )),
     }
 }

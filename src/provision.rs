@@ -4,15 +4,17 @@
 //!
 //! Why a module of its own (not `connector/`, not `torq/`): account creation is a *driver*, like `crate::sync`.
 //! It validates input, reads the role and user lists, decides, and only then sends the one write Torq documents
-//! (`POST /users/invite`, see `crate::torq`); the Baton shapes of its answers come from
-//! `crate::connector::account_creation`. `connector/` stays pure and `torq/` stays unaware of Baton.
+//! (`POST /users/invite`, see `crate::torq`). `connector/` says *which* resource types offer it (the `user`
+//! syncer's optional `AccountManager`, which calls [`invite`]) and shapes the answers
+//! (`crate::connector::account_creation`); `torq/` stays unaware of Baton.
 //!
-//! - **Create account** ([`create_account`]): an email (checked: one `@`, no spaces, at most 254 characters) and
+//! - **Create account** ([`create_account`] -> the type's account manager -> [`invite`]): an email (checked: one `@`, no spaces, at most 254 characters) and
 //!   an optional role (an id, or a name matched case-insensitively; none = Torq's default, Viewer). Nothing is
 //!   sent until the role is known and no user has that email (compared case-insensitively); an existing user is
 //!   "already exists", not an error.
-//! - **Grant** a role's `member` entitlement ([`check_grant`]): Torq's public API cannot change a user's role, so
-//!   a grant succeeds only when the user already holds that role, and is refused with where to do it otherwise.
+//! - **Grant** a role's `member` entitlement ([`check_grant`]): Torq's public API cannot change a user's or an API
+//!   key's role, so a grant succeeds only when the principal already holds that role, and is refused with where
+//!   to do it otherwise.
 //! - **Revoke** and **delete**: refused with the same kind of explanation ([`revoke_refusal`],
 //!   [`delete_refusal`]); no Torq request is made.
 //!
@@ -22,7 +24,9 @@
 use std::collections::BTreeMap;
 
 use crate::connector::account_creation::{EMAIL_FIELD, ROLE_FIELD, ROLE_ID_ALIAS};
-use crate::connector::{role, user, ROLE_TYPE_ID, USER_TYPE_ID};
+use crate::connector::api_key::API_KEY_TYPE_ID;
+use crate::connector::role::{self, ROLE_TYPE_ID};
+use crate::connector::user::USER_TYPE_ID;
 use crate::proto::connector_v2::{AccountInfo, Entitlement, Grant, Resource};
 use crate::torq::{InviteOutcome, RoleRecord, TorqClient, TorqError, UserRecord};
 
@@ -65,6 +69,8 @@ pub enum ProvisionError {
     Malformed { task: &'static str, reason: String },
     #[error("no Torq user has id {0:?} (it may have been removed since the last sync)")]
     NoSuchUser(String),
+    #[error("no Torq API key has client id {0:?} (it may have been deleted since the last sync)")]
+    NoSuchApiKey(String),
     #[error("Torq says a user with email {0:?} exists, but neither user list shows it; check the Torq UI (Settings > Users)")]
     ExistsButNotListed(String),
     /// Torq's public API cannot do this; the message says where it can be done.
@@ -302,9 +308,22 @@ impl AccountOutcome {
     }
 }
 
-/// Creates (invites) the account, or finds it in place. The role list and the user lists are read first; the
-/// invite is sent only when the role is known and no user has the email.
-pub async fn create_account(client: &TorqClient, request: &AccountRequest) -> Result<AccountOutcome, ProvisionError> {
+/// Creates an account of `resource_type` through that type's account manager (see
+/// `crate::connector::syncer::AccountManager`); only `user` has one.
+pub async fn create_account(
+    client: &TorqClient,
+    resource_type: &str,
+    request: &AccountRequest,
+) -> Result<AccountOutcome, ProvisionError> {
+    let manager = crate::connector::syncer(resource_type)
+        .and_then(|s| s.account_manager())
+        .ok_or_else(|| ProvisionError::ResourceType(resource_type.to_string()))?;
+    manager.create_account(client, request).await
+}
+
+/// The `user` type's account creation: invites the user, or finds them in place. The role list and the user
+/// lists are read first; the invite is sent only when the role is known and no user has the email.
+pub async fn invite(client: &TorqClient, request: &AccountRequest) -> Result<AccountOutcome, ProvisionError> {
     let (roles, existing) = tokio::join!(client.list_roles(), client.find_user_by_email(&request.email));
     let roles = roles?;
     let role = request.role.as_deref().map(|wanted| resolve_role(wanted, &roles)).transpose()?;
@@ -340,8 +359,9 @@ fn member_role_id(entitlement: &Entitlement) -> Option<String> {
     (!id.is_empty()).then(|| id.to_string())
 }
 
-/// A grant of a role's `member` entitlement to a user: the existing grant when the user already holds the role
-/// (Torq's public API cannot change a user's role), an explanation otherwise. Reads the user lists only.
+/// A grant of a role's `member` entitlement to a user or an API key: the existing grant when the principal already
+/// holds the role (Torq's public API cannot change a user's or a key's role), an explanation otherwise. Reads the
+/// user lists (or the API key list) only.
 pub async fn check_grant(
     client: &TorqClient,
     entitlement: &Entitlement,
@@ -354,28 +374,44 @@ pub async fn check_grant(
         )));
     };
     let principal_id = principal.id.clone().unwrap_or_default();
-    if principal_id.resource_type != USER_TYPE_ID {
-        return Err(ProvisionError::NotSupported(format!(
-            "Torq's public API cannot change the role of a {:?}; {WHERE_ROLES_CHANGE}",
-            principal_id.resource_type
-        )));
-    }
     if principal_id.resource.is_empty() {
         return Err(ProvisionError::Malformed { task: "grant", reason: "the principal has no id".into() });
     }
-    let user = client
-        .find_user_by_id(&principal_id.resource)
-        .await?
-        .ok_or_else(|| ProvisionError::NoSuchUser(principal_id.resource.clone()))?;
-    if user.role_id == role_id {
-        if let Some(grant) = user::role_grant(&user) {
+    // (the role the principal holds, who it is, what to do instead)
+    let (held, who, instead) = match principal_id.resource_type.as_str() {
+        USER_TYPE_ID => {
+            let user = client
+                .find_user_by_id(&principal_id.resource)
+                .await?
+                .ok_or_else(|| ProvisionError::NoSuchUser(principal_id.resource.clone()))?;
+            (user.role_id, format!("user {}", user.email), WHERE_ROLES_CHANGE.to_string())
+        }
+        API_KEY_TYPE_ID => {
+            let key = client
+                .list_api_keys()
+                .await?
+                .into_iter()
+                .find(|k| k.client_id == principal_id.resource)
+                .ok_or_else(|| ProvisionError::NoSuchApiKey(principal_id.resource.clone()))?;
+            let instead = "a key's role is fixed when it is created: create a key with that role in the Torq UI \
+                           (avatar > API Keys) and delete the old one there";
+            (key.role_id, format!("API key {}", key.client_id), instead.to_string())
+        }
+        other => {
+            return Err(ProvisionError::NotSupported(format!(
+                "baton-torq cannot grant a role to a {other:?}; roles are held by users and API keys"
+            )))
+        }
+    };
+    if held == role_id {
+        if let Some(grant) = role::membership_grant(&role_id, &principal_id) {
             return Ok(grant);
         }
     }
+    let held = if held.is_empty() { "(none)".to_string() } else { held };
     Err(ProvisionError::NotSupported(format!(
-        "Torq's public API cannot change a user's role (user {} has role {}, not {role_id}); {WHERE_ROLES_CHANGE}",
-        user.email,
-        if user.role_id.is_empty() { "(none)" } else { &user.role_id }
+        "Torq's public API cannot change the role of {} ({who} has role {held}, not {role_id}); {instead}",
+        if principal_id.resource_type == API_KEY_TYPE_ID { "an API key" } else { "a user" },
     )))
 }
 

@@ -32,9 +32,18 @@ const VIEWER: &str = "b2609a0b-dd2b-4550-8c65-6018eee38dc1";
 const ADA_ID: &str = "7ea3ef27-e2e9-4528-a4e0-689e1888df20";
 const ADA_EMAIL: &str = "ada.lovelace@example.com";
 
+/// An API key of the workspace: a service key with the Operator role.
+const KEY_ID: &str = "ci-pipeline-key";
+
+/// The fixture workspace plus one API key.
 async fn sim(faults: FaultPlan) -> SimServer {
+    let mut workspace: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    workspace["api_keys"] = serde_json::json!([{
+        "client_id": KEY_ID, "name": "CI pipeline", "type": "API_KEY_TYPE_SERVICE",
+        "role_id": OPERATOR, "role_name": "Operator",
+    }]);
     let config = SimConfig { faults, ..SimConfig::default() };
-    SimServer::start(Workspace::from_json(FIXTURE).unwrap(), config).await.unwrap()
+    SimServer::start(Workspace::from_json(&workspace.to_string()).unwrap(), config).await.unwrap()
 }
 
 /// The binary with the simulator's credentials and URLs plus `args`; `-f` points into a scratch directory, which
@@ -394,6 +403,8 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
         "2grantchange000000000000001",
         "2revoke00000000000000000001",
         "2deleteresource000000000001",
+        "2grantkeyheld00000000000001",
+        "2grantkeychange000000000001",
     ];
     c1.push_task(task(ids[0], create_account("new.hire@example.com", Some("operator"))));
     c1.push_task(task(ids[1], create_account("NEW.HIRE@example.com", Some("Operator"))));
@@ -423,8 +434,18 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
         }),
     ));
 
+    let key_grant = |role: &str| {
+        TaskType::Grant(GrantTask {
+            entitlement: Some(member(role)),
+            principal: Some(Resource { id: Some(rid("api_key", KEY_ID)), ..Default::default() }),
+            ..Default::default()
+        })
+    };
+    c1.push_task(task(ids[8], key_grant(OPERATOR)));
+    c1.push_task(task(ids[9], key_grant(OWNER)));
+
     let child = daemon(&sim, &c1, &secret, dir.path(), true);
-    c1.wait_for("eight FinishTasks", Duration::from_secs(60), |r| r.finishes.len() >= ids.len()).await;
+    c1.wait_for("a FinishTask for every task", Duration::from_secs(60), |r| r.finishes.len() >= ids.len()).await;
     let stderr = stop(child).await;
     assert!(!stderr.contains(&secret[..50]) && !stderr.contains(&SimConfig::default().client_secret), "{stderr}");
 
@@ -475,7 +496,7 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
 
     // 6-8: what Torq's public API cannot do: FAILED_PRECONDITION, not retryable, saying where to do it.
     for (id, says) in [
-        (ids[5], "cannot change a user's role"),
+        (ids[5], "cannot change the role of a user"),
         (ids[6], "cannot remove a user's role"),
         (ids[7], "does not document removing a user"),
     ] {
@@ -484,6 +505,16 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
         assert!(non_retryable, "{id}");
         assert!(message.contains(says) && message.contains("Torq UI (Settings > Users)"), "{id}: {message}");
     }
+    // 9-10: an API key holds one role too: the role it has is granted already; another cannot be given.
+    let (resp, _): (GrantManagerServiceGrantResponse, _) =
+        success_of(&c1.finish_of(ids[8]).unwrap(), "GrantManagerServiceGrantResponse");
+    assert_eq!(resp.annotations[0].type_url, "type.googleapis.com/c1.connector.v2.GrantAlreadyExists");
+    assert_eq!(resp.grants[0].id, format!("role:{OPERATOR}:member:api_key:{KEY_ID}"));
+    let (code, message, non_retryable) = error_of(&c1.finish_of(ids[9]).unwrap());
+    assert_eq!(code, tonic::Code::FailedPrecondition, "{message}");
+    assert!(non_retryable);
+    assert!(message.contains("cannot change the role of an API key"), "{message}");
+    assert!(message.contains("avatar > API Keys"), "{message}");
     assert_eq!(sim.stats().invites, 2);
     sim.shutdown().await;
 }

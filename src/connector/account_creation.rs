@@ -1,4 +1,4 @@
-//! Account provisioning in Baton terms, as data: what the `user` resource type offers (account creation with the
+//! Account provisioning in Baton terms, as data: what the `user` resource type's account manager offers (the
 //! "no password" credential option: the invitee sets up their login through Torq's invitation email), the
 //! account-creation schema ConductorOne shows (`email`, `role`), and the protobuf answers to CreateAccount and to
 //! a Grant that is already in place.
@@ -13,7 +13,7 @@ use crate::proto::connector_v2::create_account_response::{
     AlreadyExistsResult, Result as AccountResult, SuccessResult,
 };
 use crate::proto::connector_v2::{
-    CapabilityDetailCredentialOption, ConnectorAccountCreationSchema, CreateAccountResponse, CredentialDetails,
+    CapabilityDetailCredentialOption, ConnectorAccountCreationSchema, CreateAccountResponse,
     CredentialDetailsAccountProvisioning, Grant, GrantAlreadyExists, GrantManagerServiceGrantResponse,
 };
 use crate::torq::UserRecord;
@@ -25,14 +25,12 @@ pub const ROLE_FIELD: &str = "role";
 /// Accepted alias of [`ROLE_FIELD`].
 pub const ROLE_ID_ALIAS: &str = "role_id";
 
-/// Credential options of account creation: only "no password" (Torq sends the invitee an email).
-pub fn credential_details() -> CredentialDetails {
+/// Credential options of an invite: only "no password" (Torq emails the invitee, who sets up their login).
+pub fn no_password() -> CredentialDetailsAccountProvisioning {
     let no_password = CapabilityDetailCredentialOption::NoPassword as i32;
-    CredentialDetails {
-        capability_account_provisioning: Some(CredentialDetailsAccountProvisioning {
-            supported_credential_options: vec![no_password],
-            preferred_credential_option: no_password,
-        }),
+    CredentialDetailsAccountProvisioning {
+        supported_credential_options: vec![no_password],
+        preferred_credential_option: no_password,
     }
 }
 
@@ -105,7 +103,7 @@ mod tests {
 
     #[test]
     fn no_password_is_supported_and_preferred() {
-        let d = credential_details().capability_account_provisioning.unwrap();
+        let d = no_password();
         assert_eq!(d.supported_credential_options, vec![CapabilityDetailCredentialOption::NoPassword as i32]);
         assert_eq!(d.preferred_credential_option, CapabilityDetailCredentialOption::NoPassword as i32);
     }

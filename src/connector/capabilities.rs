@@ -4,34 +4,38 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{account_creation, resource_types};
+use super::SYNCERS;
 use crate::proto::connector_v2::{
-    resource_type::Trait, Capability, CapabilityDetailCredentialOption, ConnectorCapabilities, ResourceType,
-    ResourceTypeCapability,
+    resource_type::Trait, Capability, CapabilityDetailCredentialOption, ConnectorCapabilities, CredentialDetails,
+    ResourceType, ResourceTypeCapability,
 };
 
-/// Sync for every resource type; `user` also offers account provisioning (Torq's invite). Connector-level
-/// capabilities are the union, sorted by number, as the SDK computes them.
+/// Each resource type of [`SYNCERS`] with what its syncer offers (a syncer with an account manager adds account
+/// provisioning); the connector as a whole offers the union, and the credential options of account creation.
 pub fn connector_capabilities() -> ConnectorCapabilities {
-    let resource_type_capabilities: Vec<ResourceTypeCapability> = resource_types::all()
-        .into_iter()
-        .map(|rt| {
-            let mut capabilities = vec![Capability::Sync as i32];
-            if rt.id == resource_types::USER_TYPE_ID {
+    let mut per_type: Vec<ResourceTypeCapability> = SYNCERS
+        .iter()
+        .map(|s| {
+            let mut capabilities: Vec<i32> = s.capabilities().into_iter().map(|c| c as i32).collect();
+            if s.account_manager().is_some() {
                 capabilities.push(Capability::AccountProvisioning as i32);
             }
-            ResourceTypeCapability { resource_type: Some(rt), capabilities }
+            ResourceTypeCapability { resource_type: Some(s.resource_type()), capabilities }
         })
         .collect();
-    let mut connector_capabilities: Vec<i32> =
-        resource_type_capabilities.iter().flat_map(|c| c.capabilities.iter().copied()).collect();
-    connector_capabilities.sort_unstable();
-    connector_capabilities.dedup();
-    ConnectorCapabilities {
-        resource_type_capabilities,
-        connector_capabilities,
-        credential_details: Some(account_creation::credential_details()),
-    }
+    per_type.sort_by(|a, b| {
+        let id = |c: &ResourceTypeCapability| c.resource_type.as_ref().map(|t| t.id.clone()).unwrap_or_default();
+        id(a).cmp(&id(b))
+    });
+    let mut all: Vec<i32> = per_type.iter().flat_map(|c| c.capabilities.iter().copied()).collect();
+    all.sort_unstable();
+    all.dedup();
+    // As the SDK: the details of the first account manager (there is one, for `user`).
+    let credential_details = SYNCERS
+        .iter()
+        .find_map(|s| s.account_manager())
+        .map(|m| CredentialDetails { capability_account_provisioning: Some(m.credential_details()) });
+    ConnectorCapabilities { resource_type_capabilities: per_type, connector_capabilities: all, credential_details }
 }
 
 /// The JSON printed by `baton-torq capabilities` (ends with a newline).
@@ -112,17 +116,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_both_resource_types_sorted_with_sync() {
+    fn lists_every_resource_type_sorted_with_sync() {
         let v: Value = serde_json::from_str(&capabilities_json()).unwrap();
         let rts = v["resourceTypeCapabilities"].as_array().unwrap();
-        assert_eq!(rts[0]["resourceType"]["id"], "role");
-        assert_eq!(rts[1]["resourceType"]["id"], "user");
-        assert_eq!(
-            rts[1]["resourceType"]["annotations"][0]["@type"],
-            "type.googleapis.com/c1.connector.v2.SkipEntitlementsAndGrants"
-        );
-        assert_eq!(rts[1]["capabilities"], json!(["CAPABILITY_SYNC", "CAPABILITY_ACCOUNT_PROVISIONING"]));
-        assert_eq!(rts[0]["capabilities"], json!(["CAPABILITY_SYNC"]));
+        let ids: Vec<&str> = rts.iter().map(|r| r["resourceType"]["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["api_key", "role", "user"]);
+        for i in [0, 2] {
+            assert_eq!(
+                rts[i]["resourceType"]["annotations"][0]["@type"],
+                "type.googleapis.com/c1.connector.v2.SkipEntitlementsAndGrants"
+            );
+            assert_eq!(rts[i]["resourceType"]["traits"][0], "TRAIT_USER");
+        }
+        assert_eq!(rts[0]["resourceType"]["displayName"], "API Key");
+        assert_eq!(rts[1]["capabilities"][0], "CAPABILITY_SYNC");
+        assert_eq!(v["connectorCapabilities"][0], "CAPABILITY_SYNC");
+        assert_eq!(rts[0]["capabilities"], json!(["CAPABILITY_SYNC"]), "api_key");
+        assert_eq!(rts[1]["capabilities"], json!(["CAPABILITY_SYNC"]), "role");
+        assert_eq!(rts[2]["capabilities"], json!(["CAPABILITY_SYNC", "CAPABILITY_ACCOUNT_PROVISIONING"]), "user");
         assert_eq!(v["connectorCapabilities"], json!(["CAPABILITY_SYNC", "CAPABILITY_ACCOUNT_PROVISIONING"]));
         let provisioning = &v["credentialDetails"]["capabilityAccountProvisioning"];
         assert_eq!(

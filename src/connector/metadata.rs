@@ -5,7 +5,8 @@ use crate::proto::connector_v2::ConnectorMetadata;
 
 pub const DISPLAY_NAME: &str = "Torq";
 pub const DESCRIPTION: &str =
-    "Syncs Torq workspace users, roles and role memberships, and invites new users (account provisioning).";
+    "Syncs Torq workspace users, API keys, roles (with their scopes and SSO claim mappings) and role memberships, \
+     and invites new users (account provisioning).";
 
 pub fn connector_metadata() -> ConnectorMetadata {
     ConnectorMetadata {

@@ -44,14 +44,11 @@ pub async fn handle_task(shared: &TaskContext, task: Task, heartbeat: Duration, 
             }
         }
         Some(TaskType::SyncFull(t)) => {
-            if t.skip_entitlements_and_grants
-                || t.skip_grants
-                || !t.targeted_sync_resources.is_empty()
-                || !t.sync_resource_type_ids.is_empty()
-            {
+            if t.skip_entitlements_and_grants || t.skip_grants || !t.targeted_sync_resources.is_empty() {
                 tracing::info!(task_id = %id, "partial-sync options of the task are not supported; running a full sync");
             }
-            sync_full::run(shared, &id, heartbeat, cancel).await;
+            // `sync_resource_type_ids` is honoured: the sync runs only those resource syncers (empty = all).
+            sync_full::run(shared, &id, heartbeat, cancel, t.sync_resource_type_ids).await;
         }
         Some(
             t @ (TaskType::Grant(_) | TaskType::Revoke(_) | TaskType::CreateAccount(_) | TaskType::DeleteResource(_)),

@@ -8,10 +8,11 @@
 //! 5xx) are retryable, and ConductorOne's retry runs the whole flow again, whose first step is to look for the
 //! user, so a retried task never invites twice.
 
-use super::super::outcome::{torq_code, TaskFailure, TaskSuccess};
-use crate::connector::{account_creation, pack, USER_TYPE_ID};
+use crate::connector::user::USER_TYPE_ID;
+use crate::connector::{account_creation, pack};
 use crate::proto::baton_v1::task::TaskType;
 use crate::provision::{self, AccountOutcome, AccountRequest, ProvisionError};
+use crate::service::outcome::{torq_code, TaskFailure, TaskSuccess};
 use crate::torq::TorqClient;
 
 /// Runs one provisioning task (`task` is a grant, revoke, create_account or delete_resource task).
@@ -21,14 +22,13 @@ pub async fn run(torq: &TorqClient, enabled: bool, task: TaskType) -> Result<Tas
     }
     match task {
         TaskType::CreateAccount(t) => {
-            if !t.resource_type_id.is_empty() && t.resource_type_id != USER_TYPE_ID {
-                return Err(failure(&ProvisionError::ResourceType(t.resource_type_id)));
-            }
+            // No type means the connector's account type, `user` (as the SDK's one-shot default).
+            let resource_type = if t.resource_type_id.is_empty() { USER_TYPE_ID } else { t.resource_type_id.as_str() };
             let info = t.account_info.ok_or_else(|| {
                 failure(&ProvisionError::Malformed { task: "create_account", reason: "no account_info".into() })
             })?;
             let request = AccountRequest::from_account_info(&info).map_err(|e| failure(&e))?;
-            let outcome = provision::create_account(torq, &request).await.map_err(|e| failure(&e))?;
+            let outcome = provision::create_account(torq, resource_type, &request).await.map_err(|e| failure(&e))?;
             tracing::info!(
                 user_id = %outcome.account().user.id,
                 role = %outcome.account().role_name,
@@ -76,7 +76,7 @@ fn failure(e: &ProvisionError) -> TaskFailure {
     use tonic::Code;
     let code = match e {
         ProvisionError::Disabled | ProvisionError::NotSupported(_) => Code::FailedPrecondition,
-        ProvisionError::NoSuchUser(_) => Code::NotFound,
+        ProvisionError::NoSuchUser(_) | ProvisionError::NoSuchApiKey(_) => Code::NotFound,
         ProvisionError::ExistsButNotListed(_) => Code::AlreadyExists,
         ProvisionError::Torq(t) => torq_code(t),
         _ => Code::InvalidArgument,

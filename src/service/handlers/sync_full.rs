@@ -58,7 +58,13 @@ fn next_interval(current: Duration, next: Option<prost_types::Duration>) -> Dura
 }
 
 /// First heartbeat, then the sync into a fresh temp directory with heartbeats alongside, the upload, FinishTask.
-pub async fn run(shared: &TaskContext, id: &str, interval: Duration, cancel: CancellationToken) {
+pub async fn run(
+    shared: &TaskContext,
+    id: &str,
+    interval: Duration,
+    cancel: CancellationToken,
+    resource_types: Vec<String>,
+) {
     let interval = match shared.c1.heartbeat(id).await {
         Ok(r) if r.cancelled => {
             let failure = TaskFailure::retryable(tonic::Code::Cancelled, "the task was cancelled by ConductorOne");
@@ -77,7 +83,7 @@ pub async fn run(shared: &TaskContext, id: &str, interval: Duration, cancel: Can
     let beats =
         tokio::spawn(heartbeat_loop(shared.c1.clone(), id.to_owned(), interval, work.clone(), beats_done.clone()));
 
-    let outcome = sync_and_upload(shared, id, work.clone()).await;
+    let outcome = sync_and_upload(shared, id, work.clone(), resource_types).await;
     beats_done.cancel();
     let stopped_by = beats.await.ok().flatten().or_else(|| cancel.is_cancelled().then_some(StopReason::Shutdown));
     let result = match outcome {
@@ -99,7 +105,12 @@ pub async fn run(shared: &TaskContext, id: &str, interval: Duration, cancel: Can
 }
 
 /// Sync into a temp dir (removed when this returns), then upload. Every failure here is retryable.
-async fn sync_and_upload(shared: &TaskContext, id: &str, work: CancellationToken) -> Result<(), TaskFailure> {
+async fn sync_and_upload(
+    shared: &TaskContext,
+    id: &str,
+    work: CancellationToken,
+    resource_types: Vec<String>,
+) -> Result<(), TaskFailure> {
     let dir = tempfile::Builder::new().prefix(TASK_DIR_PREFIX).tempdir_in(&shared.temp_dir).map_err(|e| {
         TaskFailure::retryable(tonic::Code::Internal, format!("cannot create a temporary directory: {e}"))
     })?;
@@ -112,14 +123,14 @@ async fn sync_and_upload(shared: &TaskContext, id: &str, work: CancellationToken
         output,
         writer: WriterOptions { carry_over_previous: false, ..Default::default() },
         progress: None,
+        resource_types,
     };
     let summary = run_sync(&shared.torq, request, work.clone())
         .await
         .map_err(|e| TaskFailure::retryable(sync_error_code(&e), format!("sync failed: {e}")))?;
     tracing::info!(
         task_id = %id,
-        users = summary.users,
-        roles = summary.roles,
+        resources = %summary.resource_counts(),
         grants = summary.grants,
         file_bytes = summary.file_bytes,
         "sync done; uploading"
@@ -238,6 +249,7 @@ fn sync_error_code(e: &SyncError) -> tonic::Code {
     match e {
         SyncError::Interrupted => tonic::Code::Cancelled,
         SyncError::Torq(t) => torq_code(t),
+        SyncError::UnknownResourceTypes { .. } => tonic::Code::InvalidArgument,
         _ => tonic::Code::Internal,
     }
 }

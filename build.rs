@@ -11,6 +11,7 @@ const PROTO_FILES: &[&str] = &[
     "src/proto/c1/connector/v2/annotation_trait.proto",
     "src/proto/c1/connector/v2/annotation_resource_tree.proto",
     "src/proto/c1/connector/v2/connector.proto",
+    "src/proto/c1/connector/v2/provisioning.proto",
     // service mode: ConductorOne's task API (client for the connector, server for the tests' fake ConductorOne)
     "src/proto/google/rpc/status.proto",
     "src/proto/c1/connectorapi/baton/v1/baton.proto",

@@ -1,4 +1,4 @@
-//! Runs the chosen command: a sync, `demo` or `capabilities`, with Ctrl-C/SIGTERM handling and the final summary.
+//! Runs the chosen command: a sync, an account creation (`--create-account-*`), `demo` or `capabilities`, with Ctrl-C/SIGTERM handling and the final summary.
 //! Maps every failure to [`AppError`], whose exit code main returns.
 //!
 //! The summary is the result of a sync: it is printed in both log formats whatever the log level, unless
@@ -40,6 +40,8 @@ pub enum AppError {
     #[error(transparent)]
     Service(#[from] crate::service::ServiceError),
     // --- end service mode ---
+    #[error(transparent)]
+    Provision(#[from] crate::provision::ProvisionError),
 }
 
 impl AppError {
@@ -52,6 +54,7 @@ impl AppError {
         match self {
             AppError::Config(_) | AppError::Lock(LockError::Io { .. } | LockError::Symlink { .. }) => EXIT_USAGE,
             AppError::Service(e) if e.is_usage() => EXIT_USAGE, // service mode
+            AppError::Provision(e) if e.is_usage() => EXIT_USAGE,
             AppError::Sync(SyncError::Interrupted | SyncError::C1z(C1zError::Interrupted)) => EXIT_INTERRUPTED,
             AppError::Sync(SyncError::C1z(e)) if is_output_path_problem(e) => EXIT_USAGE,
             _ => EXIT_FAILURE,
@@ -111,9 +114,12 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
             server.shutdown().await;
             result
         }
+        // --- provisioning (src/provision.rs): --create-account-* invite a user instead of syncing ---
+        None if cli.provisioning.create_account_requested() => create_account_once(&cli).await,
         // --- service mode (src/service): --client-id/--client-secret run the ConductorOne daemon ---
         None if crate::service::requested(&cli.service) => {
-            let config = crate::service::ServiceConfig::from_args(&cli.service)?;
+            let mut config = crate::service::ServiceConfig::from_args(&cli.service)?;
+            config.provisioning = cli.provisioning.provisioning;
             let client = TorqClient::new(cli::torq_settings(&cli.torq)?)?;
             Ok(crate::service::run(config, client).await?)
         }
@@ -124,6 +130,34 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
             sync_with(settings, cli.common.file.clone(), &cli, style).await
         }
     }
+}
+
+/// One-shot account creation: refuses without `--provisioning` and checks all input before any request, then
+/// invites (or finds) the user and prints one line on stdout.
+async fn create_account_once(cli: &Cli) -> Result<(), AppError> {
+    use crate::provision::{self, AccountRequest, ProvisionError};
+    if crate::service::requested(&cli.service) {
+        return Err(ProvisionError::ModeConflict.into());
+    }
+    let args = &cli.provisioning;
+    if !args.provisioning {
+        return Err(ProvisionError::Disabled.into());
+    }
+    let request = AccountRequest::from_flags(
+        args.create_account_email.as_deref(),
+        args.create_account_login.as_deref(),
+        args.create_account_profile.as_deref(),
+    )?;
+    let client = TorqClient::new(cli::torq_settings(&cli.torq)?)?;
+    let outcome = provision::create_account(&client, crate::connector::user::USER_TYPE_ID, &request).await?;
+    tracing::info!(
+        user_id = %outcome.account().user.id,
+        role = %outcome.account().role_name,
+        created = matches!(outcome, provision::AccountOutcome::Created(_)),
+        "account creation done"
+    );
+    println!("{}", outcome.line());
+    Ok(())
 }
 
 /// Default output of `demo`: never the default (or configured) file of a real sync.

@@ -25,6 +25,9 @@ Examples:
   baton-torq demo
   # debug logs, one line per HTTP request (no secrets)
   baton-torq --verbose --log-format console
+  # invite a user with a role (Owner API key needed; no sync is run)
+  baton-torq -p --create-account-email new.hire@example.com \\
+    --create-account-profile '{\"role\":\"Operator\"}'
   baton-torq capabilities > baton_capabilities.json
   baton-torq completion bash > ~/.local/share/bash-completion/completions/baton-torq
 
@@ -75,6 +78,10 @@ pub struct Cli {
     #[command(flatten)]
     pub service: ServiceArgs,
     // --- end service mode ---
+    // --- provisioning (src/provision.rs) ---
+    #[command(flatten)]
+    pub provisioning: ProvisioningArgs,
+    // --- end provisioning ---
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,6 +241,36 @@ pub struct ServiceArgs {
     pub c1z_temp_dir: Option<PathBuf>,
 }
 // --- end service mode ---
+
+// --- provisioning (src/provision.rs) ---
+/// Provisioning flags, with the Baton SDK's names. Any `--create-account-*` flag runs account creation (an invite)
+/// instead of a sync; `--provisioning` must be set for it, and for provisioning tasks in service mode.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Provisioning (invite a user instead of syncing)")]
+pub struct ProvisioningArgs {
+    /// Allow baton-torq to change Torq: needed by --create-account-* and by provisioning tasks in service mode
+    #[arg(short = 'p', long, env = "BATON_PROVISIONING", hide_env_values = true)]
+    pub provisioning: bool,
+    /// Invite this email address to the Torq workspace (needs an API key with the Owner role)
+    #[arg(long, env = "BATON_CREATE_ACCOUNT_EMAIL", hide_env_values = true, value_name = "EMAIL")]
+    pub create_account_email: Option<String>,
+    /// Login of the account to create; used as the email when it is an email address
+    #[arg(long, env = "BATON_CREATE_ACCOUNT_LOGIN", hide_env_values = true, value_name = "LOGIN")]
+    pub create_account_login: Option<String>,
+    /// Profile of the account as a JSON object: "role" (a role name or id; Torq's default when absent), "email"
+    #[arg(long, env = "BATON_CREATE_ACCOUNT_PROFILE", hide_env_values = true, value_name = "JSON")]
+    pub create_account_profile: Option<String>,
+}
+
+impl ProvisioningArgs {
+    /// Whether a `--create-account-*` flag asks for account creation.
+    pub fn create_account_requested(&self) -> bool {
+        self.create_account_email.is_some()
+            || self.create_account_login.is_some()
+            || self.create_account_profile.is_some()
+    }
+}
+// --- end provisioning ---
 
 /// A configuration problem: one line, naming the flag and its environment variable.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: [`cli`] parses the configuration, [`torq`] talks to the Torq REST API,
 //! [`connector`] turns Torq objects into Baton resources, entitlements and grants, [`c1z`] writes them into a
-//! sync file, and [`sync`] drives the whole run; [`app`] runs the chosen command. [`service`] runs the connector as a ConductorOne daemon (service mode). [`sim`] is a simulated Torq
+//! sync file, and [`sync`] drives the whole run; [`app`] runs the chosen command; [`provision`] invites users (account creation) and answers
+//! the provisioning requests Torq's API cannot carry out. [`service`] runs the connector as a ConductorOne daemon (service mode). [`sim`] is a simulated Torq
 //! workspace server used by the demo, the tests and the benchmark.
 
 pub mod app;
@@ -12,6 +13,7 @@ pub mod config_file;
 pub mod connector;
 pub mod progress;
 pub mod proto;
+pub mod provision;
 pub mod service;
 pub mod signal;
 pub mod sim;

@@ -6,16 +6,21 @@ use serde_json::{json, Map, Value};
 
 use super::SYNCERS;
 use crate::proto::connector_v2::{
-    resource_type::Trait, Capability, ConnectorCapabilities, ResourceType, ResourceTypeCapability,
+    resource_type::Trait, Capability, CapabilityDetailCredentialOption, ConnectorCapabilities, CredentialDetails,
+    ResourceType, ResourceTypeCapability,
 };
 
-/// Each resource type of [`SYNCERS`] with what its syncer offers; the connector as a whole offers the union.
+/// Each resource type of [`SYNCERS`] with what its syncer offers (a syncer with an account manager adds account
+/// provisioning); the connector as a whole offers the union, and the credential options of account creation.
 pub fn connector_capabilities() -> ConnectorCapabilities {
     let mut per_type: Vec<ResourceTypeCapability> = SYNCERS
         .iter()
-        .map(|s| ResourceTypeCapability {
-            resource_type: Some(s.resource_type()),
-            capabilities: s.capabilities().into_iter().map(|c| c as i32).collect(),
+        .map(|s| {
+            let mut capabilities: Vec<i32> = s.capabilities().into_iter().map(|c| c as i32).collect();
+            if s.account_manager().is_some() {
+                capabilities.push(Capability::AccountProvisioning as i32);
+            }
+            ResourceTypeCapability { resource_type: Some(s.resource_type()), capabilities }
         })
         .collect();
     per_type.sort_by(|a, b| {
@@ -25,7 +30,12 @@ pub fn connector_capabilities() -> ConnectorCapabilities {
     let mut all: Vec<i32> = per_type.iter().flat_map(|c| c.capabilities.iter().copied()).collect();
     all.sort_unstable();
     all.dedup();
-    ConnectorCapabilities { resource_type_capabilities: per_type, connector_capabilities: all }
+    // As the SDK: the details of the first account manager (there is one, for `user`).
+    let credential_details = SYNCERS
+        .iter()
+        .find_map(|s| s.account_manager())
+        .map(|m| CredentialDetails { capability_account_provisioning: Some(m.credential_details()) });
+    ConnectorCapabilities { resource_type_capabilities: per_type, connector_capabilities: all, credential_details }
 }
 
 /// The JSON printed by `baton-torq capabilities` (ends with a newline).
@@ -44,11 +54,22 @@ pub fn capabilities_json() -> String {
             Value::Object(entry)
         })
         .collect();
-    let doc = json!({
+    let mut doc = json!({
         "@type": "type.googleapis.com/c1.connector.v2.ConnectorCapabilities",
         "resourceTypeCapabilities": resource_types,
         "connectorCapabilities": capability_names(&caps.connector_capabilities),
     });
+    if let Some(provisioning) =
+        caps.credential_details.as_ref().and_then(|d| d.capability_account_provisioning.as_ref())
+    {
+        doc["credentialDetails"] = json!({
+            "capabilityAccountProvisioning": {
+                "supportedCredentialOptions": provisioning.supported_credential_options.iter()
+                    .map(|o| credential_option_name(*o)).collect::<Vec<_>>(),
+                "preferredCredentialOption": credential_option_name(provisioning.preferred_credential_option),
+            }
+        });
+    }
     let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
     out.push('\n');
     out
@@ -58,6 +79,14 @@ fn capability_names(caps: &[i32]) -> Value {
     caps.iter()
         .map(|c| Value::from(Capability::try_from(*c).map(|c| c.as_str_name()).unwrap_or("CAPABILITY_UNSPECIFIED")))
         .collect()
+}
+
+fn credential_option_name(option: i32) -> Value {
+    Value::from(
+        CapabilityDetailCredentialOption::try_from(option)
+            .map(|o| o.as_str_name())
+            .unwrap_or("CAPABILITY_DETAIL_CREDENTIAL_OPTION_UNSPECIFIED"),
+    )
 }
 
 /// protojson of a ResourceType: empty fields omitted, enum names, annotations as `{"@type": …}` (ours are all
@@ -102,5 +131,15 @@ mod tests {
         assert_eq!(rts[0]["resourceType"]["displayName"], "API Key");
         assert_eq!(rts[1]["capabilities"][0], "CAPABILITY_SYNC");
         assert_eq!(v["connectorCapabilities"][0], "CAPABILITY_SYNC");
+        assert_eq!(rts[0]["capabilities"], json!(["CAPABILITY_SYNC"]), "api_key");
+        assert_eq!(rts[1]["capabilities"], json!(["CAPABILITY_SYNC"]), "role");
+        assert_eq!(rts[2]["capabilities"], json!(["CAPABILITY_SYNC", "CAPABILITY_ACCOUNT_PROVISIONING"]), "user");
+        assert_eq!(v["connectorCapabilities"], json!(["CAPABILITY_SYNC", "CAPABILITY_ACCOUNT_PROVISIONING"]));
+        let provisioning = &v["credentialDetails"]["capabilityAccountProvisioning"];
+        assert_eq!(
+            provisioning["supportedCredentialOptions"],
+            json!(["CAPABILITY_DETAIL_CREDENTIAL_OPTION_NO_PASSWORD"])
+        );
+        assert_eq!(provisioning["preferredCredentialOption"], "CAPABILITY_DETAIL_CREDENTIAL_OPTION_NO_PASSWORD");
     }
 }

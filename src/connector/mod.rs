@@ -10,6 +10,7 @@
 //! What this module must not do: write files or know about the c1z (rows go to a [`syncer::RowSink`]), or talk
 //! HTTP itself (it calls `crate::torq`).
 
+pub mod account_creation;
 pub mod api_key;
 pub mod capabilities;
 pub mod metadata;

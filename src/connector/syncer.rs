@@ -19,7 +19,10 @@ use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::proto::connector_v2::{Capability, Entitlement, Grant, Resource, ResourceType};
+use crate::proto::connector_v2::{
+    Capability, CredentialDetailsAccountProvisioning, Entitlement, Grant, Resource, ResourceType,
+};
+use crate::provision::{AccountOutcome, AccountRequest, ProvisionError};
 use crate::torq::{SinkClosed, TorqClient, TorqError};
 
 /// Rows per batch sent to the writer.
@@ -157,8 +160,29 @@ pub trait ResourceSyncer: Send + Sync {
         vec![Capability::Sync]
     }
 
+    /// Account provisioning for this type, when it offers it (default: none). The capabilities then list
+    /// `CAPABILITY_ACCOUNT_PROVISIONING` for the type, and create_account requests for it are handed here.
+    fn account_manager(&self) -> Option<&dyn AccountManager> {
+        None
+    }
+
     /// Lists every resource of this type, with its entitlements and the grants it holds, into `sink`. Returns
     /// [`Synced::Skipped`] (having sent nothing) when Torq does not hand the list out and the sync can go on
     /// without it; any other failure is an error that fails the sync.
     fn sync<'a>(&'a self, client: &'a TorqClient, sink: RowSink) -> BoxFuture<'a, Result<Synced, TorqError>>;
+}
+
+/// Account provisioning (the SDK's `AccountManager`): ConductorOne can create accounts of this resource type.
+/// Implemented next to the type's [`ResourceSyncer`], which hands it out through
+/// [`ResourceSyncer::account_manager`]. The flow itself (checks, the write) lives in `crate::provision`.
+pub trait AccountManager: Send + Sync {
+    /// The credential options account creation offers (the SDK's `CreateAccountCapabilityDetails`).
+    fn credential_details(&self) -> CredentialDetailsAccountProvisioning;
+
+    /// Creates the account `request` describes, or finds it in place.
+    fn create_account<'a>(
+        &'a self,
+        client: &'a TorqClient,
+        request: &'a AccountRequest,
+    ) -> BoxFuture<'a, Result<AccountOutcome, ProvisionError>>;
 }

@@ -7,12 +7,13 @@
 
 use futures_util::future::BoxFuture;
 
-use super::syncer::{ResourceSyncer, Row, RowSink, Synced};
+use super::syncer::{AccountManager, ResourceSyncer, Row, RowSink, Synced};
 use super::{flag, pack, profile, role, text, timestamp};
 use crate::proto::connector_v2::{
-    resource_status, resource_type::Trait, user_trait, Grant, Resource, ResourceId, ResourceStatus, ResourceType,
-    SkipEntitlementsAndGrants, UserTrait,
+    resource_status, resource_type::Trait, user_trait, CredentialDetailsAccountProvisioning, Grant, Resource,
+    ResourceId, ResourceStatus, ResourceType, SkipEntitlementsAndGrants, UserTrait,
 };
+use crate::provision::{AccountOutcome, AccountRequest, ProvisionError};
 use crate::torq::{SinkClosed, TorqClient, TorqError, UserRecord, UserStatus};
 
 pub const USER_TYPE_ID: &str = "user";
@@ -44,11 +45,30 @@ impl ResourceSyncer for UserSyncer {
         ("user", "users")
     }
 
+    fn account_manager(&self) -> Option<&dyn AccountManager> {
+        Some(self)
+    }
+
     fn sync<'a>(&'a self, client: &'a TorqClient, sink: RowSink) -> BoxFuture<'a, Result<Synced, TorqError>> {
         Box::pin(async move {
             tokio::try_join!(stream_list(client, false, sink.clone()), stream_list(client, true, sink))?;
             Ok(Synced::Done)
         })
+    }
+}
+
+/// Users are created by Torq's invite: no password (the invitee sets up their login from Torq's email).
+impl AccountManager for UserSyncer {
+    fn credential_details(&self) -> CredentialDetailsAccountProvisioning {
+        super::account_creation::no_password()
+    }
+
+    fn create_account<'a>(
+        &'a self,
+        client: &'a TorqClient,
+        request: &'a AccountRequest,
+    ) -> BoxFuture<'a, Result<AccountOutcome, ProvisionError>> {
+        Box::pin(crate::provision::invite(client, request))
     }
 }
 

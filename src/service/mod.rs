@@ -3,13 +3,17 @@
 //! task's outcome with FinishTask, until SIGINT/SIGTERM.
 //!
 //! Owns: credential parsing and the JWT assertion ([`credentials`]), the token exchange ([`token`]), the gRPC
-//! client ([`client`]) and the task loop ([`tasks`]). Reuses [`crate::sync::run_sync`] for the sync itself.
+//! client ([`client`]), the poll loop ([`poll`]), the Hello answer ([`hello`]), one handler module per kind of
+//! task ([`handlers`]: sync_full, provisioning) and how a task ends ([`outcome`]). Reuses [`crate::sync::run_sync`] for the sync itself.
 //! Must not: write the user's `--file` (it is ignored here), or let the ConductorOne secret, the JWK or any token
 //! reach a log line, an error message or `Debug` output.
 
 pub mod client;
 pub mod credentials;
-pub mod tasks;
+pub mod handlers;
+pub mod hello;
+pub mod outcome;
+pub mod poll;
 pub mod token;
 
 use std::path::PathBuf;
@@ -67,6 +71,9 @@ pub struct ServiceConfig {
     pub extra_ca: Option<Vec<u8>>,
     pub task_concurrency: usize,
     pub temp_dir: PathBuf,
+    /// `--provisioning`: grant, revoke, create_account and delete_resource tasks may run (otherwise they are
+    /// refused, as the Baton SDK does).
+    pub provisioning: bool,
 }
 
 /// Whether the command line asks for service mode (a client id or secret was given).
@@ -95,7 +102,7 @@ impl ServiceConfig {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
-            .unwrap_or_else(tasks::hostname_or_default);
+            .unwrap_or_else(hello::hostname_or_default);
         let extra_ca = match &args.c1_ca_cert_file {
             Some(path) => {
                 let pem = std::fs::read(path).map_err(|e| ServiceError::Setting {
@@ -130,6 +137,7 @@ impl ServiceConfig {
             extra_ca,
             task_concurrency: usize::from(args.task_concurrency.clamp(1, 100)),
             temp_dir,
+            provisioning: false,
         })
     }
 }
@@ -169,7 +177,7 @@ pub async fn run(config: ServiceConfig, torq: TorqClient) -> Result<(), ServiceE
         task_concurrency = config.task_concurrency,
         "service mode: connecting to ConductorOne"
     );
-    let result = tasks::Runner::new(c1, torq, &config).run(shutdown).await;
+    let result = poll::Runner::new(c1, torq, &config).run(shutdown).await;
     watcher.abort();
     result
 }

@@ -244,6 +244,68 @@ impl TorqClient {
     }
 }
 
+/// What one attempt of a non-idempotent request (a POST) came to. Whether to send it again is the caller's
+/// decision, because only the caller knows how to find out whether a lost attempt took effect.
+pub(crate) enum WriteAttempt {
+    /// Torq answered (any status except the 3xx/401 token rejections, which [`TorqClient::send_write`] handles).
+    Answered(Response),
+    /// The request surely did not reach Torq: the connection (DNS, TCP or TLS handshake) was never established.
+    NotSent(String),
+    /// The request may have reached Torq and taken effect: a timeout, or a connection lost mid-request.
+    MaybeSent(String),
+}
+
+impl TorqClient {
+    /// One attempt of a non-idempotent request: rate limit, bearer token, timeout. Never repeated here, except
+    /// once after a 3xx/401 (Torq refused the token before acting on the request) with a renewed token.
+    pub(crate) async fn send_write<B>(&self, request: &str, build: B) -> Result<WriteAttempt, TorqError>
+    where
+        B: Fn(&reqwest::Client) -> RequestBuilder,
+    {
+        let settings = &self.inner.settings;
+        let counters = &self.inner.counters;
+        let mut token_renewed = false;
+        loop {
+            self.inner.limiter.until_ready().await;
+            let bearer = self.bearer().await?;
+            let builder = build(&self.inner.http).bearer_auth(bearer.secret.expose_secret());
+            counters.api_requests.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let sent = tokio::time::timeout(settings.timeout, builder.send()).await;
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            let resp = match sent {
+                Err(_) => {
+                    tracing::debug!(request, elapsed_ms, "HTTP write timed out");
+                    let reason = format!("no response within {} s", settings.timeout.as_secs_f64());
+                    return Ok(WriteAttempt::MaybeSent(reason));
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(request, elapsed_ms, error = %describe_transport(&e), "HTTP write failed");
+                    // reqwest reports DNS, TCP connect and TLS handshake failures as connect errors: nothing was sent.
+                    return Ok(if e.is_connect() {
+                        WriteAttempt::NotSent(describe_transport(&e))
+                    } else {
+                        WriteAttempt::MaybeSent(describe_transport(&e))
+                    });
+                }
+                Ok(Ok(resp)) => resp,
+            };
+            let status = resp.status();
+            tracing::debug!(request, status = status.as_u16(), elapsed_ms, "HTTP write");
+            if !matches!(classify(status, true), Class::TokenRejected) {
+                return Ok(WriteAttempt::Answered(resp));
+            }
+            counters.token_rejections.fetch_add(1, Ordering::Relaxed);
+            if token_renewed {
+                return Err(TorqError::TokenRejected { request: request.to_string(), status: status.as_u16() });
+            }
+            tracing::debug!(request, status = status.as_u16(), "token rejected; renewing it and sending again");
+            self.invalidate(bearer.generation).await;
+            token_renewed = true;
+        }
+    }
+}
+
 enum Class {
     Success,
     TokenRejected,
@@ -263,7 +325,7 @@ fn classify(status: StatusCode, authenticated: bool) -> Class {
 }
 
 /// `Retry-After` as delay seconds or an HTTP date.
-fn retry_after(resp: &Response) -> Option<Duration> {
+pub(crate) fn retry_after(resp: &Response) -> Option<Duration> {
     let value = resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -276,7 +338,7 @@ fn retry_after(resp: &Response) -> Option<Duration> {
 /// `": <message> (code N)"` from Torq's error envelope, or `""` when the body has none. Reads at most
 /// [`ERROR_BODY_LIMIT`] within [`ERROR_BODY_DEADLINE`] (or the request timeout, if shorter); the rest of the body is
 /// never read: dropping the response closes the connection.
-async fn error_detail(resp: Response, timeout: Duration) -> String {
+pub(crate) async fn error_detail(resp: Response, timeout: Duration) -> String {
     let mut bytes = Vec::new();
     match read_body(resp, &mut bytes, ERROR_BODY_LIMIT, timeout.min(ERROR_BODY_DEADLINE)).await {
         Ok(()) => {}

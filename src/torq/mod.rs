@@ -15,7 +15,9 @@ mod api_keys;
 mod auth;
 mod claim_mappings;
 mod http;
+mod invite;
 mod list;
+mod lookup;
 pub mod models;
 mod roles;
 mod users;
@@ -30,6 +32,7 @@ use secrecy::SecretString;
 
 pub use auth::{renew_time, token_lifetime};
 pub use http::{read_body, BodyError};
+pub use invite::InviteOutcome;
 pub use models::{ApiKeyRecord, ApiKeyType, ClaimMappingRecord, RoleRecord, UserRecord, UserStatus};
 pub use users::SinkClosed;
 
@@ -99,6 +102,18 @@ pub enum TorqError {
     Malformed { request: String, detail: String },
     #[error("Torq sent a page token for {request} that it had already sent (or more than {pages} pages); stopping to avoid an endless loop")]
     EndlessPaging { request: String, pages: u64 },
+    #[error(
+        "the API key is not allowed to invite users ({request}: HTTP 403{detail}): in Torq only Owners can invite; \
+         use an API key whose role is Owner"
+    )]
+    InviteDenied { request: String, detail: String },
+    #[error("Torq refused {request} (HTTP {status}{detail}); nothing was changed")]
+    Refused { request: String, status: u16, detail: String },
+    #[error(
+        "Torq answered HTTP {status} to {request}{detail}, and the user list does not show the change; it was not \
+         sent again (a write is never repeated unless it surely did not reach Torq): retry later"
+    )]
+    WriteFailed { request: String, status: u16, detail: String },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
     #[error("the sync stopped consuming records")]

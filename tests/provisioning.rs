@@ -1,0 +1,554 @@
+//! Provisioning end to end: the built binary against the simulated Torq (real HTTP on loopback), in one-shot mode
+//! (`-p --create-account-*`) and in service mode (create_account, grant, revoke and delete_resource tasks from the
+//! fake ConductorOne in tests/common/fake_c1.rs). What a user checks: the line printed and the exit code, which
+//! users Torq has afterwards, how many invite POSTs reached Torq (never one too many), and what ConductorOne is told.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use baton_torq::proto::baton_v1::baton_service_finish_task_request::FinalState;
+use baton_torq::proto::baton_v1::task::{CreateAccountTask, DeleteResourceTask, GrantTask, RevokeTask, TaskType};
+use baton_torq::proto::baton_v1::{BatonServiceFinishTaskRequest, Task};
+use baton_torq::proto::connector_v2::create_account_response::Result as AccountResult;
+use baton_torq::proto::connector_v2::{
+    account_info, user_trait, AccountInfo, CreateAccountResponse, Entitlement, Grant, GrantManagerServiceGrantResponse,
+    Resource, ResourceId, UserTrait,
+};
+use baton_torq::sim::{Endpoint, FaultKind, FaultPlan, SimConfig, SimServer, Workspace};
+use common::fake_c1::{FakeC1, FakeC1Config};
+use common::harness;
+use prost::Message as _;
+
+const FIXTURE: &str = include_str!("fixtures/workspace.json");
+const OWNER: &str = "e2a214e8-bbe9-4675-9d52-490575ffc53d";
+const OPERATOR: &str = "5c22c469-63e9-48fd-a4d4-748ca3c77ebf";
+const VIEWER: &str = "b2609a0b-dd2b-4550-8c65-6018eee38dc1";
+/// A user of the fixture: Ada, Owner.
+const ADA_ID: &str = "7ea3ef27-e2e9-4528-a4e0-689e1888df20";
+const ADA_EMAIL: &str = "ada.lovelace@example.com";
+
+/// An API key of the workspace: a service key with the Operator role.
+const KEY_ID: &str = "ci-pipeline-key";
+
+/// The fixture workspace plus one API key.
+async fn sim(faults: FaultPlan) -> SimServer {
+    let mut workspace: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    workspace["api_keys"] = serde_json::json!([{
+        "client_id": KEY_ID, "name": "CI pipeline", "type": "API_KEY_TYPE_SERVICE",
+        "role_id": OPERATOR, "role_name": "Operator",
+    }]);
+    let config = SimConfig { faults, ..SimConfig::default() };
+    SimServer::start(Workspace::from_json(&workspace.to_string()).unwrap(), config).await.unwrap()
+}
+
+/// The binary with the simulator's credentials and URLs plus `args`; `-f` points into a scratch directory, which
+/// must stay empty (provisioning writes no file).
+async fn run(server: &SimServer, dir: &Path, args: &[&str]) -> Output {
+    harness::command(server, &SimConfig::default(), &dir.join("sync.c1z"))
+        .args(["--log-format", "console", "--log-level", "debug"])
+        .args(args)
+        .output()
+        .await
+        .expect("binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// No output mentions the Torq client secret or a bearer token.
+fn assert_no_secret(o: &Output, server: &SimServer) {
+    let all = format!("{}{}", stdout(o), harness::stderr(o));
+    assert!(!all.contains(&SimConfig::default().client_secret), "the client secret leaked:\n{all}");
+    for token in server.issued_tokens() {
+        assert!(!all.contains(&token), "a bearer token leaked:\n{all}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_by_role_name_once_then_already_exists_without_a_post() {
+    let sim = sim(FaultPlan::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let invite =
+        ["-p", "--create-account-email", "new.hire@example.com", "--create-account-profile", r#"{"role":"Operator"}"#];
+    let first = run(&sim, dir.path(), &invite).await;
+    harness::assert_success(&first);
+    let invited = sim.invited_users();
+    assert_eq!(invited.len(), 1, "{invited:?}");
+    let user = &invited[0];
+    assert_eq!(
+        (user.email.as_str(), user.role_id.as_str(), user.status.as_str()),
+        ("new.hire@example.com", OPERATOR, "INVITATION_SENT")
+    );
+    let line = stdout(&first);
+    assert_eq!(line.lines().count(), 1, "one line: {line}");
+    assert!(
+        line.starts_with(&format!("created: Torq user {} new.hire@example.com with role Operator", user.id)),
+        "{line}"
+    );
+    assert_eq!(sim.stats().invites, 1);
+
+    // Again, with the address in another case: found, reported, nothing sent.
+    let again =
+        ["-p", "--create-account-email", "New.Hire@Example.com", "--create-account-profile", r#"{"role":"operator"}"#];
+    let second = run(&sim, dir.path(), &again).await;
+    harness::assert_success(&second);
+    assert_eq!(
+        stdout(&second),
+        format!("already exists: Torq user {} new.hire@example.com with role Operator; nothing was sent\n", user.id)
+    );
+    assert_eq!(sim.stats().invites, 1, "no second POST");
+    assert_eq!(sim.invited_users().len(), 1);
+    assert_no_secret(&second, &sim);
+    assert!(harness::listing(dir.path()).is_empty(), "no sync file is written: {:?}", harness::listing(dir.path()));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_by_role_id_by_alias_and_with_torqs_default_role() {
+    let sim = sim(FaultPlan::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let by_id = format!(r#"{{"role":"{OWNER}"}}"#);
+    let by_alias = format!(r#"{{"role_id":"{OPERATOR}"}}"#);
+    for (email, profile, role_id, role_name) in [
+        ("by.id@example.com", Some(by_id.as_str()), OWNER, "Owner"),
+        ("by.alias@example.com", Some(by_alias.as_str()), OPERATOR, "Operator"),
+        // No role: no role_id is sent, and Torq's default (Viewer) applies.
+        ("default.role@example.com", None, VIEWER, "Viewer"),
+    ] {
+        let mut args = vec!["--provisioning", "--create-account-email", email];
+        if let Some(p) = profile {
+            args.extend(["--create-account-profile", p]);
+        }
+        let out = run(&sim, dir.path(), &args).await;
+        harness::assert_success(&out);
+        let user = sim.invited_users().into_iter().find(|u| u.email == email).expect("invited");
+        assert_eq!(user.role_id, role_id, "{email}");
+        assert!(stdout(&out).contains(&format!("{email} with role {role_name}")), "{}", stdout(&out));
+    }
+    // The login is used as the email when it is an address.
+    let out = run(&sim, dir.path(), &["-p", "--create-account-login", "login.only@example.com"]).await;
+    harness::assert_success(&out);
+    assert!(sim.invited_users().iter().any(|u| u.email == "login.only@example.com"));
+    assert_eq!(sim.stats().invites, 4);
+    sim.shutdown().await;
+}
+
+/// Every refusal happens before any POST: exit 2 (bad input) or 0 (already there), one line saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_before_anything_is_sent() {
+    let sim = sim(FaultPlan::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str, bool)] = &[
+        // (args, expected text in the error line, whether Torq may be read: only to resolve the role)
+        (&["--create-account-email", "new.hire@example.com"], "--provisioning", false),
+        (&["-p", "--create-account-email", "not-an-email"], "invalid email address", false),
+        (&["-p", "--create-account-email", "two@at@example.com"], "more than one '@'", false),
+        (&["-p", "--create-account-email", "sp ace@example.com"], "space", false),
+        (&["-p", "--create-account-login", "jdoe"], "no email for the new account", false),
+        (
+            &["-p", "--create-account-email", "a@example.com", "--create-account-profile", "{role:Operator}"],
+            "not valid JSON",
+            false,
+        ),
+        (
+            &["-p", "--create-account-email", "a@example.com", "--create-account-profile", r#"{"role":3}"#],
+            "must be a string",
+            false,
+        ),
+        (
+            &["-p", "--create-account-email", "a@example.com", "--create-account-profile", r#"{"role":"Admin"}"#],
+            "unknown Torq role \"Admin\"; the workspace's roles are: Contributor, Operator, Owner, SOC Tier 1, Viewer",
+            true,
+        ),
+        (
+            &["-p", "--create-account-email", "a@example.com", "--client-id", "x@tenant.example.test/pcc"],
+            "cannot be combined with --client-id",
+            false,
+        ),
+    ];
+    for (args, expected, reads_torq) in cases {
+        let before = sim.stats();
+        let out = run(&sim, dir.path(), args).await;
+        let err = harness::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: expected {expected:?} in:\n{err}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: one error line:\n{err}");
+        assert!(errors[0].contains(expected), "{args:?}: {}", errors[0]);
+        assert!(stdout(&out).is_empty(), "{args:?}");
+        let after = sim.stats();
+        assert_eq!(after.invites, before.invites, "{args:?}: no invite");
+        if !reads_torq {
+            assert_eq!(after.total(), before.total(), "{args:?}: nothing at all was sent to Torq");
+        }
+    }
+    // An existing user (in the other case) is not an error, and nothing is sent.
+    let out = run(&sim, dir.path(), &["-p", "--create-account-email", "ADA.Lovelace@example.com"]).await;
+    harness::assert_success(&out);
+    assert_eq!(
+        stdout(&out),
+        format!("already exists: Torq user {ADA_ID} {ADA_EMAIL} with role Owner; nothing was sent\n")
+    );
+    assert_eq!(sim.stats().invites, 0);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_invite_exits_1_with_the_reason() {
+    let sim = sim(FaultPlan::new().always(Endpoint::Invite, FaultKind::Status(403))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&sim, dir.path(), &["-p", "--create-account-email", "new.hire@example.com"]).await;
+    let err = harness::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not allowed to invite users") && err.contains("only Owners can invite"), "{err}");
+    assert_eq!(sim.stats().invites, 1, "a 403 is final");
+    assert!(sim.invited_users().is_empty());
+    assert_no_secret(&out, &sim);
+    sim.shutdown().await;
+}
+
+/// The connection drops after Torq applied the invite: the client re-lists the users, finds the new one and
+/// reports it created, without a second POST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_after_the_invite_was_applied_sends_exactly_one_post() {
+    let sim = sim(FaultPlan::new().on(Endpoint::Invite, FaultKind::ResetAfterHandling, 1, 1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&sim, dir.path(), &["-p", "--create-account-email", "new.hire@example.com"]).await;
+    harness::assert_success(&out);
+    let invited = sim.invited_users();
+    assert_eq!(invited.len(), 1);
+    assert_eq!(sim.stats().invites, 1, "exactly one POST");
+    assert!(
+        stdout(&out).starts_with(&format!("created: Torq user {} new.hire@example.com", invited[0].id)),
+        "{}",
+        stdout(&out)
+    );
+    assert!(harness::stderr(&out).contains("checking the user list before deciding"), "{}", harness::stderr(&out));
+    sim.shutdown().await;
+}
+
+/// Torq failing with a 500 may or may not have applied the invite: it is not sent again; the user list decides
+/// what is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_error_is_not_sent_again() {
+    let sim = sim(FaultPlan::new().always(Endpoint::Invite, FaultKind::Status(500))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&sim, dir.path(), &["-p", "--create-account-email", "new.hire@example.com"]).await;
+    let err = harness::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("HTTP 500") && err.contains("not sent again"), "{err}");
+    assert_eq!(sim.stats().invites, 1);
+    sim.shutdown().await;
+}
+
+/// 429 and 503 mean Torq did not handle the request: sent again after a backoff, and the user is invited once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_and_unavailable_invites_are_sent_again() {
+    let plan = FaultPlan::new()
+        .on(Endpoint::Invite, FaultKind::TooManyRequests { retry_after_secs: Some(0) }, 1, 1)
+        .on(Endpoint::Invite, FaultKind::Status(503), 2, 1);
+    let sim = sim(plan).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&sim, dir.path(), &["-p", "--create-account-email", "new.hire@example.com"]).await;
+    harness::assert_success(&out);
+    assert_eq!(sim.stats().invites, 3);
+    assert_eq!(sim.invited_users().len(), 1);
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Service mode
+// ---------------------------------------------------------------------------------------------------------------
+
+const CLIENT_ID: &str = "strange-hydra-68836@tenant.example.test/pcc";
+const AUDIENCE: &str = "tenant.example.test";
+
+/// A fresh Ed25519 key: (public key, client secret text).
+fn test_key() -> ([u8; 32], String) {
+    let private: [u8; 32] = rand::random();
+    let public = ed25519_dalek::SigningKey::from_bytes(&private).verifying_key().to_bytes();
+    let jwk = serde_json::json!({
+        "kty": "OKP", "crv": "Ed25519", "d": URL_SAFE_NO_PAD.encode(private), "x": URL_SAFE_NO_PAD.encode(public),
+    });
+    (public, format!("secret-token:conductorone.com:v1:{}", URL_SAFE_NO_PAD.encode(jwk.to_string())))
+}
+
+/// The daemon against `sim` and `c1`, one task at a time (so the tasks run in queue order).
+fn daemon(sim: &SimServer, c1: &FakeC1, secret: &str, dir: &Path, provisioning: bool) -> tokio::process::Child {
+    let ca = dir.join("c1-ca.pem");
+    std::fs::write(&ca, &c1.ca_pem).unwrap();
+    let cfg = SimConfig::default();
+    tokio::process::Command::new(harness::bin())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("BATON_TORQ_CLIENT_ID", &cfg.client_id)
+        .env("BATON_TORQ_CLIENT_SECRET", &cfg.client_secret)
+        .env("BATON_TORQ_API_URL", sim.api_url())
+        .env("BATON_TORQ_AUTH_URL", sim.auth_url())
+        .env("BATON_CLIENT_ID", CLIENT_ID)
+        .env("BATON_CLIENT_SECRET", secret)
+        .env("BATON_C1_API_HOST", c1.api_host())
+        .env("BATON_C1_CA_CERT_FILE", &ca)
+        .env("BATON_HOST_ID", "test-host")
+        .env("BATON_C1Z_TEMP_DIR", dir)
+        .env("BATON_TASK_CONCURRENCY", "1")
+        .env("BATON_PROVISIONING", if provisioning { "true" } else { "false" })
+        .args(["--log-format", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+async fn stop(child: tokio::process::Child) -> String {
+    let pid = child.id().expect("running");
+    std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    stderr
+}
+
+fn task(id: &str, t: TaskType) -> Task {
+    Task { id: id.into(), status: 2, debug: false, task_type: Some(t) }
+}
+
+fn create_account(email: &str, role: Option<&str>) -> TaskType {
+    use prost_types::{value::Kind, Struct, Value};
+    let profile = role
+        .map(|r| Struct { fields: [("role".to_string(), Value { kind: Some(Kind::StringValue(r.into())) })].into() });
+    TaskType::CreateAccount(CreateAccountTask {
+        account_info: Some(AccountInfo {
+            emails: vec![account_info::Email { address: email.into(), is_primary: true }],
+            login: email.into(),
+            profile,
+            ..Default::default()
+        }),
+        resource_type_id: "user".into(),
+    })
+}
+
+fn rid(kind: &str, id: &str) -> ResourceId {
+    ResourceId { resource_type: kind.into(), resource: id.into(), ..Default::default() }
+}
+
+fn member(role_id: &str) -> Entitlement {
+    Entitlement {
+        id: format!("role:{role_id}:member"),
+        resource: Some(Resource { id: Some(rid("role", role_id)), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn user_principal(id: &str) -> Resource {
+    Resource { id: Some(rid("user", id)), ..Default::default() }
+}
+
+fn error_of(f: &BatonServiceFinishTaskRequest) -> (tonic::Code, String, bool) {
+    let status = f.status.clone().expect("an error carries a google.rpc.Status");
+    match &f.final_state {
+        Some(FinalState::Error(e)) => (tonic::Code::from(status.code), status.message, e.non_retryable),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// The success's response `Any`, checked for its type, decoded; and the success's annotations.
+fn success_of<M: prost::Message + Default>(
+    f: &BatonServiceFinishTaskRequest,
+    name: &str,
+) -> (M, Vec<prost_types::Any>) {
+    match &f.final_state {
+        Some(FinalState::Success(s)) => {
+            assert!(f.status.is_none());
+            let any = s.response.as_ref().expect("a response");
+            assert_eq!(any.type_url, format!("type.googleapis.com/c1.connector.v2.{name}"));
+            (M::decode(any.value.as_slice()).unwrap(), s.annotations.clone())
+        }
+        other => panic!("expected a success, got {other:?}"),
+    }
+}
+
+fn user_trait(r: &Resource) -> UserTrait {
+    let any = r.annotations.iter().find(|a| a.type_url.ends_with("UserTrait")).expect("a UserTrait");
+    UserTrait::decode(any.value.as_slice()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
+    // The fourth task's invite (the second POST) is refused by Torq.
+    let sim = sim(FaultPlan::new().on(Endpoint::Invite, FaultKind::Status(403), 2, 1)).await;
+    let (public, secret) = test_key();
+    let c1 = FakeC1::start(FakeC1Config {
+        client_id: CLIENT_ID.into(),
+        audience: AUDIENCE.into(),
+        public_key: public,
+        reject_all_tokens: false,
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let ids = [
+        "2createaccount0000000000001",
+        "2createaccount0000000000002",
+        "2createaccount0000000000003",
+        "2createaccount0000000000004",
+        "2grantheld00000000000000001",
+        "2grantchange000000000000001",
+        "2revoke00000000000000000001",
+        "2deleteresource000000000001",
+        "2grantkeyheld00000000000001",
+        "2grantkeychange000000000001",
+    ];
+    c1.push_task(task(ids[0], create_account("new.hire@example.com", Some("operator"))));
+    c1.push_task(task(ids[1], create_account("NEW.HIRE@example.com", Some("Operator"))));
+    c1.push_task(task(ids[2], create_account("third@example.com", Some("Admin"))));
+    c1.push_task(task(ids[3], create_account("denied@example.com", None)));
+    let grant = |role: &str| {
+        TaskType::Grant(GrantTask {
+            entitlement: Some(member(role)),
+            principal: Some(user_principal(ADA_ID)),
+            ..Default::default()
+        })
+    };
+    c1.push_task(task(ids[4], grant(OWNER)));
+    c1.push_task(task(ids[5], grant(VIEWER)));
+    let held = Grant {
+        id: format!("role:{OWNER}:member:user:{ADA_ID}"),
+        entitlement: Some(member(OWNER)),
+        principal: Some(user_principal(ADA_ID)),
+        ..Default::default()
+    };
+    c1.push_task(task(ids[6], TaskType::Revoke(RevokeTask { grant: Some(held), ..Default::default() })));
+    c1.push_task(task(
+        ids[7],
+        TaskType::DeleteResource(DeleteResourceTask {
+            resource_id: Some(rid("user", ADA_ID)),
+            parent_resource_id: None,
+        }),
+    ));
+
+    let key_grant = |role: &str| {
+        TaskType::Grant(GrantTask {
+            entitlement: Some(member(role)),
+            principal: Some(Resource { id: Some(rid("api_key", KEY_ID)), ..Default::default() }),
+            ..Default::default()
+        })
+    };
+    c1.push_task(task(ids[8], key_grant(OPERATOR)));
+    c1.push_task(task(ids[9], key_grant(OWNER)));
+
+    let child = daemon(&sim, &c1, &secret, dir.path(), true);
+    c1.wait_for("a FinishTask for every task", Duration::from_secs(60), |r| r.finishes.len() >= ids.len()).await;
+    let stderr = stop(child).await;
+    assert!(!stderr.contains(&secret[..50]) && !stderr.contains(&SimConfig::default().client_secret), "{stderr}");
+
+    // 1: invited, answered with the new user as a sync writes it.
+    let invited = sim.invited_users();
+    assert_eq!(invited.len(), 1, "{invited:?}");
+    assert_eq!((invited[0].email.as_str(), invited[0].role_id.as_str()), ("new.hire@example.com", OPERATOR));
+    let (resp, annotations): (CreateAccountResponse, _) =
+        success_of(&c1.finish_of(ids[0]).unwrap(), "CreateAccountResponse");
+    assert!(annotations.is_empty());
+    let Some(AccountResult::Success(ok)) = resp.result else { panic!("{resp:?}") };
+    assert!(ok.is_create_account_result);
+    let resource = ok.resource.unwrap();
+    assert_eq!(resource.id, Some(rid("user", &invited[0].id)));
+    assert_eq!(resource.display_name, "new.hire@example.com");
+    let status = user_trait(&resource).status.unwrap();
+    assert_eq!(
+        (status.status, status.details.as_str()),
+        (user_trait::status::Status::Enabled as i32, "invitation sent, not accepted yet")
+    );
+
+    // 2: the same person again: already exists, same resource, no POST.
+    let (resp, _): (CreateAccountResponse, _) = success_of(&c1.finish_of(ids[1]).unwrap(), "CreateAccountResponse");
+    let Some(AccountResult::AlreadyExists(found)) = resp.result else { panic!("{resp:?}") };
+    assert_eq!(found.resource.unwrap().id, Some(rid("user", &invited[0].id)));
+
+    // 3: an unknown role: refused before any POST, not retryable, naming the roles.
+    let (code, message, non_retryable) = error_of(&c1.finish_of(ids[2]).unwrap());
+    assert_eq!(code, tonic::Code::InvalidArgument, "{message}");
+    assert!(non_retryable);
+    assert!(message.contains("unknown Torq role \"Admin\"") && message.contains("Operator, Owner"), "{message}");
+
+    // 4: Torq refused the invite (403).
+    let (code, message, non_retryable) = error_of(&c1.finish_of(ids[3]).unwrap());
+    assert_eq!(code, tonic::Code::PermissionDenied, "{message}");
+    assert!(non_retryable);
+    assert!(message.contains("only Owners can invite"), "{message}");
+    assert_eq!(sim.stats().invites, 2, "one POST for task 1, one for task 4, none for the others");
+
+    // 5: Ada is already an Owner: success with GrantAlreadyExists, in the response and on the success.
+    let (resp, annotations): (GrantManagerServiceGrantResponse, _) =
+        success_of(&c1.finish_of(ids[4]).unwrap(), "GrantManagerServiceGrantResponse");
+    for anns in [&annotations, &resp.annotations] {
+        assert_eq!(anns.len(), 1);
+        assert_eq!(anns[0].type_url, "type.googleapis.com/c1.connector.v2.GrantAlreadyExists");
+    }
+    assert_eq!(resp.grants[0].id, format!("role:{OWNER}:member:user:{ADA_ID}"));
+
+    // 6-8: what Torq's public API cannot do: FAILED_PRECONDITION, not retryable, saying where to do it.
+    for (id, says) in [
+        (ids[5], "cannot change the role of a user"),
+        (ids[6], "cannot remove a user's role"),
+        (ids[7], "does not document removing a user"),
+    ] {
+        let (code, message, non_retryable) = error_of(&c1.finish_of(id).unwrap());
+        assert_eq!(code, tonic::Code::FailedPrecondition, "{id}: {message}");
+        assert!(non_retryable, "{id}");
+        assert!(message.contains(says) && message.contains("Torq UI (Settings > Users)"), "{id}: {message}");
+    }
+    // 9-10: an API key holds one role too: the role it has is granted already; another cannot be given.
+    let (resp, _): (GrantManagerServiceGrantResponse, _) =
+        success_of(&c1.finish_of(ids[8]).unwrap(), "GrantManagerServiceGrantResponse");
+    assert_eq!(resp.annotations[0].type_url, "type.googleapis.com/c1.connector.v2.GrantAlreadyExists");
+    assert_eq!(resp.grants[0].id, format!("role:{OPERATOR}:member:api_key:{KEY_ID}"));
+    let (code, message, non_retryable) = error_of(&c1.finish_of(ids[9]).unwrap());
+    assert_eq!(code, tonic::Code::FailedPrecondition, "{message}");
+    assert!(non_retryable);
+    assert!(message.contains("cannot change the role of an API key"), "{message}");
+    assert!(message.contains("avatar > API Keys"), "{message}");
+    assert_eq!(sim.stats().invites, 2);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_without_provisioning_refuses_every_provisioning_task() {
+    let sim = sim(FaultPlan::new()).await;
+    let (public, secret) = test_key();
+    let c1 = FakeC1::start(FakeC1Config {
+        client_id: CLIENT_ID.into(),
+        audience: AUDIENCE.into(),
+        public_key: public,
+        reject_all_tokens: false,
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    c1.push_task(task("2createaccount0000000000001", create_account("new.hire@example.com", None)));
+    c1.push_task(task(
+        "2grantheld00000000000000001",
+        TaskType::Grant(GrantTask {
+            entitlement: Some(member(OWNER)),
+            principal: Some(user_principal(ADA_ID)),
+            ..Default::default()
+        }),
+    ));
+    let child = daemon(&sim, &c1, &secret, dir.path(), false);
+    c1.wait_for("two FinishTasks", Duration::from_secs(60), |r| r.finishes.len() >= 2).await;
+    stop(child).await;
+    for id in ["2createaccount0000000000001", "2grantheld00000000000000001"] {
+        let (code, message, non_retryable) = error_of(&c1.finish_of(id).unwrap());
+        assert_eq!(code, tonic::Code::FailedPrecondition, "{message}");
+        assert!(non_retryable);
+        assert!(message.contains("--provisioning"), "{message}");
+    }
+    assert_eq!(sim.stats().api_requests(), 0, "nothing was asked of Torq");
+    sim.shutdown().await;
+}

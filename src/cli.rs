@@ -397,16 +397,17 @@ pub fn check_output_path(path: &Path) -> Result<(), ConfigError> {
 /// Flags of the Go connector (baton-sdk) that baton-torq does not have, with what to do instead.
 const GO_ONLY_FLAGS: &[(&[&str], &str)] = &[
     (
-        &["p", "provisioning", "grant-entitlement", "grant-principal", "grant-principal-type", "revoke-grant"],
-        "provisioning is not supported yet; baton-torq only reads the workspace",
+        &["grant-entitlement", "grant-principal", "grant-principal-type", "revoke-grant"],
+        "Torq's public API cannot change a user's role; change it in the Torq UI (Settings > Users) or, for SSO \
+         users, in the SSO claim mapping. Inviting a user is supported: -p --create-account-email EMAIL",
     ),
     (
-        &["create-account-login", "create-account-email", "create-account-profile", "create-account-resource-type"],
-        "provisioning is not supported yet; baton-torq only reads the workspace",
+        &["create-account-resource-type"],
+        "accounts are always Torq users; use -p --create-account-email EMAIL [--create-account-profile JSON]",
     ),
     (
         &["delete-resource", "delete-resource-type", "rotate-credentials", "rotate-credentials-type"],
-        "provisioning is not supported yet; baton-torq only reads the workspace",
+        "Torq's public API cannot delete users or rotate API keys; do it in the Torq UI (Settings > Users, API Keys)",
     ),
     (
         &["sync-resources", "sync-resource-types", "skip-entitlements-and-grants", "skip-grants", "skip-full-sync"],

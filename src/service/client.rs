@@ -278,7 +278,9 @@ impl C1Client {
         let messages = stream::iter([metadata]).chain(chunks).chain(eof).inspect(move |_| taken.touch());
         let limits = self.upload_limits;
         let deadline = limits.deadline(size);
-        let req = self.authed(messages, Some(deadline)).await?;
+        // The grpc-timeout tells ConductorOne when to give up; it is a little later than our own deadline so that
+        // tonic's timer (which reports a bare "Cancelled") never wins the race against the clearer error below.
+        let req = self.authed(messages, Some(deadline + Duration::from_secs(5))).await?;
         let mut grpc = self.grpc.clone();
         progress.touch();
         let call = tokio::time::timeout(deadline, grpc.upload_asset(req));

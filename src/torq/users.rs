@@ -120,11 +120,11 @@ where
     S: Stream<Item = std::io::Result<bytes::Bytes>>,
 {
     let stopped = stop.clone();
-    body.take_until(stop.cancelled_owned()).chain(stream::once(async move { stopped.is_cancelled() }).filter_map(
-        |cancelled| async move {
+    body.take_until(stop.cancelled_owned()).chain(
+        stream::once(async move { stopped.is_cancelled() }).filter_map(|cancelled| async move {
             cancelled.then(|| Err(std::io::Error::other("the sync was stopped")))
-        },
-    ))
+        }),
+    )
 }
 
 struct PageVisitor<'a, F> {

@@ -217,11 +217,13 @@ async fn sync_with(settings: TorqSettings, output: PathBuf, cli: &Cli, style: Su
 }
 
 /// On Ctrl-C or SIGTERM: abandons the sync if the new file is not yet being put in place, and says which it was.
-async fn stop_on_signal(listener: crate::signal::StopListener, gate: CommitGate, cancel: CancellationToken) {
-    listener.wait().await;
+/// A second signal after an abandon exits at once (130): the file can no longer change.
+async fn stop_on_signal(mut listener: crate::signal::StopListener, gate: CommitGate, cancel: CancellationToken) {
+    listener.next().await;
     if gate.abandon() {
         tracing::warn!("interrupted: stopping the sync and leaving the sync file as it was");
         cancel.cancel();
+        crate::signal::exit_on_second(listener, "the sync file was left as it was").await;
     } else {
         tracing::warn!("interrupted after the new sync file was put in place; it is complete, finishing normally");
     }

@@ -5,6 +5,8 @@
 //! [`install_early`] runs first thing in `main`: until somebody listens, a stop request ends the process at once
 //! with exit code 130 (nothing has been written yet), instead of the shell's 143 for an unhandled SIGTERM. From
 //! the first [`listen`] on, stop requests are only delivered to listeners.
+//!
+//! A second stop request is the operator insisting: [`exit_on_second`] ends the process at once with 130.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -57,9 +59,14 @@ pub fn listen() -> StopListener {
 
 impl StopListener {
     /// Returns when SIGINT or SIGTERM arrives (only Ctrl-C where the signals cannot be watched).
-    pub async fn wait(self) {
+    pub async fn wait(mut self) {
+        self.next().await;
+    }
+
+    /// Returns when the next SIGINT or SIGTERM arrives; can be called again for the one after.
+    pub async fn next(&mut self) {
         #[cfg(unix)]
-        if let Some((mut int, mut term)) = self.streams {
+        if let Some((int, term)) = &mut self.streams {
             tokio::select! {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
@@ -73,4 +80,13 @@ impl StopListener {
 /// Returns when SIGINT or SIGTERM arrives.
 pub async fn stop_requested() {
     listen().wait().await;
+}
+
+/// Waits for the next stop request on `listener` (the first one is being handled) and then exits the process at
+/// once with 130, without waiting for anything. Only for a state where an abrupt end loses nothing: the caller
+/// has already decided that the output file is left as it was (work files are removed by the next run).
+pub async fn exit_on_second(mut listener: StopListener, what: &'static str) {
+    listener.next().await;
+    tracing::warn!("second stop request: exiting at once; {what}");
+    std::process::exit(EARLY_EXIT_CODE);
 }

@@ -100,6 +100,11 @@ impl RowSink {
         self.tx.blocking_send(batch).map_err(|_| SinkClosed)
     }
 
+    /// The sync's stop token, for reads that must end when the sync is stopped (a stalled streamed body).
+    pub fn stop_token(&self) -> &CancellationToken {
+        &self.stop
+    }
+
     /// True once the sync is being stopped: a syncer stops fetching.
     pub fn is_stopped(&self) -> bool {
         self.stop.is_cancelled()

@@ -76,8 +76,9 @@ impl AccountManager for UserSyncer {
 async fn stream_list(client: &TorqClient, sso: bool, sink: RowSink) -> Result<u64, TorqError> {
     let buffer = sink.buffer();
     let callback_buffer = buffer.clone();
+    let stop = sink.stop_token().clone();
     let count = client
-        .stream_users(sso, move |u: UserRecord| {
+        .stream_users(sso, &stop, move |u: UserRecord| {
             if sink.is_stopped() {
                 return Err(SinkClosed);
             }

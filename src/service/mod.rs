@@ -206,9 +206,12 @@ pub fn connect(config: &ServiceConfig) -> Result<client::C1Client, ServiceError>
     Ok(client::C1Client::new(channel, tokens, config.host_id.clone()))
 }
 
-/// Cancels `shutdown` on SIGINT or SIGTERM.
+/// Cancels `shutdown` on SIGINT or SIGTERM; exits at once (130) on a second one. Service mode never writes the
+/// user's file, so an abrupt end loses only the running tasks, which ConductorOne reassigns.
 async fn shutdown_on_signal(shutdown: CancellationToken) {
-    crate::signal::stop_requested().await;
-    tracing::info!("shutdown requested: no new tasks; finishing the running ones");
+    let mut listener = crate::signal::listen();
+    listener.next().await;
+    tracing::info!("shutdown requested: no new tasks; stopping the running ones");
     shutdown.cancel();
+    crate::signal::exit_on_second(listener, "running tasks are not reported").await;
 }

@@ -49,6 +49,9 @@ pub enum FaultKind {
     /// Handle the request normally (an invite is applied), then drop the connection before a single byte of the
     /// answer is sent: the client cannot tell whether the request reached Torq.
     ResetAfterHandling,
+    /// Send the status line, headers and part of the body, then nothing more while the connection stays open:
+    /// a server that stalls mid-body (only the client's read timeout or a stop ends the wait).
+    StallBody,
     /// 200 with `Content-Type: application/json` and a complete body that is not valid JSON.
     MalformedJson,
     /// 200 with correct HTTP framing, but the JSON document stops halfway.
@@ -205,6 +208,12 @@ mod tests {
         assert_eq!(plan.decide(any, Some(Endpoint::Roles)).kind, None);
         assert_eq!(plan.decide(any, None).kind, None);
         assert_eq!(plan.decide(any, Some(Endpoint::RbacRoles)).kind, Some(FaultKind::SplitPage));
+        // A stalled body fits every endpoint and is chosen like any other non-delay fault.
+        let plan = FaultPlan::new().on(Endpoint::UsersLocal, FaultKind::StallBody, 2, 1);
+        let users = |n: u64| move |e: Endpoint| matches!(e, Endpoint::UsersLocal).then_some(n);
+        assert_eq!(plan.decide(users(1), Some(Endpoint::UsersLocal)).kind, None);
+        assert_eq!(plan.decide(users(2), Some(Endpoint::UsersLocal)).kind, Some(FaultKind::StallBody));
+        assert_eq!(plan.decide(users(3), Some(Endpoint::UsersLocal)).kind, None);
         assert_eq!(grpc_code(503), 14);
         assert_eq!(grpc_code(500), 13);
     }

@@ -437,8 +437,9 @@ async fn front(State(shared): State<Arc<Shared>>, mut request: Request, next: Ne
     request.extensions_mut().insert(Injected(fault.clone()));
     let response = next.run(request).await;
     match fault {
-        Some(FaultKind::TruncatedBody) => cut(response, false),
-        Some(FaultKind::ResetConnection) => cut(response, true),
+        Some(FaultKind::TruncatedBody) => cut(response, CutEnd::Clean),
+        Some(FaultKind::ResetConnection) => cut(response, CutEnd::Reset),
+        Some(FaultKind::StallBody) => cut(response, CutEnd::Stall),
         Some(FaultKind::ResetAfterHandling) => drop_connection(response),
         _ => response,
     }
@@ -504,13 +505,13 @@ fn login_redirect(path: &str) -> Response {
 }
 
 /// The response with its body cut after the first half of its first chunk; see [`cut_body`].
-fn cut(response: Response, reset: bool) -> Response {
+fn cut(response: Response, end: CutEnd) -> Response {
     let (parts, body) = response.into_parts();
     let chunks = body
         .into_data_stream()
         .take_while(|chunk| std::future::ready(chunk.is_ok()))
         .filter_map(|chunk| std::future::ready(chunk.ok()));
-    Response::from_parts(parts, cut_body(chunks, reset))
+    Response::from_parts(parts, cut_body(chunks, end))
 }
 
 /// A response whose body fails before its first byte. hyper then drops the connection without writing the
@@ -531,21 +532,31 @@ fn first_half(bytes: &Bytes) -> Bytes {
     bytes.slice(..keep)
 }
 
-/// A body made of the first half of the first chunk of `chunks`. Without `reset` the body then ends cleanly
-/// (the HTTP framing is complete, the JSON is not); with `reset` the body fails after a short pause, which
-/// makes hyper drop the connection without the terminating chunk.
-fn cut_body(chunks: impl futures_util::Stream<Item = Bytes> + Send + 'static, reset: bool) -> Body {
+/// How a cut body ends after its first half chunk.
+#[derive(Clone, Copy)]
+enum CutEnd {
+    /// The body ends cleanly (the HTTP framing is complete, the JSON is not).
+    Clean,
+    /// The body fails after a short pause, which makes hyper drop the connection without the terminating chunk.
+    Reset,
+    /// Nothing more is ever sent; the connection stays open until the client gives up or the server stops.
+    Stall,
+}
+
+/// A body made of the first half of the first chunk of `chunks`, ended as `end` says.
+fn cut_body(chunks: impl futures_util::Stream<Item = Bytes> + Send + 'static, end: CutEnd) -> Body {
     let stream = futures_util::stream::unfold((Box::pin(chunks), 0u8), move |(mut chunks, step)| async move {
-        match step {
-            0 => {
+        match (step, end) {
+            (0, _) => {
                 let first = chunks.next().await.unwrap_or_default();
                 Some((Ok(first_half(&first)), (chunks, 1)))
             }
-            1 if reset => {
+            (1, CutEnd::Reset) => {
                 tokio::time::sleep(RESET_PAUSE).await;
                 let err = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "sim: injected connection reset");
                 Some((Err(err), (chunks, 2)))
             }
+            (1, CutEnd::Stall) => std::future::pending().await,
             _ => None,
         }
     });

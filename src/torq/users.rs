@@ -4,14 +4,18 @@
 //!
 //! A body that breaks off is retried from the start of that page, so the callback may see a user twice; callers
 //! dedupe by id (the c1z writer does so by its unique index).
+//!
+//! The decode thread's reads end as soon as the caller's stop token is cancelled: a stalled body must not keep
+//! the thread (and the writer waiting for it) alive until the read timeout when the operator asks to stop.
 
 use std::fmt;
 use std::io::BufReader;
 use std::sync::{Arc, Mutex};
 
-use futures_util::TryStreamExt;
+use futures_util::{stream, Stream, StreamExt, TryStreamExt};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use tokio_util::io::{StreamReader, SyncIoBridge};
+use tokio_util::sync::CancellationToken;
 
 use super::http::{Outcome, PageGuard};
 use super::models::UserRecord;
@@ -29,8 +33,8 @@ type SharedSink<F> = Arc<Mutex<F>>;
 
 impl TorqClient {
     /// Streams every user with `sso_provision == sso` into `on_user`; returns how many the final attempt of each
-    /// page delivered.
-    pub async fn stream_users<F>(&self, sso: bool, on_user: F) -> Result<u64, TorqError>
+    /// page delivered. Cancelling `stop` ends a body read at once with [`TorqError::SinkClosed`].
+    pub async fn stream_users<F>(&self, sso: bool, stop: &CancellationToken, on_user: F) -> Result<u64, TorqError>
     where
         F: FnMut(UserRecord) -> Result<(), SinkClosed> + Send + 'static,
     {
@@ -58,7 +62,7 @@ impl TorqClient {
                         }
                         client.get(url.clone()).query(&query)
                     },
-                    |resp| decode_users_page(resp, Arc::clone(&sink), request.clone()),
+                    |resp| decode_users_page(resp, Arc::clone(&sink), request.clone(), stop.clone()),
                 )
                 .await?;
             total += count;
@@ -78,11 +82,15 @@ async fn decode_users_page<F>(
     resp: reqwest::Response,
     sink: SharedSink<F>,
     request: String,
+    stop: CancellationToken,
 ) -> Result<(u64, Option<String>), Outcome>
 where
     F: FnMut(UserRecord) -> Result<(), SinkClosed> + Send + 'static,
 {
-    let body = StreamReader::new(resp.bytes_stream().map_err(std::io::Error::other));
+    if stop.is_cancelled() {
+        return Err(Outcome::Fatal(TorqError::SinkClosed));
+    }
+    let body = StreamReader::new(Box::pin(stoppable(resp.bytes_stream().map_err(std::io::Error::other), stop.clone())));
     let reader = SyncIoBridge::new(body);
     let joined = tokio::task::spawn_blocking(move || {
         let mut guard = match sink.lock() {
@@ -98,10 +106,25 @@ where
     .await;
     let (result, count, next, sink_closed) =
         joined.map_err(|e| Outcome::Fatal(TorqError::Malformed { request: request.clone(), detail: e.to_string() }))?;
-    if sink_closed {
+    // A stop is not a broken body: it must not be retried.
+    if sink_closed || stop.is_cancelled() {
         return Err(Outcome::Fatal(TorqError::SinkClosed));
     }
     result.map(|()| (count, next)).map_err(|e| Outcome::from_json(&e, &request))
+}
+
+/// `body`, ending with an error as soon as `stop` is cancelled, even while the server sends nothing (the blocking
+/// reader is then woken by the cancellation, not by the read timeout).
+fn stoppable<S>(body: S, stop: CancellationToken) -> impl Stream<Item = std::io::Result<bytes::Bytes>>
+where
+    S: Stream<Item = std::io::Result<bytes::Bytes>>,
+{
+    let stopped = stop.clone();
+    body.take_until(stop.cancelled_owned()).chain(
+        stream::once(async move { stopped.is_cancelled() }).filter_map(|cancelled| async move {
+            cancelled.then(|| Err(std::io::Error::other("the sync was stopped")))
+        }),
+    )
 }
 
 struct PageVisitor<'a, F> {

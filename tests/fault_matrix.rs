@@ -9,15 +9,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use baton_torq::sim::{Endpoint, FaultKind, FaultPlan, SimConfig, SimRole, SimServer, Workspace};
-use common::harness::{assert_success, command, content, listing, run, sim_user, stderr};
+use common::harness::{
+    assert_success, command, content, listing, reference_workspace as fixture, run, sim_user, stderr,
+};
 
-const FIXTURE: &str = include_str!("fixtures/workspace.json");
 /// Upper bound for a failing run (the retry budget is about 8 s of backoff).
 const FAIL_WITHIN: Duration = Duration::from_secs(45);
-
-fn fixture() -> Workspace {
-    Workspace::from_json(FIXTURE).unwrap()
-}
 
 /// What a fault-free sync of the fixture writes.
 async fn baseline() -> std::collections::BTreeMap<String, Vec<u8>> {

@@ -1,6 +1,7 @@
 //! Shared helpers for integration tests. Include with `mod common;`.
 #![allow(dead_code)]
 
+pub mod c1_key;
 pub mod c1z_reader;
 pub mod fake_c1;
 pub mod harness;

@@ -15,7 +15,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use baton_torq::sim::{SimConfig, SimServer, Workspace};
-use common::harness::{bin, code, command_in, listing, stderr};
+use common::harness::{bin, code, command_in, listing, spawn_console, stderr};
 
 const SECRET: &str = "sim-client-secret";
 
@@ -324,12 +324,7 @@ async fn sigint_exits_130_and_leaves_the_existing_file_unchanged() {
     // A slow workspace: every request takes 300 ms.
     let slow = demo_server(Duration::from_millis(300)).await;
     std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&slow)).unwrap();
-    let child = command_in(dir.path())
-        .args(["--log-format", "console"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_console(&mut command_in(dir.path()));
     let pid = child.id().expect("child pid");
     let waited = tokio::time::timeout(Duration::from_secs(10), async {
         while slow.stats().total() == 0 {
@@ -732,12 +727,7 @@ async fn a_late_interrupt_never_claims_what_did_not_happen() {
     let (mut kept, mut replaced) = (0, 0);
     for i in 0..12u32 {
         let before = std::fs::read(&file).unwrap();
-        let child = command_in(dir.path())
-            .args(["--log-format", "console"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn_console(&mut command_in(dir.path()));
         let pid = child.id().expect("pid");
         // From 45 % to 144 % of a full run: fetching, building indexes, compressing, renaming, after the end.
         tokio::time::sleep(full * (45 + 9 * i) / 100).await;

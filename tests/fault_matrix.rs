@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use baton_torq::sim::{Endpoint, FaultKind, FaultPlan, SimConfig, SimRole, SimServer, Workspace};
 use common::harness::{
-    assert_success, command, content, listing, reference_workspace as fixture, run, sim_user, stderr,
+    assert_success, clean_command, command, content, listing, reference_workspace as fixture, run, sim_user, stderr,
 };
 
 /// Upper bound for a failing run (the retry budget is about 8 s of backoff).
@@ -202,8 +202,7 @@ async fn torq_unreachable() {
     // A port nobody listens on: bind, note the port, close.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let started = Instant::now();
-    let out = tokio::process::Command::new(common::harness::bin())
-        .env_clear()
+    let out = clean_command()
         .args(["--torq-client-id", "id", "--torq-client-secret", "secret", "--log-format", "console"])
         .arg("--torq-api-url")
         .arg(format!("http://127.0.0.1:{port}/public/v1alpha"))

@@ -52,6 +52,15 @@ pub fn command(server: &SimServer, cfg: &SimConfig, file: &Path) -> tokio::proce
     cmd
 }
 
+/// Starts `cmd` with console logs and its output captured, for a run the test interrupts or watches.
+pub fn spawn_console(cmd: &mut tokio::process::Command) -> tokio::process::Child {
+    cmd.args(["--log-format", "console"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary starts")
+}
+
 /// Runs a sync with the default simulator credentials plus `extra` flags.
 pub async fn run(server: &SimServer, file: &Path, extra: &[&str]) -> Output {
     command(server, &SimConfig::default(), file).args(extra).output().await.expect("binary runs")

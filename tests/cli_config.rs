@@ -48,7 +48,6 @@ fn assert_one_line(o: &Output) -> String {
     record["error"].as_str().unwrap_or_else(|| panic!("no error text: {err}")).to_string()
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // Config file
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +169,6 @@ async fn a_missing_default_config_file_is_fine() {
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // Completions and help
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,7 +207,6 @@ async fn help_has_examples_config_and_exit_codes() {
     }
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // Exit codes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,7 +341,6 @@ async fn sigint_exits_130_and_leaves_the_existing_file_unchanged() {
     slow.shutdown().await;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // Progress line
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,7 +391,6 @@ async fn progress_line_on_a_terminal_is_drawn_and_cleared() {
     server.shutdown().await;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // demo: its own file, a little change per run
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,7 +446,6 @@ async fn two_demo_runs_differ_in_one_users_last_login() {
     assert_eq!(changed.len(), 1, "exactly one user changed between two demo runs: {changed:?}");
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // Parser errors that name the fix
 
 /// Runs with console logs; asserts exit 2 and one `error: ` line; returns it.
@@ -535,7 +529,6 @@ async fn enum_values_are_case_insensitive() {
     server.shutdown().await;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // The Go connector's flags
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -572,7 +565,6 @@ async fn go_connector_flags_mean_the_same_here() {
     }
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // One format per stream
 
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {
@@ -669,7 +661,6 @@ async fn the_summary_is_a_result_shown_at_every_log_level_unless_quiet() {
     server.shutdown().await;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // Honest interrupts
 
 /// Sends `signal` (e.g. "-INT") to `pid`; false when the process is already gone.

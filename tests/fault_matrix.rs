@@ -70,7 +70,7 @@ fn faults() -> FaultPlan {
     FaultPlan::new()
 }
 
-// ---- transient faults: exactly the right file --------------------------------------------------------------
+// Transient faults: exactly the right file.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t429_with_retry_after() {
@@ -142,7 +142,7 @@ async fn several_faults_combined() {
     transient("combined", plan, &[]).await;
 }
 
-// ---- permanent faults: one clear line, exit 1, previous file untouched --------------------------------------
+// Permanent faults: one clear line, exit 1, previous file untouched.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credentials() {
@@ -219,7 +219,7 @@ async fn torq_unreachable() {
     assert!(listing(dir.path()).is_empty());
 }
 
-// ---- data shapes --------------------------------------------------------------------------------------------
+// Data shapes.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_but_valid_data_is_synced() {

@@ -134,7 +134,7 @@ fn the_estimated_size_is_close_to_the_go_connectors_file() {
 }
 
 /// The performance issue's reference shape: 10k users, 10 roles, 30% SSO (the benchmark's workspace). Our file
-/// must be no larger than the Go connector's for the same workspace (measured: 1.27 vs 1.37 MB).
+/// must be no larger than the Go connector's for the same workspace (README "Performance" has the sizes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_file_is_no_larger_than_the_go_connectors_at_10k_users() {
     let ws = Workspace::generated(GeneratedSpec {

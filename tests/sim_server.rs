@@ -427,7 +427,7 @@ async fn latency_is_added_to_every_request() {
     sim.shutdown().await;
 }
 
-// ---- RBAC roles, API keys, SSO claim mappings ----
+// RBAC roles, API keys, SSO claim mappings.
 
 /// The names of an object's fields.
 fn field_names(value: &Value) -> HashSet<String> {
@@ -719,7 +719,7 @@ async fn router_counts_each_endpoint_and_numbers_any_api_across_them() {
     sim.shutdown().await;
 }
 
-// ---- invite ----
+// Invite.
 
 async fn invite(http: &Client, sim: &SimServer, token: &str, body: Value) -> reqwest::Response {
     http.post(format!("{}/users/invite", sim.api_url())).bearer_auth(token).json(&body).send().await.expect("sent")
@@ -882,7 +882,7 @@ async fn invite_faults_403_500_and_reset_after_the_invite_is_applied() {
     sim.shutdown().await;
 }
 
-// ---- streaming ----
+// Streaming.
 
 /// Reads body chunks that an async task forwards over a channel, for a blocking JSON parser.
 struct ChannelReader {

@@ -50,7 +50,7 @@ impl AppError {
     /// The process exit code for this error (also reported in the JSON error record).
     pub fn code(&self) -> u8 {
         match self {
-            AppError::Config(_) | AppError::Lock(LockError::Io { .. }) => EXIT_USAGE,
+            AppError::Config(_) | AppError::Lock(LockError::Io { .. } | LockError::Symlink { .. }) => EXIT_USAGE,
             AppError::Service(e) if e.is_usage() => EXIT_USAGE, // service mode
             AppError::Sync(SyncError::Interrupted | SyncError::C1z(C1zError::Interrupted)) => EXIT_INTERRUPTED,
             AppError::Sync(SyncError::C1z(e)) if is_output_path_problem(e) => EXIT_USAGE,
@@ -169,7 +169,7 @@ async fn sync_with(settings: TorqSettings, output: PathBuf, cli: &Cli, style: Su
     let progress = (!quiet && crate::progress::wanted(style == SummaryStyle::Console)).then(Arc::default);
     let ticker = progress.clone().map(crate::progress::Ticker::start);
     let writer = WriterOptions { gate: Some(gate), ..WriterOptions::default() };
-    let request = SyncRequest { output, writer, progress };
+    let request = SyncRequest { output, writer, progress, resource_types: Vec::new() };
     let result = run_sync(&client, request, cancel).await;
     if let Some(ticker) = ticker {
         ticker.stop().await;
@@ -215,6 +215,18 @@ pub fn summary_record(summary: &SyncSummary) -> serde_json::Value {
     if let Some(duration) = fields.remove("duration") {
         fields.insert("duration_seconds".into(), duration);
     }
+    // Per resource type, as objects keyed by type id: "resources": {"user": 12, "role": 5, "api_key": 6}.
+    fields.remove("resource_types");
+    let per_type = |f: &dyn Fn(&crate::sync::TypeSummary) -> Value| -> Value {
+        Value::Object(summary.resource_types.iter().map(|t| (t.resource_type.to_string(), f(t))).collect())
+    };
+    fields.insert("resources".into(), per_type(&|t| t.resources.into()));
+    fields.insert(
+        "resources_by_kind".into(),
+        per_type(&|t| Value::Object(t.by_kind.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect())),
+    );
+    fields.insert("unknown_role".into(), per_type(&|t| t.unknown_role.into()));
+    fields.insert("duplicates".into(), per_type(&|t| t.duplicates.into()));
     let mut record = Map::new();
     record.insert("timestamp".into(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into());
     record.insert("level".into(), "INFO".into());

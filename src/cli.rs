@@ -15,11 +15,12 @@ use crate::torq::TorqSettings;
 
 const EXAMPLES: &str = "\
 Examples:
-  # sync into ./sync.c1z
-  baton-torq --torq-client-id ID --torq-client-secret SECRET
-  # the same from the environment, EU region, another file
-  BATON_TORQ_CLIENT_ID=ID BATON_TORQ_CLIENT_SECRET=SECRET \\
-    baton-torq -f /out/torq.c1z --torq-region eu
+  # sync into ./sync.c1z, the secret from the environment (a secret given as a
+  # flag is visible to every user of the machine in `ps`)
+  export BATON_TORQ_CLIENT_ID=ID BATON_TORQ_CLIENT_SECRET=SECRET
+  baton-torq
+  # EU region, another file
+  baton-torq -f /out/torq.c1z --torq-region eu
   # sync the built-in demo workspace into ./demo.c1z (no credentials needed)
   baton-torq demo
   # debug logs, one line per HTTP request (no secrets)
@@ -34,6 +35,8 @@ Configuration:
     torq-client-id: ID
     torq-client-secret: SECRET
     file: /data/torq.c1z
+  The file must be yours (or root's) and not writable by group or others
+  (chmod 600); a warning names each URL, host or CA key it sets.
 
 Output:
   Logs and the end-of-sync summary go to stderr: console lines on a terminal,
@@ -98,7 +101,7 @@ pub struct TorqArgs {
     /// Torq API key client ID (Torq: avatar > API Keys > Create API key)
     #[arg(long, env = "BATON_TORQ_CLIENT_ID", hide_env_values = true, value_name = "ID")]
     pub torq_client_id: Option<String>,
-    /// Torq API key client secret; never printed or logged
+    /// Torq API key client secret; prefer BATON_TORQ_CLIENT_SECRET (a flag's value shows in `ps`); never printed or logged
     #[arg(long, env = "BATON_TORQ_CLIENT_SECRET", hide_env_values = true, value_name = "SECRET", value_parser = parse_secret)]
     pub torq_client_secret: Option<SecretString>,
     /// Torq region: selects the API and auth hosts
@@ -211,7 +214,7 @@ pub struct ServiceArgs {
     /// ConductorOne client ID, generated with the connector's credentials in ConductorOne; selects service mode
     #[arg(long, env = "BATON_CLIENT_ID", hide_env_values = true, value_name = "ID")]
     pub client_id: Option<String>,
-    /// ConductorOne client secret (secret-token:conductorone.com:v1:...); never printed or logged
+    /// ConductorOne client secret (secret-token:conductorone.com:v1:...); prefer BATON_CLIENT_SECRET (a flag's value shows in `ps`); never printed or logged
     #[arg(long, env = "BATON_CLIENT_SECRET", hide_env_values = true, value_name = "SECRET", value_parser = parse_secret)]
     pub client_secret: Option<SecretString>,
     /// Tasks run at the same time in service mode

@@ -9,11 +9,17 @@
 //! Rules: `BATON_CONFIG_PATH` must end in `.yaml` or `.yml` and the file must exist; a missing default
 //! `./.baton.yaml` is fine. Unknown keys, lists, mappings and invalid YAML are errors (exit code 2). Values are
 //! never logged or printed, only key names, because the file usually holds the client secret.
+//!
+//! Trust: the file can say where the credentials go (`torq-auth-url`, `c1-api-host`, a CA file), so a file that
+//! is not owned by the current user (or root) or is writable by group or others is refused (exit code 2), and a
+//! warning names each such key a trusted file sets. The variables set from the file are removed again right after
+//! clap has parsed, so the secrets do not stay in the process environment.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use secrecy::zeroize::Zeroizing;
 use serde_norway::Value;
 
 /// Environment variable naming the config file.
@@ -38,7 +44,16 @@ pub enum ConfigFileError {
     UnknownKey { path: String, key: String, valid: String },
     #[error("config file {path}: key {key:?} must have one value (text, a number or true/false), not {found}")]
     NotScalar { path: String, key: String, found: &'static str },
+    #[error(
+        "config file {path} is {why}, so someone else could change where the credentials are sent; refusing to \
+         read it: {fix}"
+    )]
+    Untrusted { path: String, why: String, fix: String },
 }
+
+/// Keys that decide where connections go (and so where credentials are sent) or which CA is trusted: a config
+/// file that sets one gets a warning naming it.
+pub const ENDPOINT_KEYS: [&str; 4] = ["torq-api-url", "torq-auth-url", "c1-api-host", "c1-ca-cert-file"];
 
 /// What was taken from a config file (key names only; values are never kept for logging).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -48,6 +63,24 @@ pub struct Applied {
     pub from_file: Vec<String>,
     /// Keys in the file that an environment variable already set (the environment wins).
     pub overridden_by_env: Vec<String>,
+    /// Environment variables set from the file, to be removed once the command line is parsed.
+    pub set_vars: Vec<String>,
+}
+
+impl Applied {
+    /// Keys from [`ENDPOINT_KEYS`] whose value came from the file, for a warning each.
+    pub fn endpoint_keys(&self) -> Vec<&str> {
+        self.from_file.iter().map(String::as_str).filter(|k| ENDPOINT_KEYS.contains(k)).collect()
+    }
+
+    /// Removes the variables this file set, once clap has read them, so that the secrets in the file do not stay
+    /// in the process environment (where any child process and a core dump would find them). Call it before any
+    /// thread is started.
+    pub fn remove_from_env(&self) {
+        for var in &self.set_vars {
+            std::env::remove_var(var);
+        }
+    }
 }
 
 /// Flag name -> environment variable, for every flag of `cmd` (and its subcommands) that has one.
@@ -130,15 +163,20 @@ pub fn parse(
 
 /// Reads the config file, if any, and sets the `BATON_*` variable of every key that the environment does not
 /// already set. Call it before clap parses and before any thread is started (it changes the process
-/// environment).
+/// environment), and [`Applied::remove_from_env`] right after clap has parsed.
 pub fn apply_to_env(cmd: &clap::Command) -> Result<Option<Applied>, ConfigFileError> {
-    let Some(path) = locate(std::env::var_os(CONFIG_PATH_ENV))? else {
+    apply_file_to_env(std::env::var_os(CONFIG_PATH_ENV), cmd)
+}
+
+/// [`apply_to_env`] with the value of `BATON_CONFIG_PATH` given.
+pub fn apply_file_to_env(
+    config_path_env: Option<OsString>,
+    cmd: &clap::Command,
+) -> Result<Option<Applied>, ConfigFileError> {
+    let Some(path) = locate(config_path_env)? else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| ConfigFileError::Unreadable {
-        path: path.display().to_string(),
-        reason: one_line(&e.to_string()),
-    })?;
+    let text = read_trusted(&path)?;
     let entries = parse(&path, &text, &known_keys(cmd))?;
     let mut applied = Applied { path, ..Applied::default() };
     for (key, env, value) in entries {
@@ -147,9 +185,42 @@ pub fn apply_to_env(cmd: &clap::Command) -> Result<Option<Applied>, ConfigFileEr
         } else {
             std::env::set_var(&env, value);
             applied.from_file.push(key);
+            applied.set_vars.push(env);
         }
     }
     Ok(Some(applied))
+}
+
+/// The file's text, if the file is one only this user (or root) can change: owned by the current user or root, and
+/// not writable by group or others. Checked on the opened file, so it cannot be swapped between check and read.
+fn read_trusted(path: &Path) -> Result<Zeroizing<String>, ConfigFileError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let shown = path.display().to_string();
+    let unreadable =
+        |e: std::io::Error| ConfigFileError::Unreadable { path: shown.clone(), reason: one_line(&e.to_string()) };
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(ConfigFileError::Untrusted {
+            path: shown.clone(),
+            why: format!("owned by another user (uid {}, you are uid {me})", meta.uid()),
+            fix: format!("use a file you own (e.g. copy it and run chmod 600 on the copy) or run chown {me} {shown}"),
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(ConfigFileError::Untrusted {
+            path: shown.clone(),
+            why: format!("writable by group or others (mode {mode:04o})"),
+            fix: format!("run chmod go-w {shown} (chmod 600 also keeps others from reading the secret)"),
+        });
+    }
+    // The text usually holds the client secret: reserved up front (no reallocation copies) and wiped on drop.
+    let mut text = Zeroizing::new(String::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1)));
+    file.read_to_string(&mut text).map_err(unreadable)?;
+    Ok(text)
 }
 
 fn one_line(s: &str) -> String {
@@ -212,6 +283,51 @@ mod tests {
         assert!(e.contains("not valid YAML") && !e.contains('\n') && !e.contains("s3cret"), "{e}");
         let e = parse(Path::new("c.yaml"), "torq-client-secret:\n", &keys()).unwrap_err().to_string();
         assert!(e.contains("an empty value"), "{e}");
+    }
+
+    /// A config file with mode `mode` holding `text`, in a fresh directory.
+    fn config_file(text: &str, mode: u32) -> (tempfile::TempDir, PathBuf) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        (dir, path)
+    }
+
+    /// A command whose only flags have environment variables no other test uses (the environment is global).
+    fn private_command() -> clap::Command {
+        clap::Command::new("t")
+            .arg(clap::Arg::new("secret").long("i13-test-secret").env("BATON_I13_TEST_SECRET"))
+            .arg(clap::Arg::new("api").long("torq-api-url").env("BATON_I13_TEST_API_URL"))
+    }
+
+    #[test]
+    fn secrets_from_the_file_do_not_stay_in_the_environment() {
+        let (_dir, path) = config_file("i13-test-secret: s3cret-from-file\ntorq-api-url: https://x.example\n", 0o600);
+        let cmd = private_command();
+        let applied = apply_file_to_env(Some(path.into_os_string()), &cmd).unwrap().unwrap();
+        // clap reads a flag's variable when the command is built, as `Cli::try_parse` does after the file applied.
+        let matches = private_command().try_get_matches_from(["t"]).unwrap();
+        applied.remove_from_env();
+        assert_eq!(matches.get_one::<String>("secret").map(String::as_str), Some("s3cret-from-file"));
+        assert_eq!(std::env::var_os("BATON_I13_TEST_SECRET"), None, "the secret is still in the environment");
+        assert_eq!(std::env::var_os("BATON_I13_TEST_API_URL"), None);
+        assert_eq!(applied.endpoint_keys(), vec!["torq-api-url"]);
+    }
+
+    #[test]
+    fn a_file_others_can_write_is_refused() {
+        for mode in [0o620, 0o602, 0o666, 0o777] {
+            let (_dir, path) = config_file("i13-test-secret: x\n", mode);
+            let e = apply_file_to_env(Some(path.into_os_string()), &private_command()).unwrap_err();
+            assert!(matches!(e, ConfigFileError::Untrusted { .. }), "{mode:o}: {e}");
+            assert!(e.to_string().contains("chmod go-w"), "{e}");
+        }
+        for mode in [0o600, 0o644, 0o400] {
+            let (_dir, path) = config_file("", mode);
+            assert!(apply_file_to_env(Some(path.into_os_string()), &private_command()).is_ok(), "{mode:o}");
+        }
     }
 
     #[test]

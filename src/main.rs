@@ -27,6 +27,10 @@ fn main() -> ExitCode {
         cli.common.file_on_command_line = cli::file_on_command_line(&matches);
         Ok(cli)
     });
+    // clap has read the file's values; secrets from the file must not stay in the process environment.
+    if let Some(applied) = &config_file {
+        applied.remove_from_env();
+    }
     let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => return usage_error(e, &argv),
@@ -50,6 +54,13 @@ fn main() -> ExitCode {
             overridden_by_env = %applied.overridden_by_env.join(","),
             "read config file"
         );
+        for key in applied.endpoint_keys() {
+            tracing::warn!(
+                path = %applied.path.display(),
+                key,
+                "the config file sets where connections go (or which CA is trusted); check that it is yours"
+            );
+        }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

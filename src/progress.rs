@@ -1,4 +1,4 @@
-//! Terminal progress display for a running sync: one line on stderr ("users fetched, rows written"), redrawn at
+//! Terminal progress display for a running sync: one line on stderr ("records fetched, rows written"), redrawn at
 //! most ten times a second and cleared when the sync ends, whatever the outcome.
 //!
 //! It is shown only when stderr is a terminal and logs are in console format; never in JSON mode, in a pipe, in
@@ -70,8 +70,8 @@ impl Ticker {
 
 fn draw(progress: &SyncProgress, elapsed: Duration) {
     let line = format!(
-        "{CLEAR_LINE}syncing: {} users fetched, {} rows written ({:.0} s)",
-        progress.users_fetched(),
+        "{CLEAR_LINE}syncing: {} records fetched, {} rows written ({:.0} s)",
+        progress.records_fetched(),
         progress.rows_written(),
         elapsed.as_secs_f64()
     );

@@ -1,31 +1,33 @@
-//! Drives one full sync: Torq -> connector mapping -> c1z file.
+//! Drives one full sync: every resource syncer of [`connector::SYNCERS`] (or the chosen subset) -> c1z file.
 //!
-//! The role list and the two user lists are fetched concurrently. Users are streamed: each list is decoded on
-//! its own blocking thread, mapped to a resource and a role grant there, and sent in batches to one writer
-//! thread that owns the [`C1zWriter`]. Grants whose role is not in the role list are removed at the end (with a
-//! warning naming both ids), so no dangling grant is ever written. The API calls are a constant number whatever
-//! the number of users and roles: one token, two user lists, one request per 100 roles.
+//! The syncers run concurrently, each sending batches of rows into one channel; one writer thread owns the
+//! [`C1zWriter`] and inserts them. Users are streamed (decoded and mapped on blocking threads as the bytes
+//! arrive). A resource type is written once its syncer finished; a syncer that was refused by Torq (API keys
+//! without permission) leaves its type out and the summary says why. Grants whose entitlement or principal is
+//! not in the file (a role that is not in the role list) are removed at the end, with a warning naming both, so
+//! no dangling grant is ever written. The API calls are a constant number whatever the number of users, roles
+//! and keys: one token, two user lists, roles, API keys, claim mappings (and the legacy role pages only when the
+//! RBAC role list is refused).
+//!
+//! This module names no resource type: what is synced, and how, is the syncers' business.
 //!
 //! The output file is replaced only by [`C1zWriter::finish`]; an error or a cancellation anywhere leaves it as it was.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::c1z::{C1zError, C1zWriter, SyncCounts, WriterOptions};
-use crate::connector::{self, role, user};
-use crate::proto::connector_v2::{Entitlement, Grant, Resource, ResourceType};
-use crate::torq::SinkClosed;
-use crate::torq::{ClientStats, TorqClient, TorqError, UserRecord};
+use crate::c1z::{C1zError, C1zWriter, DanglingGrant, SyncCounts, WriterOptions};
+use crate::connector::syncer::{Batch, RowSink};
+use crate::connector::{self, ResourceSyncer, Synced};
+use crate::torq::{ClientStats, TorqClient, TorqError};
 
-/// Users per batch sent to the writer thread.
-const USER_BATCH: usize = 1024;
-/// Batches in flight between decoders and the writer (bounds memory).
+/// Batches in flight between the syncers and the writer (bounds memory).
 const CHANNEL_DEPTH: usize = 16;
 /// Dangling-grant warnings logged one by one before they are only counted.
 const MAX_DANGLING_WARNINGS: usize = 50;
@@ -37,19 +39,21 @@ pub struct SyncRequest {
     pub writer: WriterOptions,
     /// Live counters for a progress display; `None` when nobody watches.
     pub progress: Option<Arc<SyncProgress>>,
+    /// Resource type ids to sync (service mode's `sync_resource_type_ids`); empty = all.
+    pub resource_types: Vec<String>,
 }
 
 /// Live counters of a running sync, read by the terminal progress display.
 #[derive(Debug, Default)]
 pub struct SyncProgress {
-    users_fetched: AtomicU64,
+    records_fetched: Arc<AtomicU64>,
     rows_written: AtomicU64,
 }
 
 impl SyncProgress {
-    /// Users decoded from Torq's user lists so far (a user in both lists counts twice).
-    pub fn users_fetched(&self) -> u64 {
-        self.users_fetched.load(Ordering::Relaxed)
+    /// Records decoded from Torq's lists so far (a user in both user lists counts twice).
+    pub fn records_fetched(&self) -> u64 {
+        self.records_fetched.load(Ordering::Relaxed)
     }
     /// Resource types, resources, entitlements and grants inserted into the sync file so far.
     pub fn rows_written(&self) -> u64 {
@@ -64,20 +68,57 @@ pub struct SyncSummary {
     pub sync_id: String,
     pub previous_sync_id: Option<String>,
     pub file_bytes: u64,
-    pub users: u64,
-    pub users_by_status: BTreeMap<String, u64>,
-    pub roles: u64,
+    /// One entry per resource type written, in [`connector::SYNCERS`] order.
+    pub resource_types: Vec<TypeSummary>,
+    /// Resource types left out of the file, with why.
+    pub skipped: Vec<SkippedType>,
     pub entitlements: u64,
     pub grants: u64,
-    /// Users whose role is not in the role list (no grant written).
-    pub users_with_unknown_role: u64,
-    /// Users listed more than once (e.g. in both the SSO and the local list), written once.
-    pub duplicate_users: u64,
     pub requests: ClientStats,
     #[serde(serialize_with = "seconds")]
     pub duration: Duration,
     /// Peak resident memory of this process so far (Linux; `None` elsewhere).
     pub peak_rss_bytes: Option<u64>,
+}
+
+/// The figures of one resource type.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TypeSummary {
+    pub resource_type: &'static str,
+    /// Resources written (each once).
+    pub resources: u64,
+    /// Resources per summary bucket (a user's status, an API key's type, custom/built-in roles).
+    pub by_kind: BTreeMap<&'static str, u64>,
+    /// Resources listed more than once (e.g. a user in both the SSO and the local list), written once.
+    pub duplicates: u64,
+    /// Resources of this type whose role is not in the role list (their grant was not written).
+    pub unknown_role: u64,
+}
+
+/// A resource type that was not synced.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedType {
+    pub resource_type: &'static str,
+    pub reason: String,
+}
+
+impl SyncSummary {
+    /// The figures of resource type `id`, if it was written.
+    pub fn of(&self, id: &str) -> Option<&TypeSummary> {
+        self.resource_types.iter().find(|t| t.resource_type == id)
+    }
+
+    /// Resources written of type `id` (0 when it was not synced).
+    pub fn count(&self, id: &str) -> u64 {
+        self.of(id).map_or(0, |t| t.resources)
+    }
+
+    /// `user=12 role=5 api_key=6`, for a log line.
+    pub fn resource_counts(&self) -> String {
+        let counts: Vec<String> =
+            self.resource_types.iter().map(|t| format!("{}={}", t.resource_type, t.resources)).collect();
+        counts.join(" ")
+    }
 }
 
 /// The process's peak resident set size (`VmHWM` in /proc/self/status), when the platform tells.
@@ -101,6 +142,8 @@ pub enum SyncError {
     C1z(#[from] C1zError),
     #[error("interrupted; the sync file was left as it was")]
     Interrupted,
+    #[error("none of the requested resource types ({requested}) exists; this connector syncs: {known}")]
+    UnknownResourceTypes { requested: String, known: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -112,25 +155,14 @@ impl From<tokio::task::JoinError> for SyncError {
     }
 }
 
-/// What flows to the writer thread.
-enum Batch {
-    ResourceTypes(Vec<ResourceType>),
-    Roles(Vec<(Resource, Entitlement)>),
-    Users(Vec<UserRows>),
-}
-
-struct UserRows {
-    resource: Resource,
-    grant: Option<Grant>,
-    status: &'static str,
-}
-
-/// Tallies kept by the writer thread (it alone knows what was new).
+/// Tallies kept by the writer thread (it alone knows what was new), per resource type.
 #[derive(Default)]
 struct Tally {
-    users_by_status: BTreeMap<&'static str, u64>,
-    duplicate_users: u64,
+    types: BTreeMap<&'static str, TypeSummary>,
 }
+
+/// How each syncer finished.
+type Outcomes = Vec<(&'static dyn ResourceSyncer, Synced)>;
 
 /// Runs a full sync of the workspace behind `client` into `request.output`. Cancelling `cancel` stops it, removes
 /// the work files and returns [`SyncError::Interrupted`].
@@ -140,6 +172,20 @@ pub async fn run_sync(
     cancel: CancellationToken,
 ) -> Result<SyncSummary, SyncError> {
     let started = Instant::now();
+    let (syncers, unknown) = connector::select(&request.resource_types);
+    if !unknown.is_empty() {
+        tracing::warn!(
+            unknown = %unknown.join(", "),
+            known = %connector::type_ids(),
+            "ignoring resource types this connector does not have"
+        );
+    }
+    if syncers.is_empty() {
+        return Err(SyncError::UnknownResourceTypes {
+            requested: request.resource_types.join(", "),
+            known: connector::type_ids(),
+        });
+    }
     let output = request.output.clone();
     let writer = {
         let output = output.clone();
@@ -151,12 +197,15 @@ pub async fn run_sync(
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_DEPTH);
     let progress = request.progress.clone().unwrap_or_default();
     let writer_progress = Arc::clone(&progress);
-    let writer_task = tokio::task::spawn_blocking(move || write_batches(writer, rx, &writer_progress));
+    // Grants into a type that is not synced this time (a partial sync) are left out quietly, not as dangling.
+    let partial: Option<Vec<&'static str>> =
+        (syncers.len() < connector::SYNCERS.len()).then(|| syncers.iter().map(|s| s.type_id()).collect());
+    let writer_task = tokio::task::spawn_blocking(move || write_batches(writer, rx, &writer_progress, partial));
 
     // Stops the user-list decoders (they run on blocking threads that outlive a dropped future) on
     // cancellation or as soon as the fetch fails.
     let stop = cancel.child_token();
-    let fetch = fetch_all(client, tx, &progress, &stop);
+    let fetch = fetch_all(client, &syncers, tx, &progress, &stop);
     let fetched = tokio::select! {
         // Cancellation first: the decoders stop on it too, and their "sink closed" must not win the race.
         biased;
@@ -164,10 +213,10 @@ pub async fn run_sync(
         r = fetch => Some(r),
     };
     stop.cancel();
-    // Every sender is gone now (or soon: decoders stop at their next user), so the writer thread ends; its
+    // Every sender is gone now (or soon: decoders stop at their next record), so the writer thread ends; its
     // result explains a closed channel.
     let written = writer_task.await?;
-    let roles = match fetched {
+    let outcomes = match fetched {
         None => return Err(SyncError::Interrupted),
         Some(Err(TorqError::SinkClosed)) if cancel.is_cancelled() => return Err(SyncError::Interrupted),
         Some(Err(TorqError::SinkClosed)) => {
@@ -175,211 +224,187 @@ pub async fn run_sync(
             return Err(SyncError::Internal("the writer stopped early".into()));
         }
         Some(Err(e)) => return Err(e.into()),
-        Some(Ok(roles)) => roles,
+        Some(Ok(outcomes)) => outcomes,
     };
-    let (writer, tally) = written?;
+    let (writer, mut tally) = written?;
 
     if cancel.is_cancelled() {
         return Err(SyncError::Interrupted);
     }
     // The final write is not abandoned half-way: a signal now lets it finish (the file is complete either way).
     let (file, counts, dangling) = tokio::task::spawn_blocking(move || finish_file(writer)).await??;
-    let users = tally.users_by_status.values().sum();
+    for g in &dangling {
+        if let Some(t) = tally.types.values_mut().find(|t| t.resource_type == g.principal_type) {
+            t.unknown_role += 1;
+        }
+    }
+    let mut resource_types = Vec::new();
+    let mut skipped = Vec::new();
+    for (syncer, outcome) in outcomes {
+        let id = syncer.type_id();
+        match outcome {
+            Synced::Done => {
+                let t = tally.types.remove(id).unwrap_or_default();
+                resource_types.push(TypeSummary { resource_type: id, ..t });
+            }
+            Synced::Skipped { reason } => skipped.push(SkippedType { resource_type: id, reason }),
+        }
+    }
     Ok(SyncSummary {
         output: file.path,
         sync_id: file.sync_id,
         previous_sync_id: file.previous_sync_id,
         file_bytes: file.bytes,
-        users,
-        users_by_status: tally.users_by_status.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-        roles,
+        resource_types,
+        skipped,
         entitlements: counts.entitlements,
         grants: counts.grants,
-        users_with_unknown_role: dangling,
-        duplicate_users: tally.duplicate_users,
         requests: client.stats(),
         duration: started.elapsed(),
         peak_rss_bytes: peak_rss_bytes(),
     })
 }
 
-/// Fetches roles and both user lists concurrently, feeding the writer. Returns the number of roles.
+/// Runs the syncers concurrently, feeding the writer; writes each resource type whose syncer finished.
 async fn fetch_all(
     client: &TorqClient,
+    syncers: &[&'static dyn ResourceSyncer],
     tx: mpsc::Sender<Batch>,
     progress: &Arc<SyncProgress>,
     stop: &CancellationToken,
-) -> Result<u64, TorqError> {
-    let types = connector::resource_types::all();
-    tx.send(Batch::ResourceTypes(types)).await.map_err(|_| TorqError::SinkClosed)?;
-
-    let roles_tx = tx.clone();
-    let roles = async move {
-        let roles = client.list_roles().await?;
-        let rows: Vec<_> = roles
-            .iter()
-            .filter(|r| {
-                if r.id.is_empty() {
-                    tracing::warn!(name = %r.name, "Torq listed a role without an id; skipping it");
-                }
-                !r.id.is_empty()
-            })
-            .map(|r| {
-                let resource = role::role_resource(r);
-                let entitlement = role::member_entitlement(r, &resource);
-                (resource, entitlement)
-            })
-            .collect();
-        let n = rows.len() as u64;
-        roles_tx.send(Batch::Roles(rows)).await.map_err(|_| TorqError::SinkClosed)?;
-        tracing::debug!(roles = n, "roles fetched");
-        Ok::<u64, TorqError>(n)
-    };
-    let local = stream_user_list(client, false, tx.clone(), Arc::clone(progress), stop.clone());
-    let sso = stream_user_list(client, true, tx.clone(), Arc::clone(progress), stop.clone());
+) -> Result<Outcomes, TorqError> {
+    let runs = syncers.iter().map(|&syncer| {
+        let sink = RowSink::new(tx.clone(), syncer.type_id(), stop.clone(), Arc::clone(&progress.records_fetched));
+        let tx = tx.clone();
+        async move {
+            let outcome = syncer.sync(client, sink).await?;
+            if outcome == Synced::Done {
+                tx.send(Batch::ResourceType(syncer.resource_type())).await.map_err(|_| TorqError::SinkClosed)?;
+            }
+            Ok::<_, TorqError>((syncer, outcome))
+        }
+    });
+    let runs: Vec<_> = runs.collect();
     drop(tx);
-    let (roles, _, _) = tokio::try_join!(roles, local, sso)?;
-    Ok(roles)
+    futures_util::future::try_join_all(runs).await
 }
 
-/// One user list -> batches of mapped rows.
-async fn stream_user_list(
-    client: &TorqClient,
-    sso: bool,
-    tx: mpsc::Sender<Batch>,
-    progress: Arc<SyncProgress>,
-    stop: CancellationToken,
-) -> Result<u64, TorqError> {
-    let buffer = Arc::new(Mutex::new(Vec::with_capacity(USER_BATCH)));
-    let sink_buffer = Arc::clone(&buffer);
-    let sink_tx = tx.clone();
-    let count = client
-        .stream_users(sso, move |u: UserRecord| {
-            if stop.is_cancelled() {
-                return Err(SinkClosed);
-            }
-            progress.users_fetched.fetch_add(1, Ordering::Relaxed);
-            if u.id.is_empty() {
-                tracing::warn!(email = %u.email, "Torq listed a user without an id; skipping it");
-                return Ok(());
-            }
-            let rows =
-                UserRows { resource: user::user_resource(&u), grant: user::role_grant(&u), status: status_label(&u) };
-            let mut buf = sink_buffer.lock().map_err(|_| SinkClosed)?;
-            buf.push(rows);
-            if buf.len() >= USER_BATCH {
-                let full = std::mem::replace(&mut *buf, Vec::with_capacity(USER_BATCH));
-                sink_tx.blocking_send(Batch::Users(full)).map_err(|_| SinkClosed)?;
-            }
-            Ok(())
-        })
-        .await?;
-    let rest = std::mem::take(&mut *buffer.lock().map_err(|_| TorqError::SinkClosed)?);
-    if !rest.is_empty() {
-        tx.send(Batch::Users(rest)).await.map_err(|_| TorqError::SinkClosed)?;
-    }
-    tracing::debug!(sso, users = count, "user list fetched");
-    Ok(count)
-}
-
-/// Summary bucket for a user's Torq status.
-fn status_label(u: &UserRecord) -> &'static str {
-    use crate::torq::UserStatus;
-    match u.status {
-        UserStatus::Verified => "verified",
-        UserStatus::InvitationSent => "invited",
-        UserStatus::Unspecified => "unspecified",
-        UserStatus::Other(_) => "other",
-    }
-}
-
-/// The writer thread: inserts every batch until all senders are gone.
+/// The writer thread: inserts every batch until all senders are gone. `partial` lists the synced types when
+/// not all are: grants into other types are not written.
 fn write_batches(
     mut writer: C1zWriter,
     mut rx: mpsc::Receiver<Batch>,
     progress: &SyncProgress,
+    partial: Option<Vec<&'static str>>,
 ) -> Result<(C1zWriter, Tally), C1zError> {
     let mut tally = Tally::default();
+    let wanted = |g: &crate::proto::connector_v2::Grant| match &partial {
+        None => true,
+        Some(types) => {
+            let target = g.entitlement.as_ref().and_then(|e| e.resource.as_ref()).and_then(|r| r.id.as_ref());
+            target.is_some_and(|id| types.contains(&id.resource_type.as_str()))
+        }
+    };
     while let Some(batch) = rx.blocking_recv() {
-        let rows = match &batch {
-            Batch::ResourceTypes(types) => types.len(),
-            Batch::Roles(rows) => rows.len() * 2,
-            Batch::Users(rows) => rows.iter().map(|r| 1 + usize::from(r.grant.is_some())).sum(),
-        };
+        let mut rows_written = 0u64;
         match batch {
-            Batch::ResourceTypes(types) => {
-                for t in &types {
-                    writer.put_resource_type(t)?;
-                }
+            Batch::ResourceType(t) => {
+                writer.put_resource_type(&t)?;
+                rows_written += 1;
             }
-            Batch::Roles(rows) => {
-                for (resource, entitlement) in &rows {
-                    writer.put_resource(resource)?;
-                    writer.put_entitlement(entitlement)?;
-                }
-            }
-            Batch::Users(rows) => {
+            Batch::Rows { resource_type, rows } => {
+                let t = tally
+                    .types
+                    .entry(resource_type)
+                    .or_insert_with(|| TypeSummary { resource_type, ..Default::default() });
                 for row in &rows {
-                    if writer.put_resource(&row.resource)? {
-                        *tally.users_by_status.entry(row.status).or_default() += 1;
-                        if let Some(g) = &row.grant {
-                            writer.put_grant(g)?;
-                        }
-                    } else {
-                        tally.duplicate_users += 1;
+                    if !writer.put_resource(&row.resource)? {
+                        t.duplicates += 1;
+                        continue;
                     }
+                    t.resources += 1;
+                    if !row.kind.is_empty() {
+                        *t.by_kind.entry(row.kind).or_default() += 1;
+                    }
+                    for e in &row.entitlements {
+                        writer.put_entitlement(e)?;
+                    }
+                    for g in row.grants.iter().filter(|g| wanted(g)) {
+                        writer.put_grant(g)?;
+                    }
+                    rows_written += 1 + (row.entitlements.len() + row.grants.len()) as u64;
                 }
             }
         }
-        progress.rows_written.fetch_add(rows as u64, Ordering::Relaxed);
+        progress.rows_written.fetch_add(rows_written, Ordering::Relaxed);
     }
     Ok((writer, tally))
 }
 
 /// Drops grants whose role is unknown (warning for each), then writes the file into place.
-fn finish_file(mut writer: C1zWriter) -> Result<(crate::c1z::FinishedFile, SyncCounts, u64), C1zError> {
+fn finish_file(mut writer: C1zWriter) -> Result<(crate::c1z::FinishedFile, SyncCounts, Vec<DanglingGrant>), C1zError> {
     let dangling = writer.remove_dangling_grants()?;
-    for (i, g) in dangling.iter().enumerate() {
-        if i < MAX_DANGLING_WARNINGS {
-            tracing::warn!(
-                user_id = %g.principal_id,
-                role_id = %g.resource_id,
-                "user has a role that is not in Torq's role list; no grant written for it"
-            );
-        }
+    for g in dangling.iter().take(MAX_DANGLING_WARNINGS) {
+        let noun = connector::syncer(&g.principal_type).map_or("principal", |s| s.nouns().0);
+        tracing::warn!(
+            principal_type = %g.principal_type,
+            principal_id = %g.principal_id,
+            role_id = %g.resource_id,
+            "{noun} {} has role {}, which is not in Torq's role list; no grant written for it",
+            g.principal_id,
+            g.resource_id
+        );
     }
     if dangling.len() > MAX_DANGLING_WARNINGS {
         tracing::warn!(
             more = dangling.len() - MAX_DANGLING_WARNINGS,
-            "more users have roles that are not in the role list; no grants written for them"
+            "more users or API keys have roles that are not in the role list; no grants written for them"
         );
     }
     // The writer's counts already exclude the grants it just removed.
     let counts = writer.counts();
     let file = writer.finish()?;
-    Ok((file, counts, dangling.len() as u64))
+    Ok((file, counts, dangling))
 }
 
 impl SyncSummary {
     /// A short human summary (console mode).
     pub fn to_console(&self) -> String {
-        let statuses: Vec<String> = self.users_by_status.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let parts: Vec<String> = self
+            .resource_types
+            .iter()
+            .map(|t| {
+                let kinds: Vec<String> = t.by_kind.iter().map(|(k, v)| format!("{v} {k}")).collect();
+                let kinds = if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) };
+                format!("{} {}{kinds}", t.resources, noun(t.resource_type, t.resources))
+            })
+            .collect();
         let mut out = format!(
-            "Synced {} users ({}), {} roles, {} grants in {:.2} s\n",
-            self.users,
-            if statuses.is_empty() { "none".to_string() } else { statuses.join(", ") },
-            self.roles,
+            "Synced {}, {} grants in {:.2} s\n",
+            if parts.is_empty() { "nothing".to_string() } else { parts.join(", ") },
             self.grants,
             self.duration.as_secs_f64()
         );
-        if self.users_with_unknown_role > 0 {
-            out.push_str(&format!(
-                "  {} users have a role that Torq did not list (no grant written; see warnings)\n",
-                self.users_with_unknown_role
-            ));
+        for s in &self.skipped {
+            out.push_str(&format!("  {} not synced: {}\n", capitalized(noun(s.resource_type, 2)), s.reason));
         }
-        if self.duplicate_users > 0 {
-            out.push_str(&format!("  {} users were listed twice and written once\n", self.duplicate_users));
+        for t in &self.resource_types {
+            if t.unknown_role > 0 {
+                out.push_str(&format!(
+                    "  {} {} {} a role that Torq did not list (no grant written; see warnings)\n",
+                    t.unknown_role,
+                    noun(t.resource_type, t.unknown_role),
+                    if t.unknown_role == 1 { "has" } else { "have" }
+                ));
+            }
+            if t.duplicates > 0 {
+                out.push_str(&format!(
+                    "  {} {} {} listed twice and written once\n",
+                    t.duplicates,
+                    noun(t.resource_type, t.duplicates),
+                    if t.duplicates == 1 { "was" } else { "were" }
+                ));
+            }
         }
         out.push_str(&format!(
             "  API requests: {} ({} token, {} API, {} retries)\n",
@@ -399,5 +424,61 @@ impl SyncSummary {
             }
         ));
         out
+    }
+}
+
+/// The syncer's noun for `n` resources of type `id`.
+fn noun(id: &str, n: u64) -> &str {
+    match connector::syncer(id) {
+        Some(s) if n == 1 => s.nouns().0,
+        Some(s) => s.nouns().1,
+        None => id,
+    }
+}
+
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary() -> SyncSummary {
+        let kinds = |pairs: &[(&'static str, u64)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+        SyncSummary {
+            output: PathBuf::from("sync.c1z"),
+            sync_id: "s1".into(),
+            previous_sync_id: None,
+            file_bytes: 10,
+            resource_types: vec![
+                TypeSummary {
+                    resource_type: "user",
+                    resources: 3,
+                    by_kind: kinds(&[("verified", 3)]),
+                    duplicates: 1,
+                    unknown_role: 2,
+                },
+                TypeSummary { resource_type: "role", resources: 1, by_kind: kinds(&[]), ..Default::default() },
+            ],
+            skipped: vec![SkippedType { resource_type: "api_key", reason: "Torq answered HTTP 403".into() }],
+            entitlements: 1,
+            grants: 1,
+            requests: ClientStats::default(),
+            duration: Duration::from_millis(20),
+            peak_rss_bytes: None,
+        }
+    }
+
+    #[test]
+    fn console_summary_names_types_skips_and_singulars() {
+        let text = summary().to_console();
+        assert!(text.starts_with("Synced 3 users (3 verified), 1 role, 1 grants in 0.02 s\n"), "{text}");
+        assert!(text.contains("\n  API keys not synced: Torq answered HTTP 403\n"), "{text}");
+        assert!(text.contains("\n  2 users have a role that Torq did not list"), "{text}");
+        assert!(text.contains("\n  1 user was listed twice and written once\n"), "{text}");
+        assert_eq!(summary().resource_counts(), "user=3 role=1");
+        assert_eq!(summary().count("api_key"), 0, "a skipped type counts nothing");
     }
 }

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use baton_torq::c1z::{C1zWriter, WriterOptions};
-use baton_torq::connector::{resource_types, role, user};
+use baton_torq::connector::{self, role, user};
 use baton_torq::torq::{RoleRecord, UserRecord, UserStatus};
 use common::c1z_reader::{pb, C1zReader};
 use proptest::prelude::*;
@@ -30,7 +30,7 @@ proptest! {
     ) {
         let roles: Vec<RoleRecord> = roles
             .into_iter()
-            .map(|(id, (name, description))| RoleRecord { id, name, description, scope_names: vec![] })
+            .map(|(id, (name, description))| RoleRecord { id, name, description, ..Default::default() })
             .collect();
         let users: Vec<UserRecord> = users
             .into_iter()
@@ -47,11 +47,11 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("sync.c1z");
         let mut w = C1zWriter::create(&file, WriterOptions::default()).unwrap();
-        for t in resource_types::all() {
+        for t in connector::resource_types() {
             w.put_resource_type(&t).unwrap();
         }
         for r in &roles {
-            let res = role::role_resource(r);
+            let res = role::role_resource(r, None);
             w.put_resource(&res).unwrap();
             w.put_entitlement(&role::member_entitlement(r, &res)).unwrap();
         }

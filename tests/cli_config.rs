@@ -354,7 +354,7 @@ async fn no_progress_line_when_stderr_is_not_a_terminal() {
         assert_eq!(code(&out), Some(0), "{}", stderr(&out));
         let err = stderr(&out);
         assert!(!err.contains('\r') && !err.contains('\x1b'), "{format}: control characters in a pipe: {err:?}");
-        assert!(!err.contains("users fetched"), "{format}: progress in a pipe: {err}");
+        assert!(!err.contains("records fetched"), "{format}: progress in a pipe: {err}");
         assert!(out.stdout.is_empty());
     }
     server.shutdown().await;
@@ -384,7 +384,7 @@ async fn progress_line_on_a_terminal_is_drawn_and_cleared() {
     let screen = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(code(&out), Some(0), "{screen}");
     let last_draw =
-        screen.rfind("users fetched").unwrap_or_else(|| panic!("no progress line on a terminal: {screen:?}"));
+        screen.rfind("records fetched").unwrap_or_else(|| panic!("no progress line on a terminal: {screen:?}"));
     let cleared = screen[last_draw..].find("\r\x1b[2K").expect("the progress line is cleared");
     let summary = screen.find("Synced").expect("summary");
     assert!(last_draw + cleared < summary, "cleared before the summary: {screen:?}");
@@ -636,9 +636,9 @@ async fn the_summary_is_a_result_shown_at_every_log_level_unless_quiet() {
         let summary = records.iter().find(|r| r["message"] == "sync complete");
         let summary = summary.unwrap_or_else(|| panic!("JSON summary at --log-level {level}: {}", stderr(&out)));
         // Fields are JSON values, not strings holding JSON.
-        let by_status = summary["users_by_status"].as_object().expect("users_by_status is an object");
+        let by_status = summary["resources_by_kind"]["user"].as_object().expect("users by status is an object");
         let total: u64 = by_status.values().map(|v| v.as_u64().unwrap()).sum();
-        assert_eq!(Some(total), summary["users"].as_u64());
+        assert_eq!(Some(total), summary["resources"]["user"].as_u64());
         assert!(summary["api_requests"].is_u64() && summary["duration_seconds"].is_f64(), "{summary}");
         assert_eq!(summary["level"], "INFO");
         assert!(summary["timestamp"].is_string());

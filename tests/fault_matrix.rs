@@ -80,7 +80,7 @@ async fn t429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t429_without_retry_after() {
-    let plan = faults().on(Endpoint::Roles, FaultKind::TooManyRequests { retry_after_secs: None }, 1, 2);
+    let plan = faults().on(Endpoint::RbacRoles, FaultKind::TooManyRequests { retry_after_secs: None }, 1, 2);
     transient("429", plan, &[]).await;
 }
 
@@ -89,13 +89,16 @@ async fn t5xx_bursts() {
     let plan = faults()
         .on(Endpoint::UsersSso, FaultKind::Status(500), 1, 1)
         .on(Endpoint::UsersLocal, FaultKind::Status(502), 1, 2)
-        .on(Endpoint::Roles, FaultKind::Status(503), 1, 3);
+        .on(Endpoint::RbacRoles, FaultKind::Status(503), 1, 3)
+        .on(Endpoint::ApiKeys, FaultKind::Status(500), 1, 1)
+        .on(Endpoint::ClaimMappings, FaultKind::Status(502), 1, 2);
     transient("5xx bursts", plan, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t302_on_any_request() {
-    for n in 1..=3 {
+    // Five API requests: two user lists, RBAC roles, API keys, claim mappings.
+    for n in 1..=5 {
         let plan = faults().on(Endpoint::AnyApi, FaultKind::Redirect302, n, 1);
         transient(&format!("302 on API request {n}"), plan, &[]).await;
     }
@@ -115,18 +118,16 @@ async fn connection_reset_mid_body() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_body() {
-    let plan = faults().on(Endpoint::UsersSso, FaultKind::TruncatedBody, 1, 1).on(
-        Endpoint::Roles,
-        FaultKind::TruncatedBody,
-        1,
-        1,
-    );
+    let plan = faults()
+        .on(Endpoint::UsersSso, FaultKind::TruncatedBody, 1, 1)
+        .on(Endpoint::RbacRoles, FaultKind::TruncatedBody, 1, 1)
+        .on(Endpoint::ApiKeys, FaultKind::TruncatedBody, 1, 1);
     transient("truncated body", plan, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_slower_than_the_timeout() {
-    let plan = faults().on(Endpoint::Roles, FaultKind::Delay(Duration::from_secs(3)), 1, 1);
+    let plan = faults().on(Endpoint::RbacRoles, FaultKind::Delay(Duration::from_secs(3)), 1, 1);
     transient("slow response", plan, &["--http-timeout-seconds", "1"]).await;
 }
 
@@ -134,7 +135,8 @@ async fn response_slower_than_the_timeout() {
 async fn several_faults_combined() {
     let plan = faults()
         .on(Endpoint::Token, FaultKind::Status(500), 1, 1)
-        .on(Endpoint::Roles, FaultKind::TooManyRequests { retry_after_secs: Some(1) }, 1, 1)
+        .on(Endpoint::RbacRoles, FaultKind::TooManyRequests { retry_after_secs: Some(1) }, 1, 1)
+        .on(Endpoint::ClaimMappings, FaultKind::ResetConnection, 1, 1)
         .on(Endpoint::UsersLocal, FaultKind::ResetConnection, 1, 1)
         .on(Endpoint::UsersLocal, FaultKind::Status(503), 2, 1)
         .on(Endpoint::UsersSso, FaultKind::TruncatedBody, 1, 1)
@@ -159,7 +161,8 @@ async fn forbidden() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_past_the_retry_budget() {
-    let config = SimConfig { faults: faults().always(Endpoint::Roles, FaultKind::Status(503)), ..Default::default() };
+    let config =
+        SimConfig { faults: faults().always(Endpoint::RbacRoles, FaultKind::Status(503)), ..Default::default() };
     permanent("503 forever", fixture(), config, "did not answer").await;
 }
 
@@ -178,7 +181,10 @@ async fn malformed_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_paging() {
-    let config = SimConfig { faults: faults().always(Endpoint::Roles, FaultKind::EndlessPaging), ..Default::default() };
+    // The legacy role list is paged; it is used when the RBAC list is refused.
+    let faults =
+        faults().always(Endpoint::RbacRoles, FaultKind::Status(403)).always(Endpoint::Roles, FaultKind::EndlessPaging);
+    let config = SimConfig { faults, ..Default::default() };
     let spec = baton_torq::sim::GeneratedSpec { users: 10, roles: 150, sso_percent: 0, seed: 1, ..Default::default() };
     permanent("endless paging", Workspace::generated(spec), config, "endless loop").await;
 }
@@ -191,7 +197,7 @@ async fn token_rejected_even_after_renewal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_api_path() {
-    let config = SimConfig { faults: faults().always(Endpoint::Roles, FaultKind::Status(404)), ..Default::default() };
+    let config = SimConfig { faults: faults().always(Endpoint::AnyApi, FaultKind::Status(404)), ..Default::default() };
     permanent("404", fixture(), config, "HTTP 404").await;
 }
 
@@ -263,7 +269,7 @@ async fn an_empty_workspace_gives_an_empty_but_valid_sync() {
     let file = dir.path().join("sync.c1z");
     assert_success(&run(&server, &file, &[]).await);
     let got = content(&file);
-    assert_eq!(got.keys().filter(|k| k.starts_with("v1_resource_types/")).count(), 2);
-    assert_eq!(got.len(), 2, "only the two resource types: {:?}", got.keys().collect::<Vec<_>>());
+    assert_eq!(got.keys().filter(|k| k.starts_with("v1_resource_types/")).count(), 3);
+    assert_eq!(got.len(), 3, "only the three resource types: {:?}", got.keys().collect::<Vec<_>>());
     server.shutdown().await;
 }

@@ -385,3 +385,53 @@ async fn sigterm_during_a_sync_finishes_the_task_as_cancelled_and_exits_0() {
     assert_no_secret(&stderr, &secret, &jwk_part, &private);
     sim.shutdown().await;
 }
+
+/// `sync_resource_type_ids` of a sync task is honoured: only those resource types are synced and uploaded; a task
+/// naming only types the connector does not have fails as InvalidArgument.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_task_limited_to_resource_types_uploads_only_those() {
+    let (private, secret, _) = test_key();
+    let c1 = fake(&private, false).await;
+    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let ca = write_ca(dir.path(), &c1);
+    let limited = SyncFullTask { sync_resource_type_ids: vec!["user".into()], ..Default::default() };
+    c1.push_task(task("2userssynctask00000000000001", TaskType::SyncFull(limited)));
+    let unknown = SyncFullTask { sync_resource_type_ids: vec!["group".into()], ..Default::default() };
+    c1.push_task(task("2unknowntypes00000000000001", TaskType::SyncFull(unknown)));
+
+    let child = command(&sim.api_url(), &sim.auth_url(), CLIENT_ID, &secret, &c1, Some(&ca), work.path())
+        .args(["--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c1.wait_for("two FinishTasks", Duration::from_secs(60), |r| r.finishes.len() >= 2).await;
+    sigterm(&child);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+
+    let f = c1.finish_of("2userssynctask00000000000001").expect("FinishTask");
+    assert!(matches!(f.final_state, Some(FinalState::Success(_))), "{f:?}");
+    let upload = c1
+        .with_record(|r| r.uploads.iter().find(|u| u.task_id == "2userssynctask00000000000001").cloned())
+        .expect("upload");
+    let file = dir.path().join("users.c1z");
+    std::fs::write(&file, &upload.data).unwrap();
+    let reader = C1zReader::open(&file);
+    let sync_id = reader.default_sync_id();
+    reader.check_integrity(&sync_id);
+    let types: Vec<String> = reader.resource_types(&sync_id).into_iter().map(|t| t.external_id).collect();
+    assert_eq!(types, ["user"]);
+    assert_eq!(reader.resources(&sync_id).len(), 12, "the fixture's users, nothing else");
+    assert!(reader.grants(&sync_id).is_empty(), "roles are not synced, so no role grants");
+    let stats = sim.stats();
+    assert_eq!((stats.rbac_roles, stats.role_pages, stats.api_keys), (0, 0, 0), "only the users were listed");
+
+    let (code, message, _) = error_of(&c1.finish_of("2unknowntypes00000000000001").expect("FinishTask"));
+    assert_eq!(code, tonic::Code::InvalidArgument as i32, "{message}");
+    assert!(message.contains("group") && message.contains("user, role, api_key"), "{message}");
+    sim.shutdown().await;
+}

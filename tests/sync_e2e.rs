@@ -126,7 +126,8 @@ async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
         assert_eq!(e.data.display_name, format!("{} Role member", role.name));
         assert_eq!(e.data.description, format!("Member of {} Torq role", role.name));
         assert_eq!((e.data.slug.as_str(), e.data.purpose), ("member", 1));
-        assert_eq!(e.data.grantable_to.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), vec!["user"]);
+        // The Go connector's entitlements were grantable to users only; API keys hold roles too.
+        assert_eq!(e.data.grantable_to.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), vec!["user", "api_key"]);
     }
     let grants: BTreeSet<String> = reader.grants(&sync_id).iter().map(|g| g.external_id.clone()).collect();
     let expected: BTreeSet<String> = users.iter().map(|u| format!("role:{}:member:user:{}", u.role_id, u.id)).collect();
@@ -164,7 +165,7 @@ async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
             anns.join(",")
         )
     });
-    let types: BTreeSet<String> = reader
+    let mut types: BTreeSet<String> = reader
         .resource_types(&sync_id)
         .iter()
         .map(|t| {
@@ -177,11 +178,17 @@ async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
             format!("{}|{}|{}|{}", t.external_id, t.data.display_name, name, anns.join(","))
         })
         .collect();
+    // Ours has the api_key type on top (the fixture has no keys, but Torq answered the list, so "none" is true).
+    assert!(types.remove("api_key|API Key|TRAIT_USER|type.googleapis.com/c1.connector.v2.SkipEntitlementsAndGrants"));
     assert_eq!(types, ref_types);
 
-    // One token, two user lists, one role page: nothing grows with users or roles.
+    // One token, two user lists, RBAC roles, API keys, claim mappings: nothing grows with users or roles.
     let stats = server.stats();
-    assert_eq!((stats.token, stats.users_local, stats.users_sso, stats.role_pages), (1, 1, 1, 1));
+    assert_eq!(
+        (stats.token, stats.users_local, stats.users_sso, stats.rbac_roles, stats.api_keys, stats.claim_mappings),
+        (1, 1, 1, 1, 1, 1)
+    );
+    assert_eq!(stats.total(), 6);
 
     // The JSON summary record carries the figures.
     let summary = stderr(&out)
@@ -189,15 +196,14 @@ async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|v| v["message"] == "sync complete")
         .expect("a JSON summary record");
-    assert_eq!(summary["users"], 12);
-    assert_eq!(summary["roles"], 5);
+    assert_eq!(summary["resources"], serde_json::json!({"user": 12, "role": 5, "api_key": 0}));
     assert_eq!(summary["grants"], 12);
-    assert_eq!(summary["api_requests"], 3);
+    assert_eq!(summary["api_requests"], 5);
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn more_than_100_roles_are_paged_and_requests_stay_constant() {
+async fn many_users_and_roles_take_a_constant_number_of_requests() {
     let spec = GeneratedSpec { users: 3000, roles: 250, sso_percent: 30, seed: 7, ..GeneratedSpec::default() };
     let server = SimServer::start(Workspace::generated(spec), SimConfig::default()).await.unwrap();
     let dir = tmp();
@@ -211,7 +217,11 @@ async fn more_than_100_roles_are_paged_and_requests_stay_constant() {
     assert_eq!(reader.resources(&sync_id).iter().filter(|r| r.resource_type_id == "user").count(), 3000);
     assert_eq!(reader.grants(&sync_id).len(), 3000);
     let stats = server.stats();
-    assert_eq!((stats.token, stats.users_local, stats.users_sso, stats.role_pages), (1, 1, 1, 3));
+    assert_eq!(
+        (stats.token, stats.users_local, stats.users_sso, stats.rbac_roles, stats.api_keys, stats.claim_mappings),
+        (1, 1, 1, 1, 1, 1)
+    );
+    assert_eq!(stats.role_pages, 0, "the legacy list is only a fallback");
     server.shutdown().await;
 }
 
@@ -220,7 +230,7 @@ async fn a_302_renews_the_token_and_retries() {
     let cfg = SimConfig {
         faults: FaultPlan {
             rules: vec![FaultRule {
-                endpoint: Endpoint::Roles,
+                endpoint: Endpoint::RbacRoles,
                 kind: FaultKind::Redirect302,
                 first_request: 1,
                 times: 1,
@@ -238,15 +248,20 @@ async fn a_302_renews_the_token_and_retries() {
     assert_eq!(reader.grants(&sync_id).len(), 12);
     let stats = server.stats();
     assert_eq!(stats.token, 2, "a new token after the 302");
-    assert_eq!(stats.role_pages, 2, "the rejected page was asked again once");
+    assert_eq!(stats.rbac_roles, 2, "the rejected request was sent again once");
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_is_renewed_before_it_expires() {
-    // Tokens live 2 s and every request takes 400 ms: the 6 role pages outlast the first token.
-    let cfg =
-        SimConfig { token_ttl: Duration::from_secs(2), latency: Duration::from_millis(400), ..Default::default() };
+    // Tokens live 2 s and every request takes 400 ms: with the RBAC list refused, the 6 legacy role pages outlast
+    // the first token.
+    let cfg = SimConfig {
+        token_ttl: Duration::from_secs(2),
+        latency: Duration::from_millis(400),
+        faults: FaultPlan::new().always(Endpoint::RbacRoles, FaultKind::Status(403)),
+        ..Default::default()
+    };
     let spec = GeneratedSpec { users: 50, roles: 550, sso_percent: 50, seed: 3, ..GeneratedSpec::default() };
     let server = SimServer::start(Workspace::generated(spec), cfg).await.unwrap();
     let dir = tmp();

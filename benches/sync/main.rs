@@ -116,7 +116,9 @@ async fn run_case(case: Case, dir: &Path) -> Result<(f64, String), String> {
         .ok_or("no summary record")?;
     let bytes = summary["file_bytes"].as_u64().unwrap_or(0);
     let rss = summary["peak_rss_bytes"].as_u64().unwrap_or(0);
-    let rows = summary["users"].as_u64().unwrap_or(0) * 2 + summary["roles"].as_u64().unwrap_or(0) * 2;
+    // Every resource is written with one companion row: a user or API key its grant, a role its entitlement.
+    let resources = summary["resources"].as_object().cloned().unwrap_or_default();
+    let rows: u64 = resources.values().filter_map(|v| v.as_u64()).sum::<u64>() * 2;
     if std::env::var_os("BENCH_KEEP_FILES").is_none() {
         let _ = std::fs::remove_file(&file);
     }

@@ -178,11 +178,41 @@ fn zstd_window_log(level: i32) -> u32 {
 /// Streams a c1z file at `src` (magic already verified by the caller or not) into `dst` as the raw SQLite
 /// bytes. Errors are returned as [`C1zError::Corrupt`] when the content is not a valid v1 c1z.
 pub fn decompress_file(src: &Path, dst: &mut File, dst_path: &Path) -> Result<u64, C1zError> {
-    let corrupt = |reason: String| C1zError::Corrupt { path: src.to_path_buf(), reason };
     let input = File::open(src).map_err(|e| C1zError::io("open", src, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, input);
+    decompress_from(input, src, dst, dst_path)
+}
+
+/// A reader that keeps the first error of the reader below. The zstd decoder hands read errors up as its own, so
+/// without this a disk that fails to read the previous file would be reported as a corrupt file ("move it away").
+struct WatchedReader<R> {
+    inner: R,
+    failed: Option<io::Error>,
+}
+
+impl<R: Read> Read for WatchedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                let shown = io::Error::new(e.kind(), e.to_string());
+                self.failed.get_or_insert(e);
+                Err(shown)
+            }
+            other => other,
+        }
+    }
+}
+
+/// [`decompress_file`] from an open reader of `src`. A failure to read `src` is [`C1zError::ReadPrevious`]; only content
+/// that is not a valid c1z is [`C1zError::Corrupt`].
+fn decompress_from(input: impl Read, src: &Path, dst: &mut File, dst_path: &Path) -> Result<u64, C1zError> {
+    let corrupt = |reason: String| C1zError::Corrupt { path: src.to_path_buf(), reason };
+    let read_failed = |source: io::Error| C1zError::ReadPrevious { path: src.to_path_buf(), source };
+    let mut reader = BufReader::with_capacity(1 << 20, WatchedReader { inner: input, failed: None });
     let mut head = [0u8; 5];
-    reader.read_exact(&mut head).map_err(|_| corrupt("shorter than the 5-byte header".into()))?;
+    reader.read_exact(&mut head).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => corrupt("shorter than the 5-byte header".into()),
+        _ => read_failed(e),
+    })?;
     if &head != MAGIC_V1 {
         return Err(corrupt("missing the C1ZF magic".into()));
     }
@@ -197,7 +227,12 @@ pub fn decompress_file(src: &Path, dst: &mut File, dst_path: &Path) -> Result<u6
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(corrupt(format!("zstd: {e}"))),
+            Err(e) => {
+                return Err(match dec.get_mut().get_mut().failed.take() {
+                    Some(io_error) => read_failed(io_error),
+                    None => corrupt(format!("zstd: {e}")),
+                })
+            }
         };
         out.write_all(&buf[..n]).map_err(|e| C1zError::io("write", dst_path, e))?;
         total += n as u64;
@@ -225,6 +260,44 @@ impl<W: Write> Write for CountingWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hands out `data`, then fails like a disk with a bad sector.
+    struct FailingDisk {
+        data: io::Cursor<Vec<u8>>,
+    }
+
+    impl Read for FailingDisk {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.data.read(buf)? {
+                0 => Err(io::Error::from_raw_os_error(5)), // EIO
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_error_of_the_previous_file_is_an_io_error_not_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("sync.c1z");
+        let dst_path = dir.path().join("work");
+        let mut dst = File::create(&dst_path).unwrap();
+        // A valid header and the start of a zstd frame, then the disk fails.
+        let mut data = MAGIC_V1.to_vec();
+        data.extend_from_slice(&zstd::encode_all(&vec![7u8; 1 << 20][..], 3).unwrap()[..20]);
+        let e = decompress_from(FailingDisk { data: io::Cursor::new(data) }, &src, &mut dst, &dst_path).unwrap_err();
+        assert!(matches!(e, C1zError::ReadPrevious { .. }), "{e}");
+        let text = e.to_string();
+        assert!(text.contains("cannot read the previous sync file") && !text.contains("corrupt"), "{text}");
+        // The disk fails before the header is complete.
+        let e = decompress_from(FailingDisk { data: io::Cursor::new(b"C1".to_vec()) }, &src, &mut dst, &dst_path)
+            .unwrap_err();
+        assert!(matches!(e, C1zError::ReadPrevious { .. }), "{e}");
+        // Truncated content that reads fine is still reported as corrupt.
+        let mut data = MAGIC_V1.to_vec();
+        data.extend_from_slice(&zstd::encode_all(&vec![7u8; 1 << 20][..], 3).unwrap()[..20]);
+        let e = decompress_from(io::Cursor::new(data), &src, &mut dst, &dst_path).unwrap_err();
+        assert!(matches!(e, C1zError::Corrupt { .. }), "{e}");
+    }
 
     /// Window of a zstd frame as its header declares it (the frame content size for single-segment frames).
     fn declared_window(frame: &[u8]) -> u64 {

@@ -22,6 +22,11 @@ pub enum LockError {
     /// how to fix it, since the raw "Permission denied" does not.
     #[error("{}", io_message(lock, source))]
     Io { lock: PathBuf, source: std::io::Error },
+    #[error(
+        "the lock file {lock} is a symbolic link, which is never followed (it could make this run write elsewhere); \
+         remove it and check who can write to that directory"
+    )]
+    Symlink { lock: PathBuf },
 }
 
 fn io_message(lock: &Path, source: &std::io::Error) -> String {
@@ -72,9 +77,16 @@ impl OutputLock {
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
+            // O_NOFOLLOW: a symlink planted as the lock file must not make us create or truncate its target.
+            options.mode(0o600).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
         }
-        let file = options.open(&lock).map_err(io)?;
+        let file = options.open(&lock).map_err(|e| {
+            if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                LockError::Symlink { lock: lock.clone() }
+            } else {
+                io(e)
+            }
+        })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) if wait => {
@@ -128,6 +140,18 @@ mod tests {
         assert!(matches!(OutputLock::acquire(&target, false), Err(LockError::Busy { .. })));
         drop(first);
         assert!(OutputLock::acquire(&target, false).is_ok());
+    }
+
+    #[test]
+    fn a_symlink_planted_as_the_lock_file_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("sync.c1z");
+        let elsewhere = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, lock_path(&target)).unwrap();
+        let e = OutputLock::acquire(&target, false).unwrap_err();
+        assert!(matches!(e, LockError::Symlink { .. }), "{e}");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(!elsewhere.exists(), "the symlink's target was created");
     }
 
     #[test]

@@ -67,6 +67,14 @@ pub enum C1zError {
     #[error("{path} looks like a c1z but is corrupt ({reason}); it was left untouched, move it away or choose another output path")]
     Corrupt { path: PathBuf, reason: String },
 
+    /// The previous sync file could not be read (a disk or mount failure, not its content).
+    #[error("cannot read the previous sync file {path}: {source}; it was left untouched; check the disk or mount and run again")]
+    ReadPrevious {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A file-system operation failed.
     #[error("cannot {op} {path}: {source}; check that the directory exists, is writable and has free space")]
     Io {

@@ -233,6 +233,15 @@ const SYNC_TABLES: &[&str] = &[
     "v1_sync_runs",
 ];
 
+/// Opens the work database by name. The file was just created (exclusively, mode 0600) in the output's directory;
+/// SQLite's no-follow flag makes sure a symlink swapped in for it since cannot make this run write elsewhere.
+fn open_work_database(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+}
+
 impl C1zWriter {
     /// Validates `target` and prepares a new sync (see the crate documentation of the c1z module for the
     /// rules): refuses directories, non-c1z files and corrupt c1z files without touching them; carries over
@@ -279,9 +288,7 @@ impl C1zWriter {
         }
         let work = work_file.into_temp_path();
 
-        let conn =
-            Connection::open_with_flags(&work, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(C1zError::sql("open the work database"))?;
+        let conn = open_work_database(&work).map_err(C1zError::sql("open the work database"))?;
         let mut writer = C1zWriter {
             conn: Some(conn),
             work: Some(work),
@@ -782,6 +789,17 @@ fn closed() -> C1zError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_work_database_is_never_opened_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("elsewhere.db");
+        Connection::open(&real).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
+        let link = dir.path().join(".sync.c1z.work-abc");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(open_work_database(&link).is_err(), "a symlinked work database was opened");
+        assert!(open_work_database(&real).is_ok());
+    }
 
     /// Forces the hash-collision path: a seen entry whose hash belongs to one id but points at another row.
     #[test]

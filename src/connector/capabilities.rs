@@ -4,20 +4,28 @@
 
 use serde_json::{json, Map, Value};
 
-use super::resource_types;
+use super::SYNCERS;
 use crate::proto::connector_v2::{
     resource_type::Trait, Capability, ConnectorCapabilities, ResourceType, ResourceTypeCapability,
 };
 
-/// Sync only, for every resource type; provisioning is not offered yet.
+/// Each resource type of [`SYNCERS`] with what its syncer offers; the connector as a whole offers the union.
 pub fn connector_capabilities() -> ConnectorCapabilities {
-    ConnectorCapabilities {
-        resource_type_capabilities: resource_types::all()
-            .into_iter()
-            .map(|rt| ResourceTypeCapability { resource_type: Some(rt), capabilities: vec![Capability::Sync as i32] })
-            .collect(),
-        connector_capabilities: vec![Capability::Sync as i32],
-    }
+    let mut per_type: Vec<ResourceTypeCapability> = SYNCERS
+        .iter()
+        .map(|s| ResourceTypeCapability {
+            resource_type: Some(s.resource_type()),
+            capabilities: s.capabilities().into_iter().map(|c| c as i32).collect(),
+        })
+        .collect();
+    per_type.sort_by(|a, b| {
+        let id = |c: &ResourceTypeCapability| c.resource_type.as_ref().map(|t| t.id.clone()).unwrap_or_default();
+        id(a).cmp(&id(b))
+    });
+    let mut all: Vec<i32> = per_type.iter().flat_map(|c| c.capabilities.iter().copied()).collect();
+    all.sort_unstable();
+    all.dedup();
+    ConnectorCapabilities { resource_type_capabilities: per_type, connector_capabilities: all }
 }
 
 /// The JSON printed by `baton-torq capabilities` (ends with a newline).
@@ -79,15 +87,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_both_resource_types_sorted_with_sync() {
+    fn lists_every_resource_type_sorted_with_sync() {
         let v: Value = serde_json::from_str(&capabilities_json()).unwrap();
         let rts = v["resourceTypeCapabilities"].as_array().unwrap();
-        assert_eq!(rts[0]["resourceType"]["id"], "role");
-        assert_eq!(rts[1]["resourceType"]["id"], "user");
-        assert_eq!(
-            rts[1]["resourceType"]["annotations"][0]["@type"],
-            "type.googleapis.com/c1.connector.v2.SkipEntitlementsAndGrants"
-        );
+        let ids: Vec<&str> = rts.iter().map(|r| r["resourceType"]["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["api_key", "role", "user"]);
+        for i in [0, 2] {
+            assert_eq!(
+                rts[i]["resourceType"]["annotations"][0]["@type"],
+                "type.googleapis.com/c1.connector.v2.SkipEntitlementsAndGrants"
+            );
+            assert_eq!(rts[i]["resourceType"]["traits"][0], "TRAIT_USER");
+        }
+        assert_eq!(rts[0]["resourceType"]["displayName"], "API Key");
         assert_eq!(rts[1]["capabilities"][0], "CAPABILITY_SYNC");
         assert_eq!(v["connectorCapabilities"][0], "CAPABILITY_SYNC");
     }

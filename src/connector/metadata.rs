@@ -4,7 +4,8 @@ use super::capabilities;
 use crate::proto::connector_v2::ConnectorMetadata;
 
 pub const DISPLAY_NAME: &str = "Torq";
-pub const DESCRIPTION: &str = "Syncs Torq workspace users, roles and role memberships.";
+pub const DESCRIPTION: &str =
+    "Syncs Torq workspace users, API keys, roles (with their scopes and SSO claim mappings) and role memberships.";
 
 pub fn connector_metadata() -> ConnectorMetadata {
     ConnectorMetadata {

@@ -1,14 +1,98 @@
-//! Torq users -> `user` resources with a UserTrait, and each user's role membership as a grant on the role's
-//! `member` entitlement.
+//! `user`: Torq users -> `user` resources with a UserTrait, and each user's role membership as a grant on the
+//! role's `member` entitlement. The two user lists (local and SSO-provisioned) are streamed concurrently: each is
+//! decoded on its own blocking thread and mapped there, so a million users never sit in memory.
 //!
 //! Status: VERIFIED -> ENABLED; INVITATION_SENT -> ENABLED with details "invitation sent, not accepted yet";
 //! anything else -> UNSPECIFIED with the raw Torq status as details. Torq has no name fields, so no name is made up.
 
-use super::{flag, pack, profile, role, text, timestamp, USER_TYPE_ID};
+use futures_util::future::BoxFuture;
+
+use super::syncer::{ResourceSyncer, Row, RowSink, Synced};
+use super::{flag, pack, profile, role, text, timestamp};
 use crate::proto::connector_v2::{
-    resource_status, user_trait, Entitlement, Grant, Resource, ResourceId, ResourceStatus, UserTrait,
+    resource_status, resource_type::Trait, user_trait, Grant, Resource, ResourceId, ResourceStatus, ResourceType,
+    SkipEntitlementsAndGrants, UserTrait,
 };
-use crate::torq::{UserRecord, UserStatus};
+use crate::torq::{SinkClosed, TorqClient, TorqError, UserRecord, UserStatus};
+
+pub const USER_TYPE_ID: &str = "user";
+
+/// `user`: "User", TRAIT_USER, annotated SkipEntitlementsAndGrants (as the Go connector).
+pub fn resource_type() -> ResourceType {
+    ResourceType {
+        id: USER_TYPE_ID.into(),
+        display_name: "User".into(),
+        traits: vec![Trait::User as i32],
+        annotations: vec![pack("SkipEntitlementsAndGrants", &SkipEntitlementsAndGrants {})],
+        ..Default::default()
+    }
+}
+
+/// The `user` syncer.
+pub struct UserSyncer;
+
+impl ResourceSyncer for UserSyncer {
+    fn type_id(&self) -> &'static str {
+        USER_TYPE_ID
+    }
+
+    fn resource_type(&self) -> ResourceType {
+        resource_type()
+    }
+
+    fn nouns(&self) -> (&'static str, &'static str) {
+        ("user", "users")
+    }
+
+    fn sync<'a>(&'a self, client: &'a TorqClient, sink: RowSink) -> BoxFuture<'a, Result<Synced, TorqError>> {
+        Box::pin(async move {
+            tokio::try_join!(stream_list(client, false, sink.clone()), stream_list(client, true, sink))?;
+            Ok(Synced::Done)
+        })
+    }
+}
+
+/// One user list -> batches of mapped rows. A user in both lists is sent twice; the writer keeps the first.
+async fn stream_list(client: &TorqClient, sso: bool, sink: RowSink) -> Result<u64, TorqError> {
+    let buffer = sink.buffer();
+    let callback_buffer = buffer.clone();
+    let count = client
+        .stream_users(sso, move |u: UserRecord| {
+            if sink.is_stopped() {
+                return Err(SinkClosed);
+            }
+            sink.fetched(1);
+            if u.id.is_empty() {
+                tracing::warn!(email = %u.email, "Torq listed a user without an id; skipping it");
+                return Ok(());
+            }
+            callback_buffer.push_blocking(user_row(&u))
+        })
+        .await?;
+    buffer.flush().await?;
+    tracing::debug!(sso, users = count, "user list fetched");
+    Ok(count)
+}
+
+/// The user's row: its resource, its role grant, its status as the summary bucket.
+pub fn user_row(u: &UserRecord) -> Row {
+    Row {
+        resource: user_resource(u),
+        entitlements: Vec::new(),
+        grants: role_grant(u).into_iter().collect(),
+        kind: status_label(&u.status),
+    }
+}
+
+/// Summary bucket for a user's Torq status.
+pub fn status_label(status: &UserStatus) -> &'static str {
+    match status {
+        UserStatus::Verified => "verified",
+        UserStatus::InvitationSent => "invited",
+        UserStatus::Unspecified => "unspecified",
+        UserStatus::Other(_) => "other",
+    }
+}
 
 /// Details attached to an invited user's status.
 pub const INVITED_DETAILS: &str = "invitation sent, not accepted yet";
@@ -73,24 +157,9 @@ pub fn user_resource(user: &UserRecord) -> Resource {
 }
 
 /// The grant of the user's role membership, `role:<role_id>:member:user:<user_id>`; `None` when the user has no
-/// role. The entitlement and the principal are carried as id-only stubs: readers join on ids, and a million
-/// grants stay small.
+/// role.
 pub fn role_grant(user: &UserRecord) -> Option<Grant> {
-    if user.role_id.is_empty() || user.id.is_empty() {
-        return None;
-    }
-    let entitlement_id = role::member_entitlement_id(&user.role_id);
-    let id = format!("{entitlement_id}:{USER_TYPE_ID}:{}", user.id);
-    Some(Grant {
-        entitlement: Some(Entitlement {
-            id: entitlement_id,
-            resource: Some(Resource { id: Some(role::role_id(&user.role_id)), ..Default::default() }),
-            ..Default::default()
-        }),
-        principal: Some(Resource { id: Some(user_id(&user.id)), ..Default::default() }),
-        id,
-        ..Default::default()
-    })
+    role::membership_grant(&user.role_id, &user_id(&user.id))
 }
 
 #[cfg(test)]
@@ -121,6 +190,16 @@ mod tests {
         let g = role_grant(&user(UserStatus::Verified)).unwrap();
         assert_eq!(g.id, "role:r1:member:user:u1");
         assert!(role_grant(&UserRecord { role_id: String::new(), ..user(UserStatus::Verified) }).is_none());
+    }
+
+    #[test]
+    fn row_carries_the_grant_and_the_status_bucket() {
+        let row = user_row(&user(UserStatus::InvitationSent));
+        assert_eq!(row.kind, "invited");
+        assert_eq!(row.grants.len(), 1);
+        assert!(row.entitlements.is_empty());
+        let row = user_row(&UserRecord { role_id: String::new(), ..user(UserStatus::Verified) });
+        assert!(row.grants.is_empty());
     }
 
     #[test]

@@ -64,12 +64,69 @@ impl CallError {
     }
 }
 
+/// Time limits of one `UploadAsset`. An endpoint that accepts the stream but stops reading it (HTTP/2 flow control
+/// then stops the sender) or never answers after the last message would otherwise hold a task slot forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// Fail when no message has been taken by the transport for this long (also counts the wait for the answer
+    /// after the last message).
+    pub stall: Duration,
+    /// Whole-upload deadline: `base` plus the file size at `min_bytes_per_second`.
+    pub base: Duration,
+    pub min_bytes_per_second: u64,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        // 64 KiB/s is a slow uplink; a 100 MB sync file then gets ~28 minutes.
+        UploadLimits { stall: Duration::from_secs(60), base: Duration::from_secs(120), min_bytes_per_second: 64 * 1024 }
+    }
+}
+
+impl UploadLimits {
+    /// The whole-upload deadline for a file of `size` bytes.
+    pub fn deadline(&self, size: u64) -> Duration {
+        let transfer = Duration::from_secs(size / self.min_bytes_per_second.max(1));
+        self.base.saturating_add(transfer)
+    }
+}
+
+/// When the upload stream last handed a message to the transport.
+struct Progress {
+    start: tokio::time::Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress { start: tokio::time::Instant::now(), last_ms: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has been taken for `stall`.
+    async fn stalled(&self, stall: Duration) {
+        loop {
+            let last = self.start + Duration::from_millis(self.last_ms.load(std::sync::atomic::Ordering::Relaxed));
+            let idle = last.elapsed();
+            if idle >= stall {
+                return;
+            }
+            tokio::time::sleep(stall - idle).await;
+        }
+    }
+}
+
 /// BatonService with credentials and this host's id.
 #[derive(Clone)]
 pub struct C1Client {
     grpc: BatonServiceClient<Channel>,
     tokens: Arc<TokenSource>,
     host_id: String,
+    upload_limits: UploadLimits,
 }
 
 impl std::fmt::Debug for C1Client {
@@ -100,7 +157,13 @@ pub fn channel(api_host: &str, extra_ca: Option<&[u8]>) -> Result<Channel, Strin
 
 impl C1Client {
     pub fn new(channel: Channel, tokens: Arc<TokenSource>, host_id: String) -> C1Client {
-        C1Client { grpc: BatonServiceClient::new(channel), tokens, host_id }
+        C1Client { grpc: BatonServiceClient::new(channel), tokens, host_id, upload_limits: UploadLimits::default() }
+    }
+
+    /// The same client with other upload time limits.
+    pub fn with_upload_limits(mut self, limits: UploadLimits) -> C1Client {
+        self.upload_limits = limits;
+        self
     }
 
     async fn authed<T>(&self, msg: T, timeout: Option<Duration>) -> Result<tonic::Request<T>, CallError> {
@@ -162,6 +225,7 @@ impl C1Client {
     }
 
     /// Streams `path` as one asset of `task_id`: metadata, 512 KiB data chunks, eof with the file's sha256.
+    /// Fails with `DeadlineExceeded` when the upload stalls or overruns its deadline (see [`UploadLimits`]).
     pub async fn upload_asset(&self, task_id: &str, path: &Path) -> Result<u64, CallError> {
         let (digest, size) = sha256_file(path).await.map_err(|e| CallError::File(e.to_string()))?;
         let file = tokio::fs::File::open(path).await.map_err(|e| CallError::File(e.to_string()))?;
@@ -209,9 +273,31 @@ impl C1Client {
             let clean = eof_errors.lock().map(|slot| slot.is_none()).unwrap_or(false);
             std::future::ready(clean.then_some(m))
         });
-        let messages = stream::iter([metadata]).chain(chunks).chain(eof);
-        let req = self.authed(messages, None).await?;
-        let r = self.grpc.clone().upload_asset(req).await;
+        let progress = Arc::new(Progress::new());
+        let taken = progress.clone();
+        let messages = stream::iter([metadata]).chain(chunks).chain(eof).inspect(move |_| taken.touch());
+        let limits = self.upload_limits;
+        let deadline = limits.deadline(size);
+        let req = self.authed(messages, Some(deadline)).await?;
+        let mut grpc = self.grpc.clone();
+        progress.touch();
+        let call = tokio::time::timeout(deadline, grpc.upload_asset(req));
+        let r = tokio::select! {
+            r = call => match r {
+                Ok(r) => r,
+                Err(_) => return Err(CallError::Rpc {
+                    code: tonic::Code::DeadlineExceeded,
+                    message: format!("the upload of {size} bytes did not finish within {} s", deadline.as_secs()),
+                }),
+            },
+            _ = progress.stalled(limits.stall) => return Err(CallError::Rpc {
+                code: tonic::Code::DeadlineExceeded,
+                message: format!(
+                    "the upload made no progress for {} s (ConductorOne stopped reading it or did not answer)",
+                    limits.stall.as_secs_f64()
+                ),
+            }),
+        };
         let result = self.after(r).await;
         if let Some(e) = read_error.lock().ok().and_then(|slot| slot.clone()) {
             return Err(CallError::File(e));

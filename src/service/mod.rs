@@ -158,6 +158,24 @@ fn checked_host(raw: &str) -> Result<String, ServiceError> {
 
 /// Runs the daemon until SIGINT/SIGTERM. Returns `Ok` after a clean shutdown.
 pub async fn run(config: ServiceConfig, torq: TorqClient) -> Result<(), ServiceError> {
+    let c1 = connect(&config)?;
+
+    let shutdown = CancellationToken::new();
+    let watcher = tokio::spawn(shutdown_on_signal(shutdown.clone()));
+    tracing::info!(
+        api_host = %config.api_host,
+        client = config.client_id.name(),
+        host_id = %config.host_id,
+        task_concurrency = config.task_concurrency,
+        "service mode: connecting to ConductorOne"
+    );
+    let result = tasks::Runner::new(c1, torq, &config).run(shutdown).await;
+    watcher.abort();
+    result
+}
+
+/// The ConductorOne client for `config` (token source and a lazily connecting gRPC channel; nothing is sent yet).
+pub fn connect(config: &ServiceConfig) -> Result<client::C1Client, ServiceError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut http = reqwest::Client::builder()
         .user_agent(client::USER_AGENT)
@@ -177,20 +195,7 @@ pub async fn run(config: ServiceConfig, torq: TorqClient) -> Result<(), ServiceE
     let tokens =
         Arc::new(token::TokenSource::new(http, &config.api_host, config.client_id.clone(), config.key.clone()));
     let channel = client::channel(&config.api_host, config.extra_ca.as_deref()).map_err(ServiceError::Setup)?;
-    let c1 = client::C1Client::new(channel, tokens, config.host_id.clone());
-
-    let shutdown = CancellationToken::new();
-    let watcher = tokio::spawn(shutdown_on_signal(shutdown.clone()));
-    tracing::info!(
-        api_host = %config.api_host,
-        client = config.client_id.name(),
-        host_id = %config.host_id,
-        task_concurrency = config.task_concurrency,
-        "service mode: connecting to ConductorOne"
-    );
-    let result = tasks::Runner::new(c1, torq, &config).run(shutdown).await;
-    watcher.abort();
-    result
+    Ok(client::C1Client::new(channel, tokens, config.host_id.clone()))
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

@@ -5,7 +5,7 @@
 //! Must not: keep a sync file after its task (the temp directory is removed on every path), or retry a task
 //! itself (ConductorOne reschedules retryable failures).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{C1Client, CallError};
 use super::{ServiceConfig, ServiceError};
+use crate::c1z::lock::OutputLock;
 use crate::c1z::WriterOptions;
 use crate::proto::baton_v1::baton_service_finish_task_request::{Error as FinishError, FinalState, Success};
 use crate::proto::baton_v1::baton_service_hello_request::{BuildInfo, OsInfo};
@@ -33,9 +34,42 @@ const MAX_HEARTBEAT: Duration = Duration::from_secs(300);
 const MAX_HEARTBEAT_FAILURES: u32 = 10;
 const HELLO_BACKOFF_START: Duration = Duration::from_secs(1);
 const HELLO_BACKOFF_MAX: Duration = Duration::from_secs(300);
-const MAX_POLL_BACKOFF_SECS: u64 = 60;
-const UPLOAD_ATTEMPTS: u32 = 3;
+const POLL_BACKOFF_START: Duration = Duration::from_secs(1);
+const POLL_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Upload retries: 1 s doubling to 30 s (each plus up to 100 % jitter) for at most 4 minutes of waiting, so a short
+/// ConductorOne outage does not throw away a finished sync.
+const UPLOAD_BACKOFF_START: Duration = Duration::from_secs(1);
+const UPLOAD_BACKOFF_MAX: Duration = Duration::from_secs(30);
+const UPLOAD_RETRY_BUDGET: Duration = Duration::from_secs(240);
 const FINISH_ATTEMPTS: u32 = 3;
+/// Prefix of the per-task temporary directories (one sync file each) under `--c1z-temp-dir`.
+const TASK_DIR_PREFIX: &str = "baton-torq-sync-upload";
+/// A task directory younger than this without a lock file may be one a live run is just setting up.
+const TASK_DIR_GRACE: Duration = Duration::from_secs(60);
+
+/// Exponential backoff with jitter (each delay plus up to 100 %), so that many connectors that lost
+/// ConductorOne at the same moment do not all come back at the same moment. Endless unless `budget` is given.
+fn backoff(start: Duration, max: Duration, budget: Option<Duration>) -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder as _;
+    let builder =
+        backon::ExponentialBuilder::default().with_min_delay(start).with_max_delay(max).with_factor(2.0).with_jitter();
+    match budget {
+        Some(total) => builder.without_max_times().with_total_delay(Some(total)).build(),
+        None => builder.without_max_times().build(),
+    }
+}
+
+fn hello_backoff() -> backon::ExponentialBackoff {
+    backoff(HELLO_BACKOFF_START, HELLO_BACKOFF_MAX, None)
+}
+
+fn poll_backoff() -> backon::ExponentialBackoff {
+    backoff(POLL_BACKOFF_START, POLL_BACKOFF_MAX, None)
+}
+
+fn upload_backoff() -> backon::ExponentialBackoff {
+    backoff(UPLOAD_BACKOFF_START, UPLOAD_BACKOFF_MAX, Some(UPLOAD_RETRY_BUDGET))
+}
 
 /// Runs the loop for one connector instance.
 pub struct Runner {
@@ -67,13 +101,17 @@ impl Runner {
 
     /// Hello, then poll until `shutdown`; waits for in-flight tasks (cancelled, each finished with FinishTask).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
+        let temp_dir = self.shared.temp_dir.clone();
+        // Directory listing and removal are blocking; a failure here only leaves litter.
+        let _ = tokio::task::spawn_blocking(move || remove_stale_task_dirs(&temp_dir)).await;
         if !self.startup_hello(&shutdown).await? {
             return Ok(());
         }
         tracing::info!("registered with ConductorOne; polling for tasks");
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let mut running: JoinSet<()> = JoinSet::new();
-        let mut poll_errors: u64 = 0;
+        // Set while GetTask keeps failing (or sending tasks that cannot be answered); cleared by a good answer.
+        let mut poll_errors: Option<backon::ExponentialBackoff> = None;
         loop {
             while running.try_join_next().is_some() {}
             let permit = tokio::select! {
@@ -86,10 +124,23 @@ impl Runner {
             };
             let wait = match answer {
                 Ok(resp) => {
-                    poll_errors = 0;
                     let next_poll = resp.next_poll.and_then(to_duration).map(|d| d.min(MAX_POLL));
                     match resp.task.filter(|t| !matches!(t.task_type, Some(TaskType::None(_)))) {
+                        Some(task) if task.id.is_empty() => {
+                            // It gets no FinishTask, so nothing tells the server to stop sending it: back off as
+                            // after an error instead of asking again at once.
+                            drop(permit);
+                            let delay = poll_errors.get_or_insert_with(poll_backoff).next().unwrap_or(POLL_BACKOFF_MAX);
+                            let wait = next_poll.unwrap_or(Duration::ZERO).max(delay);
+                            tracing::warn!(
+                                task_type = task_kind(&task.task_type),
+                                retry_in_ms = wait.as_millis() as u64,
+                                "ignoring a task without an id (it cannot be answered)"
+                            );
+                            wait
+                        }
                         Some(task) => {
+                            poll_errors = None;
                             let heartbeat = heartbeat_interval(resp.next_heartbeat.and_then(to_duration));
                             let shared = self.shared.clone();
                             let cancel = shutdown.child_token();
@@ -100,6 +151,7 @@ impl Runner {
                             next_poll.unwrap_or(Duration::ZERO)
                         }
                         None => {
+                            poll_errors = None;
                             drop(permit);
                             next_poll.filter(|d| !d.is_zero()).unwrap_or(IDLE_POLL)
                         }
@@ -107,9 +159,8 @@ impl Runner {
                 }
                 Err(e) => {
                     drop(permit);
-                    poll_errors += 1;
-                    let wait = Duration::from_secs((poll_errors * poll_errors).min(MAX_POLL_BACKOFF_SECS));
-                    tracing::warn!(error = %e, retry_in_seconds = wait.as_secs(), "GetTask failed");
+                    let wait = poll_errors.get_or_insert_with(poll_backoff).next().unwrap_or(POLL_BACKOFF_MAX);
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "GetTask failed");
                     wait
                 }
             };
@@ -128,7 +179,7 @@ impl Runner {
 
     /// Start-up Hello with exponential backoff. `Ok(false)` when shutdown came first.
     async fn startup_hello(&self, shutdown: &CancellationToken) -> Result<bool, ServiceError> {
-        let mut backoff = HELLO_BACKOFF_START;
+        let mut backoff = hello_backoff();
         loop {
             let attempt = tokio::select! {
                 r = self.shared.c1.hello(hello_request("")) => r,
@@ -147,14 +198,14 @@ impl Runner {
                              CA, pass it with BATON_C1_CA_CERT_FILE"
                         )));
                     }
-                    tracing::warn!(error = %e, retry_in_seconds = backoff.as_secs(), "Hello failed");
+                    let wait = backoff.next().unwrap_or(HELLO_BACKOFF_MAX);
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "Hello failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.cancelled() => return Ok(false),
+                    }
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.cancelled() => return Ok(false),
-            }
-            backoff = (backoff * 2).min(HELLO_BACKOFF_MAX);
         }
     }
 }
@@ -204,14 +255,11 @@ async fn handle_task(shared: &Shared, task: Task, heartbeat: Duration, cancel: C
             }
         }
         Some(TaskType::SyncFull(t)) => {
-            if t.skip_entitlements_and_grants
-                || t.skip_grants
-                || !t.targeted_sync_resources.is_empty()
-                || !t.sync_resource_type_ids.is_empty()
-            {
+            if t.skip_entitlements_and_grants || t.skip_grants || !t.targeted_sync_resources.is_empty() {
                 tracing::info!(task_id = %id, "partial-sync options of the task are not supported; running a full sync");
             }
-            sync_full(shared, &id, heartbeat, cancel).await;
+            // `sync_resource_type_ids` is honoured: the sync runs only those resource syncers (empty = all).
+            sync_full(shared, &id, heartbeat, cancel, t.sync_resource_type_ids).await;
         }
         Some(TaskType::Grant(_) | TaskType::Revoke(_) | TaskType::CreateAccount(_) | TaskType::DeleteResource(_)) => {
             let message = format!("{kind} tasks are not supported: baton-torq does not provision yet");
@@ -241,7 +289,7 @@ fn task_kind(t: &Option<TaskType>) -> &'static str {
 }
 
 /// First heartbeat, then the sync into a fresh temp directory with heartbeats alongside, the upload, FinishTask.
-async fn sync_full(shared: &Shared, id: &str, interval: Duration, cancel: CancellationToken) {
+async fn sync_full(shared: &Shared, id: &str, interval: Duration, cancel: CancellationToken, types: Vec<String>) {
     let interval = match shared.c1.heartbeat(id).await {
         Ok(r) if r.cancelled => {
             finish(shared, id, Err((tonic::Code::Cancelled, "the task was cancelled by ConductorOne".into(), false)))
@@ -260,7 +308,7 @@ async fn sync_full(shared: &Shared, id: &str, interval: Duration, cancel: Cancel
     let beats =
         tokio::spawn(heartbeat_loop(shared.c1.clone(), id.to_owned(), interval, work.clone(), beats_done.clone()));
 
-    let outcome = sync_and_upload(shared, id, work.clone()).await;
+    let outcome = sync_and_upload(shared, id, work.clone(), types).await;
     beats_done.cancel();
     let stopped_by = beats.await.ok().flatten().or_else(|| cancel.is_cancelled().then_some(StopReason::Shutdown));
     let result = match outcome {
@@ -286,48 +334,96 @@ async fn sync_and_upload(
     shared: &Shared,
     id: &str,
     work: CancellationToken,
+    resource_types: Vec<String>,
 ) -> Result<(), (tonic::Code, String, bool)> {
     let dir = tempfile::Builder::new()
-        .prefix("baton-torq-sync-upload")
+        .prefix(TASK_DIR_PREFIX)
         .tempdir_in(&shared.temp_dir)
         .map_err(|e| (tonic::Code::Internal, format!("cannot create a temporary directory: {e}"), false))?;
     let output = dir.path().join("sync.c1z");
+    // Held until the directory is gone: tells a later service run's start-up cleanup that this one is alive.
+    let _lock = OutputLock::acquire(&output, false)
+        .map_err(|e| (tonic::Code::Internal, format!("cannot lock the temporary sync file: {e}"), false))?;
     let request = SyncRequest {
         output,
         writer: WriterOptions { carry_over_previous: false, ..Default::default() },
         progress: None,
+        resource_types,
     };
     let summary = run_sync(&shared.torq, request, work.clone())
         .await
         .map_err(|e| (sync_error_code(&e), format!("sync failed: {e}"), false))?;
     tracing::info!(
         task_id = %id,
-        users = summary.users,
-        roles = summary.roles,
+        resources = %summary.resource_counts(),
         grants = summary.grants,
         file_bytes = summary.file_bytes,
         "sync done; uploading"
     );
-    let mut attempt = 0;
+    let mut backoff = upload_backoff();
+    let mut attempt = 0u32;
     loop {
         attempt += 1;
         let upload = tokio::select! {
             r = shared.c1.upload_asset(id, &summary.output) => r,
             _ = work.cancelled() => return Err((tonic::Code::Cancelled, "cancelled during the upload".into(), false)),
         };
-        match upload {
+        let e = match upload {
             Ok(bytes) => {
-                tracing::info!(task_id = %id, bytes, "sync file uploaded");
+                tracing::info!(task_id = %id, bytes, attempt, "sync file uploaded");
                 return Ok(());
             }
-            Err(e) if attempt < UPLOAD_ATTEMPTS => {
-                tracing::warn!(task_id = %id, error = %e, attempt, "upload failed; retrying");
-                tokio::time::sleep(Duration::from_secs(u64::from(attempt - 1))).await;
+            Err(e) => e,
+        };
+        let retryable = !matches!(&e, CallError::File(_)) && !matches!(&e, CallError::Token(t) if t.is_fatal());
+        match backoff.next().filter(|_| retryable) {
+            Some(wait) => {
+                tracing::warn!(task_id = %id, error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "upload failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = work.cancelled() => {
+                        return Err((tonic::Code::Cancelled, "cancelled while waiting to retry the upload".into(), false))
+                    }
+                }
             }
-            Err(e) => return Err((e.code(), format!("upload failed: {e}"), false)),
+            None => return Err((e.code(), format!("upload failed after {attempt} attempts: {e}"), false)),
         }
     }
     // `dir` is dropped (and removed) on every return above.
+}
+
+/// Removes task directories that a killed service run left under `temp_dir` (each holds a whole sync file). A
+/// directory whose lock a live run holds is kept, as is a very young one without a lock file (a live run may be
+/// between creating it and locking it). Only this user's directories are considered. Best effort.
+pub fn remove_stale_task_dirs(temp_dir: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(entries) = std::fs::read_dir(temp_dir) else { return 0 };
+    let me = rustix::process::geteuid().as_raw();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Ok(meta) = entry.metadata() else { continue };
+        // `metadata` of a directory entry does not follow symlinks: a planted link is never entered.
+        if !name.to_string_lossy().starts_with(TASK_DIR_PREFIX) || !meta.is_dir() || meta.uid() != me {
+            continue;
+        }
+        let dir = entry.path();
+        let file = dir.join("sync.c1z");
+        let young = meta.modified().ok().and_then(|m| m.elapsed().ok()).is_none_or(|age| age < TASK_DIR_GRACE);
+        if young && !crate::c1z::lock::lock_path(&file).exists() {
+            continue;
+        }
+        let Ok(lock) = OutputLock::acquire(&file, false) else { continue };
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {
+                removed += 1;
+                tracing::info!(dir = %dir.display(), "removed a temporary sync directory left by an interrupted run");
+            }
+            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a stale temporary directory"),
+        }
+        drop(lock);
+    }
+    removed
 }
 
 /// Heartbeats every `interval` until `done`; cancels `work` when ConductorOne cancels or 10 beats in a row fail.
@@ -389,6 +485,7 @@ fn sync_error_code(e: &SyncError) -> tonic::Code {
             },
             _ => tonic::Code::Internal,
         },
+        SyncError::UnknownResourceTypes { .. } => tonic::Code::InvalidArgument,
         SyncError::C1z(_) | SyncError::Internal(_) => tonic::Code::Internal,
     }
 }
@@ -490,6 +587,38 @@ mod tests {
         assert_eq!(heartbeat_interval(Some(Duration::ZERO)), DEFAULT_HEARTBEAT);
         assert_eq!(heartbeat_interval(Some(Duration::from_millis(10))), MIN_HEARTBEAT);
         assert_eq!(heartbeat_interval(Some(Duration::from_secs(3600))), MAX_HEARTBEAT);
+    }
+
+    /// Many connectors that lost ConductorOne together must not retry in lockstep: the same backoff drawn twice
+    /// differs, and every delay lies in [base, 2 x base] of the doubling schedule.
+    #[test]
+    fn hello_poll_and_upload_backoffs_are_jittered() {
+        for (name, make, start, max) in [
+            ("hello", hello_backoff as fn() -> backon::ExponentialBackoff, HELLO_BACKOFF_START, HELLO_BACKOFF_MAX),
+            ("poll", poll_backoff, POLL_BACKOFF_START, POLL_BACKOFF_MAX),
+            ("upload", upload_backoff, UPLOAD_BACKOFF_START, UPLOAD_BACKOFF_MAX),
+        ] {
+            let a: Vec<Duration> = make().take(6).collect();
+            let b: Vec<Duration> = make().take(6).collect();
+            assert_eq!(a.len(), 6, "{name}");
+            assert_ne!(a, b, "{name}: two draws of the backoff are identical (no jitter)");
+            let mut base = start;
+            for d in &a {
+                assert!(*d >= base && *d <= base * 2, "{name}: {d:?} outside [{base:?}, {:?}]", base * 2);
+                base = (base * 2).min(max);
+            }
+        }
+    }
+
+    /// Uploads are retried for a few minutes, not seconds, and then given up.
+    #[test]
+    fn upload_retries_span_minutes_and_end() {
+        for _ in 0..20 {
+            let delays: Vec<Duration> = upload_backoff().collect();
+            let total: Duration = delays.iter().sum();
+            assert!(delays.len() >= 6, "{delays:?}");
+            assert!(total >= Duration::from_secs(100) && total <= UPLOAD_RETRY_BUDGET, "{total:?} {delays:?}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::Mutex;
 
@@ -14,8 +15,10 @@ use super::credentials::{ClientId, ClientKey};
 
 /// A token is renewed this long before it expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(10);
-/// Lifetime assumed when the response has no usable `expires_in`.
+/// Lifetime assumed when the response has no `expires_in`.
 const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// Longest time spent reading a token-endpoint answer.
+const BODY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Why no token could be had.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,10 +46,14 @@ impl TokenError {
     }
 }
 
+/// A token answer is a few hundred bytes, an error answer not much more; nothing longer is read.
+const BODY_LIMIT: usize = 64 * 1024;
+
 #[derive(serde::Deserialize)]
 struct TokenResponse {
     access_token: Option<String>,
-    expires_in: Option<u64>,
+    #[serde(default, deserialize_with = "crate::torq::models::lenient_seconds")]
+    expires_in: Option<f64>,
 }
 
 impl Drop for TokenResponse {
@@ -60,6 +67,17 @@ impl Drop for TokenResponse {
 struct Cached {
     token: SecretString,
     renew_at: Instant,
+}
+
+/// Reads at most [`BODY_LIMIT`] of a token-endpoint answer (the client's own timeout bounds the whole request).
+async fn bounded_body(url: &str, response: reqwest::Response) -> Result<Zeroizing<Vec<u8>>, TokenError> {
+    // Reserved whole up front so that no reallocation leaves a copy of the token behind; wiped on drop.
+    let mut body = Zeroizing::new(Vec::with_capacity(BODY_LIMIT));
+    crate::torq::read_body(response, &mut body, BODY_LIMIT, BODY_DEADLINE).await.map_err(|e| match e {
+        crate::torq::BodyError::Transport(e) => classify(url, &e),
+        other => TokenError::Malformed { url: url.to_owned(), detail: other.to_string() },
+    })?;
+    Ok(body)
 }
 
 /// Hands out bearer tokens, exchanging a fresh assertion when the cached one is about to expire.
@@ -91,8 +109,9 @@ impl TokenSource {
             }
         }
         let (token, ttl) = self.exchange().await?;
-        let renew_at = Instant::now() + ttl.saturating_sub(RENEW_BEFORE);
-        *cached = Some(Cached { token: token.clone(), renew_at });
+        // Without a usable lifetime the token serves this call only; the next call exchanges a new one.
+        let renew_at = ttl.and_then(|ttl| crate::torq::renew_time(Instant::now(), ttl, RENEW_BEFORE));
+        *cached = renew_at.map(|renew_at| Cached { token: token.clone(), renew_at });
         Ok(token)
     }
 
@@ -101,7 +120,8 @@ impl TokenSource {
         *self.cached.lock().await = None;
     }
 
-    async fn exchange(&self) -> Result<(SecretString, Duration), TokenError> {
+    /// A new token and how long it may be used (`None`: for one call only).
+    async fn exchange(&self) -> Result<(SecretString, Option<Duration>), TokenError> {
         let url = self.url.clone();
         let assertion = self.key.client_assertion(&self.client_id, SystemTime::now());
         let form = [
@@ -116,21 +136,27 @@ impl TokenSource {
             || status == reqwest::StatusCode::FORBIDDEN
             || status == reqwest::StatusCode::BAD_REQUEST
         {
-            let body = response.text().await.unwrap_or_default();
-            return Err(TokenError::Rejected { url, status: status.as_u16(), detail: oauth_error(&body) });
+            let detail = bounded_body(&url, response).await.map(|b| oauth_error(&String::from_utf8_lossy(&b)));
+            return Err(TokenError::Rejected { url, status: status.as_u16(), detail: detail.unwrap_or_default() });
         }
         if !status.is_success() {
             return Err(TokenError::Server { url, status: status.as_u16() });
         }
-        let body = response.bytes().await.map_err(|e| classify(&url, &e))?;
-        let parsed: TokenResponse = serde_json::from_slice(&body)
+        let body = bounded_body(&url, response).await?;
+        let mut parsed: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| TokenError::Malformed { url: url.clone(), detail: format!("not the expected JSON ({e})") })?;
-        let token = match parsed.access_token.as_deref() {
-            Some(t) if !t.is_empty() => SecretString::from(t.to_owned()),
+        // Moved, not copied, into the secret; `parsed` wipes anything left when dropped.
+        let token = match parsed.access_token.take() {
+            Some(t) if !t.is_empty() => SecretString::from(t),
             _ => return Err(TokenError::Malformed { url, detail: "the answer has no access_token".into() }),
         };
-        let ttl = parsed.expires_in.filter(|s| *s > 0).map(Duration::from_secs).unwrap_or(DEFAULT_TTL);
-        tracing::debug!(expires_in_seconds = ttl.as_secs(), "obtained a ConductorOne access token");
+        let ttl = crate::torq::token_lifetime(parsed.expires_in, DEFAULT_TTL);
+        match ttl {
+            Some(ttl) => tracing::debug!(expires_in_seconds = ttl.as_secs(), "obtained a ConductorOne access token"),
+            None => tracing::warn!(
+                "ConductorOne sent a token without a usable lifetime (expires_in); using it for one call only"
+            ),
+        }
         Ok((token, ttl))
     }
 }

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 
-use super::http::Outcome;
+use super::http::{read_body, Outcome};
 use super::models::TokenResponse;
 use super::{TorqClient, TorqError};
 
@@ -34,6 +35,31 @@ fn renewal_margin(ttl: Duration) -> Duration {
     (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
+/// Lifetime assumed when the token answer has no `expires_in` (Torq documents 3600).
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// Bounds on a token's lifetime, whatever the server says.
+pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(1);
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// A token answer is a few hundred bytes; more is not a token answer.
+const TOKEN_BODY_LIMIT: usize = 64 * 1024;
+
+/// How long a token may be used, from the `expires_in` seconds of a token answer (`None` when absent):
+/// absent gives `default`; zero, negative or not a number gives `None`, "use it for one request only"; anything
+/// else is clamped to [`MIN_TOKEN_LIFETIME`] ..= [`MAX_TOKEN_LIFETIME`], so a huge value cannot overflow the clock.
+/// Shared with the ConductorOne token source (`crate::service::token`).
+pub fn token_lifetime(expires_in: Option<f64>, default: Duration) -> Option<Duration> {
+    match expires_in {
+        None => Some(default),
+        Some(s) if s.is_nan() || s <= 0.0 => None,
+        Some(s) => Some(Duration::from_secs_f64(s.min(MAX_TOKEN_LIFETIME.as_secs_f64())).max(MIN_TOKEN_LIFETIME)),
+    }
+}
+
+/// When a token of lifetime `ttl` obtained now is to be renewed; `None` if the clock cannot represent it.
+pub fn renew_time(now: Instant, ttl: Duration, margin: Duration) -> Option<Instant> {
+    now.checked_add(ttl.saturating_sub(margin))
+}
+
 impl TorqClient {
     /// The current token, fetching a new one when there is none or it is about to expire.
     pub(crate) async fn bearer(&self) -> Result<Bearer, TorqError> {
@@ -48,8 +74,9 @@ impl TorqClient {
         let (secret, ttl) = Box::pin(self.fetch_token()).await?;
         state.generation += 1;
         let bearer = Bearer { secret: Arc::new(secret), generation: state.generation };
-        let renew_at = Instant::now() + ttl.saturating_sub(renewal_margin(ttl));
-        state.current = Some((bearer.clone(), renew_at));
+        // A token without a usable lifetime serves this one request; the next one fetches a new token.
+        let renew_at = ttl.and_then(|ttl| renew_time(Instant::now(), ttl, renewal_margin(ttl)));
+        state.current = renew_at.map(|at| (bearer.clone(), at));
         Ok(bearer)
     }
 
@@ -61,9 +88,11 @@ impl TorqClient {
         }
     }
 
-    async fn fetch_token(&self) -> Result<(SecretString, Duration), TorqError> {
+    /// A new token and how long it may be used (`None`: for one request only).
+    async fn fetch_token(&self) -> Result<(SecretString, Option<Duration>), TorqError> {
         let settings = &self.inner.settings;
         let request = "POST token endpoint".to_string();
+        let timeout = settings.timeout;
         self.attempt_loop(&request, false, |client| {
             client
                 .post(settings.auth_url.clone())
@@ -72,8 +101,13 @@ impl TorqClient {
                 .form(&[("grant_type", "client_credentials")])
         }, |resp| async move {
             let request = "POST token endpoint";
-            let body = resp.bytes().await.map_err(|e| Outcome::transient(format!("reading token response: {e}")))?;
-            let token: TokenResponse = serde_json::from_slice(&body).map_err(|e| Outcome::from_json(&e, request))?;
+            // The raw answer holds the token: reserved whole up front (no reallocation copies) and wiped on drop.
+            let mut body = Zeroizing::new(Vec::with_capacity(TOKEN_BODY_LIMIT));
+            read_body(resp, &mut body, TOKEN_BODY_LIMIT, timeout)
+                .await
+                .map_err(|e| Outcome::from_body(e, request))?;
+            let mut token: TokenResponse =
+                serde_json::from_slice(&body).map_err(|e| Outcome::from_json(&e, request))?;
             if token.access_token.is_empty() {
                 return Err(Outcome::Fatal(TorqError::Malformed {
                     request: request.into(),
@@ -83,8 +117,12 @@ impl TorqClient {
             if !token.token_type.is_empty() && !token.token_type.eq_ignore_ascii_case("bearer") {
                 tracing::warn!(token_type = %token.token_type, "unexpected token type from Torq; using it as a bearer token");
             }
-            let ttl = Duration::from_secs(if token.expires_in == 0 { 3600 } else { token.expires_in });
-            Ok((SecretString::from(token.access_token), ttl))
+            let ttl = token_lifetime(token.expires_in, DEFAULT_LIFETIME);
+            if ttl.is_none() {
+                tracing::warn!("Torq sent a token without a usable lifetime (expires_in); using it for one request only");
+            }
+            // Moved, not copied, into the secret; `token` wipes what is left when dropped.
+            Ok((SecretString::from(std::mem::take(&mut token.access_token)), ttl))
         })
         .await
     }
@@ -99,5 +137,20 @@ mod tests {
         assert_eq!(renewal_margin(Duration::from_secs(3600)), Duration::from_secs(60));
         assert_eq!(renewal_margin(Duration::from_secs(100)), Duration::from_secs(10));
         assert_eq!(renewal_margin(Duration::from_secs(2)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn lifetimes_are_clamped_and_never_overflow_the_clock() {
+        let default = Duration::from_secs(3600);
+        assert_eq!(token_lifetime(None, default), Some(default));
+        assert_eq!(token_lifetime(Some(0.0), default), None);
+        assert_eq!(token_lifetime(Some(-5.0), default), None);
+        assert_eq!(token_lifetime(Some(f64::NAN), default), None);
+        assert_eq!(token_lifetime(Some(0.2), default), Some(MIN_TOKEN_LIFETIME));
+        assert_eq!(token_lifetime(Some(2.0), default), Some(Duration::from_secs(2)));
+        assert_eq!(token_lifetime(Some(18446744073709551615.0), default), Some(MAX_TOKEN_LIFETIME));
+        assert_eq!(token_lifetime(Some(f64::INFINITY), default), Some(MAX_TOKEN_LIFETIME));
+        let ttl = token_lifetime(Some(1e300), default).unwrap();
+        assert!(renew_time(Instant::now(), ttl, renewal_margin(ttl)).is_some());
     }
 }

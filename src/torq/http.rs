@@ -18,6 +18,73 @@ use super::{TorqClient, TorqError};
 
 /// Longest `Retry-After` we are willing to sleep for.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+/// An error body is read for its message only: Torq's envelope is a few hundred bytes.
+pub(crate) const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// Longest time spent reading an error body (the request timeout, if shorter).
+const ERROR_BODY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Why a bounded body read stopped before the end of the body.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the response body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the response body was not complete within {} s", .0.as_secs_f64())]
+    Deadline(Duration),
+    #[error("{}", describe_transport(.0))]
+    Transport(reqwest::Error),
+}
+
+/// Reads the whole body of `resp` into `into`, refusing more than `limit` bytes and giving up when the whole read
+/// takes longer than `deadline` (the client's read timeout only bounds each gap between chunks, so a server that
+/// drips bytes forever would otherwise hold the request open for ever).
+///
+/// `into` is not grown past `limit`; a caller that wipes it afterwards (token answers) reserves `limit` up front so
+/// no reallocation leaves a copy behind.
+pub async fn read_body(
+    mut resp: Response,
+    into: &mut Vec<u8>,
+    limit: usize,
+    deadline: Duration,
+) -> Result<(), BodyError> {
+    let read = async {
+        while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
+            if into.len().saturating_add(chunk.len()) > limit {
+                return Err(BodyError::TooLarge { limit });
+            }
+            into.extend_from_slice(&chunk);
+        }
+        Ok(())
+    };
+    tokio::time::timeout(deadline, read).await.unwrap_or(Err(BodyError::Deadline(deadline)))
+}
+
+/// Largest page body decoded whole (role pages are a few KiB; the user lists are streamed, not read whole).
+pub(crate) const PAGE_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Reads a whole JSON body of at most `limit` bytes within `deadline` and decodes it as `T`.
+pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
+    resp: Response,
+    request: &str,
+    limit: usize,
+    deadline: Duration,
+) -> Result<T, Outcome> {
+    let mut body = Vec::new();
+    read_body(resp, &mut body, limit, deadline).await.map_err(|e| Outcome::from_body(e, request))?;
+    serde_json::from_slice(&body).map_err(|e| Outcome::from_json(&e, request))
+}
+
+impl Outcome {
+    /// A bounded body read that failed: too large is a response this client will not read; a deadline or a
+    /// transport failure is worth another attempt.
+    pub(crate) fn from_body(e: BodyError, request: &str) -> Self {
+        match e {
+            BodyError::TooLarge { .. } => {
+                Outcome::Fatal(TorqError::Malformed { request: request.to_string(), detail: e.to_string() })
+            }
+            BodyError::Deadline(_) | BodyError::Transport(_) => Outcome::transient(e.to_string()),
+        }
+    }
+}
 
 /// Why an attempt did not produce a value.
 pub(crate) enum Outcome {
@@ -128,19 +195,19 @@ impl TorqClient {
                         }
                         Class::Retry => {
                             let retry_after = retry_after(&resp);
-                            let detail = error_detail(resp).await;
+                            let detail = error_detail(resp, settings.timeout).await;
                             Outcome::Transient { reason: format!("HTTP {}{detail}", status.as_u16()), retry_after }
                         }
                         Class::Forbidden => {
-                            let detail = error_detail(resp).await;
+                            let detail = error_detail(resp, settings.timeout).await;
                             return Err(TorqError::PermissionDenied { request: request.to_string(), detail });
                         }
                         Class::Fatal if !authenticated && matches!(status.as_u16(), 400 | 401 | 403) => {
-                            let detail = error_detail(resp).await;
+                            let detail = error_detail(resp, settings.timeout).await;
                             return Err(TorqError::BadCredentials { status: status.as_u16(), detail });
                         }
                         Class::Fatal => {
-                            let detail = error_detail(resp).await;
+                            let detail = error_detail(resp, settings.timeout).await;
                             return Err(TorqError::Api {
                                 request: request.to_string(),
                                 status: status.as_u16(),
@@ -206,13 +273,20 @@ fn retry_after(resp: &Response) -> Option<Duration> {
     Some(Duration::from_secs(secs as u64))
 }
 
-/// `": <message> (code N)"` from Torq's error envelope, or `""` when the body has none. Reads at most 64 KiB.
-async fn error_detail(resp: Response) -> String {
-    let bytes = match resp.bytes().await {
-        Ok(b) => b,
-        Err(_) => return String::new(),
-    };
-    let body: ApiErrorBody = serde_json::from_slice(&bytes[..bytes.len().min(64 * 1024)]).unwrap_or_default();
+/// `": <message> (code N)"` from Torq's error envelope, or `""` when the body has none. Reads at most
+/// [`ERROR_BODY_LIMIT`] within [`ERROR_BODY_DEADLINE`] (or the request timeout, if shorter); the rest of the body is
+/// never read: dropping the response closes the connection.
+async fn error_detail(resp: Response, timeout: Duration) -> String {
+    let mut bytes = Vec::new();
+    match read_body(resp, &mut bytes, ERROR_BODY_LIMIT, timeout.min(ERROR_BODY_DEADLINE)).await {
+        Ok(()) => {}
+        // Only a complete body can be a JSON envelope; the detail is a courtesy, so give up quietly.
+        Err(e) => {
+            tracing::debug!(reason = %e, "error body not read");
+            return String::new();
+        }
+    }
+    let body: ApiErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
     let message: String = body.message.chars().filter(|c| !c.is_control()).take(300).collect();
     match (message.is_empty(), body.code) {
         (true, 0) => String::new(),

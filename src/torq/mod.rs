@@ -3,13 +3,19 @@
 //! Owns everything about talking to Torq: the OAuth client-credentials token (cached, renewed before expiry and
 //! whenever the API answers 302 or 401), retries with exponential backoff and jitter (429, 5xx, connection
 //! errors, truncated bodies; `Retry-After` honoured), the client-side rate limit (Torq allows 50 requests/s),
-//! per-request timeouts, and decoding of Torq's JSON, streamed for the user lists.
+//! per-request timeouts, and decoding of Torq's JSON, streamed for the user lists. One file per endpoint:
+//! `users` (streamed), `roles` (RBAC and legacy lists), `api_keys`, `claim_mappings`; `list` is the shared
+//! whole-body list request.
 //!
-//! It knows nothing about Baton or c1z files: it hands out [`UserRecord`]s and [`RoleRecord`]s. Secrets (the client
-//! secret and bearer tokens) stay inside `secrecy` types and never reach a log line, an error or Debug output.
+//! It knows nothing about Baton or c1z files: it hands out [`UserRecord`]s, [`RoleRecord`]s, [`ApiKeyRecord`]s
+//! and [`ClaimMappingRecord`]s. Secrets (the client secret and bearer tokens) stay inside `secrecy` types and
+//! never reach a log line, an error or Debug output.
 
+mod api_keys;
 mod auth;
+mod claim_mappings;
 mod http;
+mod list;
 pub mod models;
 mod roles;
 mod users;
@@ -22,7 +28,9 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::Url;
 use secrecy::SecretString;
 
-pub use models::{RoleRecord, UserRecord, UserStatus};
+pub use auth::{renew_time, token_lifetime};
+pub use http::{read_body, BodyError};
+pub use models::{ApiKeyRecord, ApiKeyType, ClaimMappingRecord, RoleRecord, UserRecord, UserStatus};
 pub use users::SinkClosed;
 
 /// Everything needed to reach one Torq workspace.
@@ -95,6 +103,24 @@ pub enum TorqError {
     Client(String),
     #[error("the sync stopped consuming records")]
     SinkClosed,
+}
+
+impl TorqError {
+    /// HTTP 403 or 404: the key may not read this list, or this workspace does not have it. Optional lists
+    /// (API keys, RBAC roles, claim mappings) treat this as "not available" instead of failing the sync.
+    pub fn is_forbidden_or_missing(&self) -> bool {
+        matches!(self, TorqError::PermissionDenied { .. } | TorqError::Api { status: 404, .. })
+    }
+
+    /// The HTTP status behind [`TorqError::is_forbidden_or_missing`], for messages.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            TorqError::PermissionDenied { .. } => Some(403),
+            TorqError::Api { status, .. } | TorqError::TokenRejected { status, .. } => Some(*status),
+            TorqError::BadCredentials { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
 }
 
 /// Request counters, for the summary and the benchmark.

@@ -5,7 +5,7 @@
 //! that does not parse is treated as absent rather than failing the whole sync.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer};
+use serde::{de, Deserialize, Deserializer};
 
 /// A Torq workspace user (`usersv1alphaUser`).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -72,7 +72,7 @@ impl<'de> Deserialize<'de> for UserStatus {
     }
 }
 
-/// A role from `GET /users/roles`.
+/// A role from the RBAC list `GET /roles` or the legacy `GET /users/roles`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct RoleRecord {
@@ -80,23 +80,147 @@ pub struct RoleRecord {
     pub name: String,
     pub description: String,
     pub scope_names: Vec<String>,
+    /// `Some` only from the RBAC list (which omits the field when it is false); the legacy list does not say.
+    pub is_custom: Option<bool>,
 }
 
-/// One page of `GET /users/roles`.
+/// One page of `GET /roles` or `GET /users/roles`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RolesPage {
     pub roles: Vec<RoleRecord>,
+    #[serde(alias = "nextPageToken")]
     pub next_page_token: String,
 }
 
-/// Torq's token endpoint answer.
-#[derive(Default, Deserialize)]
+/// A Torq API key from `GET /api-keys`. Only the documented fields are read: a secret, should Torq ever send
+/// one, is never decoded and so cannot be stored.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
+pub struct ApiKeyRecord {
+    pub client_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub key_type: ApiKeyType,
+    pub role_id: String,
+    pub role_name: String,
+    #[serde(deserialize_with = "lenient_time")]
+    pub created_time: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "lenient_time")]
+    pub last_authenticated_time: Option<DateTime<Utc>>,
+    /// The owner of a private key (the full user object).
+    pub user: Option<UserRecord>,
+}
+
+/// An API key's type. Values Torq adds later are kept in [`ApiKeyType::Other`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ApiKeyType {
+    /// `API_KEY_TYPE_UNSPECIFIED`, also used when the field is missing.
+    #[default]
+    Unspecified,
+    /// Not tied to a user; holds the role chosen when it was created.
+    Service,
+    /// Belongs to a user and acts with that user's role.
+    Private,
+    Other(String),
+}
+
+impl ApiKeyType {
+    /// The value exactly as Torq spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ApiKeyType::Unspecified => "API_KEY_TYPE_UNSPECIFIED",
+            ApiKeyType::Service => "API_KEY_TYPE_SERVICE",
+            ApiKeyType::Private => "API_KEY_TYPE_PRIVATE",
+            ApiKeyType::Other(raw) => raw,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiKeyType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(match value {
+            serde_json::Value::String(s) => match s.as_str() {
+                "" | "API_KEY_TYPE_UNSPECIFIED" => ApiKeyType::Unspecified,
+                "API_KEY_TYPE_SERVICE" => ApiKeyType::Service,
+                "API_KEY_TYPE_PRIVATE" => ApiKeyType::Private,
+                _ => ApiKeyType::Other(s),
+            },
+            serde_json::Value::Number(n) => match n.as_u64() {
+                Some(0) => ApiKeyType::Unspecified,
+                Some(1) => ApiKeyType::Service,
+                Some(2) => ApiKeyType::Private,
+                _ => ApiKeyType::Other(n.to_string()),
+            },
+            serde_json::Value::Null => ApiKeyType::Unspecified,
+            other => ApiKeyType::Other(other.to_string()),
+        })
+    }
+}
+
+/// One page of `GET /api-keys` (Torq documents no paging; a token is followed if one appears).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ApiKeysPage {
+    pub api_keys: Vec<ApiKeyRecord>,
+    #[serde(alias = "nextPageToken")]
+    pub next_page_token: String,
+}
+
+/// An SSO claim mapping from `GET /sso/claim_mappings`: users whose IdP claim `claim_name` equals `claim_value`
+/// get `role_id`; the first match in `rank` order wins.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ClaimMappingRecord {
+    pub id: String,
+    pub claim_name: String,
+    pub claim_value: String,
+    pub role_id: String,
+    /// int64, which proto3 JSON may send as a string; `None` when missing or not a whole number.
+    #[serde(deserialize_with = "lenient_int")]
+    pub rank: Option<i64>,
+}
+
+/// One page of `GET /sso/claim_mappings` (no paging documented; a token is followed if one appears).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ClaimMappingsPage {
+    pub claim_mappings: Vec<ClaimMappingRecord>,
+    #[serde(alias = "nextPageToken")]
+    pub next_page_token: String,
+}
+
+/// Torq's token endpoint answer. The token is wiped from memory when this is dropped.
+/// (Field-level defaults: a struct-level default cannot be used with a `Drop` impl.)
+#[derive(Default, Deserialize)]
 pub(crate) struct TokenResponse {
+    #[serde(default)]
     pub access_token: String,
-    pub expires_in: u64,
+    /// Seconds, as sent: absent (`None`), or any number, also negative, fractional or huge, or a numeric string
+    /// (proto3 JSON writes 64-bit integers as strings). What is usable is decided in `auth`.
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    pub expires_in: Option<f64>,
+    #[serde(default)]
     pub token_type: String,
+}
+
+impl Drop for TokenResponse {
+    fn drop(&mut self) {
+        secrecy::zeroize::Zeroize::zeroize(&mut self.access_token);
+    }
+}
+
+/// A number or a numeric string as `f64`; `null` is absent; anything else is an error (the answer is malformed).
+pub(crate) fn lenient_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => Ok(n.as_f64()),
+        Some(serde_json::Value::String(s)) => {
+            s.trim().parse::<f64>().map(Some).map_err(|_| de::Error::custom("expires_in is not a number"))
+        }
+        Some(_) => Err(de::Error::custom("expires_in is not a number")),
+    }
 }
 
 /// Torq's (grpc-gateway) error envelope: `{code, message, details}`.
@@ -116,9 +240,56 @@ fn lenient_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Dat
     })
 }
 
+/// An integer sent as a JSON number or as a decimal string (proto3 JSON's int64); anything else is `None`.
+fn lenient_int<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(match value {
+        Some(serde_json::Value::Number(n)) => n.as_i64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_key_decodes_types_times_owner_and_ignores_a_secret() {
+        let k: ApiKeyRecord = serde_json::from_str(
+            r#"{"client_id":"c1","name":"ci","type":"API_KEY_TYPE_PRIVATE","role_id":"r1","role_name":"Owner",
+                "created_time":"2025-01-10T00:15:30Z","client_secret":"s3cr3t","user":{"id":"u1","email":"a@x.io"}}"#,
+        )
+        .unwrap();
+        assert_eq!(k.key_type, ApiKeyType::Private);
+        assert_eq!(k.user.as_ref().map(|u| u.email.as_str()), Some("a@x.io"));
+        assert!(k.created_time.is_some() && k.last_authenticated_time.is_none());
+        assert!(!format!("{k:?}").contains("s3cr3t"), "a secret field is never decoded");
+        let k: ApiKeyRecord = serde_json::from_str(r#"{"type":"API_KEY_TYPE_ROBOT"}"#).unwrap();
+        assert_eq!(k.key_type, ApiKeyType::Other("API_KEY_TYPE_ROBOT".into()));
+        let k: ApiKeyRecord = serde_json::from_str(r#"{"type":1}"#).unwrap();
+        assert_eq!(k.key_type, ApiKeyType::Service);
+        let k: ApiKeyRecord = serde_json::from_str(r#"{}"#).unwrap();
+        assert_eq!((k.key_type, k.user), (ApiKeyType::Unspecified, None));
+    }
+
+    #[test]
+    fn claim_mapping_rank_as_number_or_string() {
+        let page: ClaimMappingsPage = serde_json::from_str(
+            r#"{"claim_mappings":[{"id":"m1","rank":"2"},{"id":"m2","rank":1},{"id":"m3","rank":"first"},{"id":"m4"}]}"#,
+        )
+        .unwrap();
+        let ranks: Vec<Option<i64>> = page.claim_mappings.iter().map(|m| m.rank).collect();
+        assert_eq!(ranks, vec![Some(2), Some(1), None, None]);
+    }
+
+    #[test]
+    fn is_custom_is_unknown_unless_sent() {
+        let r: RoleRecord = serde_json::from_str(r#"{"id":"r1"}"#).unwrap();
+        assert_eq!(r.is_custom, None);
+        let r: RoleRecord = serde_json::from_str(r#"{"id":"r1","is_custom":true}"#).unwrap();
+        assert_eq!(r.is_custom, Some(true));
+    }
 
     #[test]
     fn missing_fields_default_and_unknown_status_is_kept() {

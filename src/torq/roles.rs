@@ -1,52 +1,40 @@
-//! `GET /users/roles`, paged with `page_size=100` and `page_token` until the token comes back empty. The role
-//! list is small (one entry per role), so pages are decoded whole.
+//! The two role lists. `GET /roles` (the RBAC API) is the one to use: it says whether a role is custom. It is
+//! documented as one answer without paging; a `next_page_token` is followed should one appear.
+//! `GET /users/roles` (the legacy list, paged with `page_size=100`) is the fallback for a key that may not read
+//! the RBAC API; it has no custom flag. The role list is small, so pages are decoded whole.
 
-use super::http::{describe_transport, Outcome, PageGuard};
+use super::list::ListPage;
 use super::models::{RoleRecord, RolesPage};
 use super::{TorqClient, TorqError};
 
-/// Torq's maximum page size for roles.
+/// Torq's maximum page size for the legacy role list.
 pub const ROLE_PAGE_SIZE: u32 = 100;
 
-/// Safety net against a server that keeps inventing page tokens.
-const MAX_ROLE_PAGES: u64 = 10_000;
+impl ListPage for RolesPage {
+    type Item = RoleRecord;
+    fn into_parts(self) -> (Vec<RoleRecord>, String) {
+        (self.roles, self.next_page_token)
+    }
+}
 
 impl TorqClient {
-    /// Every role of the workspace, in API order.
-    pub async fn list_roles(&self) -> Result<Vec<RoleRecord>, TorqError> {
-        let url = self.endpoint("users/roles")?;
-        let mut roles = Vec::new();
-        let mut token = String::new();
-        let mut guard = PageGuard::new(MAX_ROLE_PAGES);
-        loop {
-            let request = format!("GET /users/roles (page {})", guard.page());
-            let page_token = token.clone();
-            let page: RolesPage = self
-                .attempt_loop(
-                    &request,
-                    true,
-                    |client| {
-                        let mut query = vec![("page_size", ROLE_PAGE_SIZE.to_string())];
-                        if !page_token.is_empty() {
-                            query.push(("page_token", page_token.clone()));
-                        }
-                        client.get(url.clone()).query(&query)
-                    },
-                    |resp| {
-                        let request = request.clone();
-                        async move {
-                            let body = resp.bytes().await.map_err(|e| Outcome::transient(describe_transport(&e)))?;
-                            serde_json::from_slice::<RolesPage>(&body).map_err(|e| Outcome::from_json(&e, &request))
-                        }
-                    },
-                )
-                .await?;
-            roles.extend(page.roles);
-            if page.next_page_token.is_empty() {
-                return Ok(roles);
-            }
-            guard.advance(&page.next_page_token, "GET /users/roles")?;
-            token = page.next_page_token;
+    /// Every role from the RBAC list `GET /roles`, in API order. `is_custom` is always `Some` (the API omits it
+    /// when it is false).
+    pub async fn list_rbac_roles(&self) -> Result<Vec<RoleRecord>, TorqError> {
+        let mut roles = self.list_all::<RolesPage>("roles", "GET /roles", None).await?;
+        for role in &mut roles {
+            role.is_custom.get_or_insert(false);
         }
+        Ok(roles)
+    }
+
+    /// Every role from the legacy, paged list `GET /users/roles`, in API order (`is_custom` unknown: `None`).
+    pub async fn list_roles(&self) -> Result<Vec<RoleRecord>, TorqError> {
+        let mut roles = self.list_all::<RolesPage>("users/roles", "GET /users/roles", Some(ROLE_PAGE_SIZE)).await?;
+        for role in &mut roles {
+            // The legacy list has no such field; whatever a page might carry is not trusted as the RBAC flag.
+            role.is_custom = None;
+        }
+        Ok(roles)
     }
 }

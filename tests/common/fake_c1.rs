@@ -47,6 +47,8 @@ pub struct Record {
     pub upload_rejections: Vec<String>,
     pub finishes: Vec<BatonServiceFinishTaskRequest>,
     pub unauthenticated_calls: u64,
+    /// Every UploadAsset call that got past authorization (stalled and failed ones included).
+    pub upload_attempts: u64,
     pub user_agents: HashSet<String>,
     pub host_ids: HashSet<String>,
 }
@@ -60,6 +62,30 @@ struct Inner {
     cancel_on_heartbeat: Mutex<HashSet<String>>,
     tokens: Mutex<HashSet<String>>,
     record: Mutex<Record>,
+    hostile: Mutex<Hostile>,
+}
+
+/// Misbehaviour switched on by a test.
+struct Hostile {
+    /// `expires_in` of issued tokens.
+    token_expires_in: serde_json::Value,
+    /// This many uploads (from the next one on) are accepted and then never read nor answered.
+    stall_uploads: u32,
+    /// This many uploads (from the next one on) fail with `Unavailable` before their stream is read.
+    fail_uploads: u32,
+    /// `next_poll` of GetTask answers.
+    next_poll: prost_types::Duration,
+}
+
+impl Default for Hostile {
+    fn default() -> Self {
+        Hostile {
+            token_expires_in: serde_json::json!(3600),
+            stall_uploads: 0,
+            fail_uploads: 0,
+            next_poll: prost_types::Duration { seconds: 0, nanos: 100_000_000 },
+        }
+    }
 }
 
 /// The running fake.
@@ -94,6 +120,7 @@ impl FakeC1 {
             cancel_on_heartbeat: Mutex::default(),
             tokens: Mutex::default(),
             record: Mutex::default(),
+            hostile: Mutex::default(),
         });
         let token_routes = axum::Router::new().route("/auth/v1/token", post(token)).with_state(inner.clone());
         let routes = tonic::service::Routes::from(token_routes)
@@ -127,6 +154,27 @@ impl FakeC1 {
     /// Heartbeats of this task answer `cancelled`.
     pub fn cancel_on_heartbeat(&self, task_id: &str) {
         self.inner.cancel_on_heartbeat.lock().unwrap().insert(task_id.to_owned());
+    }
+
+    /// Tokens issued from now on carry this `expires_in` (any JSON value).
+    pub fn set_token_expires_in(&self, value: serde_json::Value) {
+        self.inner.hostile.lock().unwrap().token_expires_in = value;
+    }
+
+    /// The next `n` uploads are accepted and then neither read nor answered.
+    pub fn stall_uploads(&self, n: u32) {
+        self.inner.hostile.lock().unwrap().stall_uploads = n;
+    }
+
+    /// The next `n` uploads fail with `Unavailable`.
+    pub fn fail_uploads(&self, n: u32) {
+        self.inner.hostile.lock().unwrap().fail_uploads = n;
+    }
+
+    /// GetTask answers ask for the next poll after `d`.
+    pub fn set_next_poll(&self, d: Duration) {
+        self.inner.hostile.lock().unwrap().next_poll =
+            prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 };
     }
 
     pub fn with_record<T>(&self, f: impl FnOnce(&Record) -> T) -> T {
@@ -188,7 +236,9 @@ async fn token(AxumState(inner): AxumState<Arc<Inner>>, Form(form): Form<TokenFo
         Ok(()) => {
             let token = format!("tok-{:032x}", rand::random::<u128>());
             inner.tokens.lock().unwrap().insert(token.clone());
-            Json(serde_json::json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600})).into_response()
+            let expires_in = inner.hostile.lock().unwrap().token_expires_in.clone();
+            Json(serde_json::json!({"access_token": token, "token_type": "Bearer", "expires_in": expires_in}))
+                .into_response()
         }
     }
 }
@@ -311,9 +361,10 @@ impl BatonService for Service {
         self.host(&request.get_ref().host_id)?;
         self.inner.record.lock().unwrap().get_tasks += 1;
         let task = self.inner.tasks.lock().unwrap().pop_front();
+        let next_poll = self.inner.hostile.lock().unwrap().next_poll;
         Ok(Response::new(BatonServiceGetTaskResponse {
             task,
-            next_poll: Some(prost_types::Duration { seconds: 0, nanos: 100_000_000 }),
+            next_poll: Some(next_poll),
             next_heartbeat: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
             annotations: Vec::new(),
         }))
@@ -354,7 +405,26 @@ impl BatonService for Service {
         request: Request<Streaming<BatonServiceUploadAssetRequest>>,
     ) -> Result<Response<BatonServiceUploadAssetResponse>, Status> {
         self.authorize(&request)?;
+        self.inner.record.lock().unwrap().upload_attempts += 1;
+        let (stall, fail) = {
+            let mut hostile = self.inner.hostile.lock().unwrap();
+            let stall = hostile.stall_uploads > 0;
+            let fail = !stall && hostile.fail_uploads > 0;
+            if stall {
+                hostile.stall_uploads -= 1;
+            } else if fail {
+                hostile.fail_uploads -= 1;
+            }
+            (stall, fail)
+        };
         let mut stream = request.into_inner();
+        if stall {
+            // Holds the stream open without reading it: HTTP/2 flow control stops the sender.
+            std::future::pending::<()>().await;
+        }
+        if fail {
+            return Err(Status::unavailable("upload service briefly unavailable"));
+        }
         let result = read_upload(&mut stream).await;
         let mut record = self.inner.record.lock().unwrap();
         match result {

@@ -1,0 +1,164 @@
+//! The extension point: one [`ResourceSyncer`] per Baton resource type (the Baton SDK's `ResourceSyncer` shape).
+//!
+//! A syncer knows its resource type and lists its resources (with their entitlements and the grants they hold)
+//! from the Torq client into a [`RowSink`]. The sync driver (`crate::sync`) runs every syncer of
+//! [`super::SYNCERS`] concurrently and owns the writer at the other end of the sink; it writes a resource type
+//! only when its syncer finished with [`Synced::Done`], so a type that could not be read (say, API keys without
+//! permission) is absent from the file instead of claiming "none".
+//!
+//! Provisioning hangs off the same implementations as optional traits: a syncer that can, say, create accounts
+//! implements that trait too and hands itself out through an accessor on [`ResourceSyncer`] (default `None`), and
+//! adds the matching [`Capability`] in [`ResourceSyncer::capabilities`]. Nothing else changes.
+//!
+//! What this module must not do: write to the c1z itself, or name a concrete resource type.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::proto::connector_v2::{Capability, Entitlement, Grant, Resource, ResourceType};
+use crate::torq::{SinkClosed, TorqClient, TorqError};
+
+/// Rows per batch sent to the writer.
+pub const BATCH_ROWS: usize = 1024;
+
+/// How a syncer finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Synced {
+    /// Everything was listed: the resource type is written.
+    Done,
+    /// Torq would not hand the list out (e.g. HTTP 403). Nothing was sent to the sink, the resource type is left
+    /// out of the file and the summary names it with `reason` (one line: what is missing and how to fix it).
+    Skipped { reason: String },
+}
+
+/// One resource with what belongs to it.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub resource: Resource,
+    /// Entitlements offered by this resource (a role's `member`).
+    pub entitlements: Vec<Entitlement>,
+    /// Grants this resource holds as principal (a user's role membership). A grant whose entitlement or principal
+    /// does not exist at the end of the sync is removed with a warning.
+    pub grants: Vec<Grant>,
+    /// Summary bucket, e.g. a user's status ("verified") or an API key's type ("service"); "" for none.
+    pub kind: &'static str,
+}
+
+/// What flows from the syncers to the writer.
+#[derive(Debug)]
+pub enum Batch {
+    ResourceType(ResourceType),
+    Rows { resource_type: &'static str, rows: Vec<Row> },
+}
+
+/// The sending end of the writer's channel, for one syncer.
+#[derive(Clone)]
+pub struct RowSink {
+    tx: mpsc::Sender<Batch>,
+    resource_type: &'static str,
+    stop: CancellationToken,
+    fetched: Arc<AtomicU64>,
+}
+
+impl RowSink {
+    /// A sink for rows of `resource_type`; `stop` is cancelled when the sync is stopped (the syncer should stop
+    /// fetching); `fetched` counts records received from Torq for the progress display.
+    pub fn new(
+        tx: mpsc::Sender<Batch>,
+        resource_type: &'static str,
+        stop: CancellationToken,
+        fetched: Arc<AtomicU64>,
+    ) -> RowSink {
+        RowSink { tx, resource_type, stop, fetched }
+    }
+
+    /// Sends rows to the writer (waits while the writer is behind).
+    pub async fn send(&self, rows: Vec<Row>) -> Result<(), TorqError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = Batch::Rows { resource_type: self.resource_type, rows };
+        self.tx.send(batch).await.map_err(|_| TorqError::SinkClosed)
+    }
+
+    /// [`RowSink::send`] from a blocking thread (a streaming decoder).
+    pub fn blocking_send(&self, rows: Vec<Row>) -> Result<(), SinkClosed> {
+        if self.stop.is_cancelled() {
+            return Err(SinkClosed);
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = Batch::Rows { resource_type: self.resource_type, rows };
+        self.tx.blocking_send(batch).map_err(|_| SinkClosed)
+    }
+
+    /// True once the sync is being stopped: a syncer stops fetching.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Counts `n` records received from Torq (progress display).
+    pub fn fetched(&self, n: u64) {
+        self.fetched.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A buffer that collects rows from a streaming decoder and sends them in batches of [`BATCH_ROWS`].
+    pub fn buffer(&self) -> RowBuffer {
+        RowBuffer { sink: self.clone(), rows: Arc::new(Mutex::new(Vec::with_capacity(BATCH_ROWS))) }
+    }
+}
+
+/// Rows collected on a blocking thread, sent in batches; cheap to clone (shared), so the decoder's callback can
+/// own one copy while the syncer flushes the rest with another.
+#[derive(Clone)]
+pub struct RowBuffer {
+    sink: RowSink,
+    rows: Arc<Mutex<Vec<Row>>>,
+}
+
+impl RowBuffer {
+    /// Adds a row (from a blocking thread), sending a full batch to the writer.
+    pub fn push_blocking(&self, row: Row) -> Result<(), SinkClosed> {
+        let mut rows = self.rows.lock().map_err(|_| SinkClosed)?;
+        rows.push(row);
+        if rows.len() >= BATCH_ROWS {
+            let full = std::mem::replace(&mut *rows, Vec::with_capacity(BATCH_ROWS));
+            drop(rows);
+            self.sink.blocking_send(full)?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is left.
+    pub async fn flush(&self) -> Result<(), TorqError> {
+        let rest = std::mem::take(&mut *self.rows.lock().map_err(|_| TorqError::SinkClosed)?);
+        self.sink.send(rest).await
+    }
+}
+
+/// One Baton resource type: what it is, and how its rows are listed from Torq.
+pub trait ResourceSyncer: Send + Sync {
+    /// The resource type id (`user`, `role`, …), the first part of every resource's external id.
+    fn type_id(&self) -> &'static str;
+
+    /// The resource type as written to the file and shown in the capabilities.
+    fn resource_type(&self) -> ResourceType;
+
+    /// Singular and plural noun for the summary ("API key", "API keys").
+    fn nouns(&self) -> (&'static str, &'static str);
+
+    /// What ConductorOne may ask of this type. Sync only, unless a provisioning trait is implemented too.
+    fn capabilities(&self) -> Vec<Capability> {
+        vec![Capability::Sync]
+    }
+
+    /// Lists every resource of this type, with its entitlements and the grants it holds, into `sink`. Returns
+    /// [`Synced::Skipped`] (having sent nothing) when Torq does not hand the list out and the sync can go on
+    /// without it; any other failure is an error that fails the sync.
+    fn sync<'a>(&'a self, client: &'a TorqClient, sink: RowSink) -> BoxFuture<'a, Result<Synced, TorqError>>;
+}

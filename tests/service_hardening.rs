@@ -1,0 +1,261 @@
+//! Service mode against a ConductorOne that misbehaves (tests/common/fake_c1.rs with its hostile switches): a token
+//! with a huge or no lifetime, an upload stream it never reads, uploads that fail for a while, tasks without an id
+//! sent back to back; and the start-up cleanup of temporary sync directories a killed run left behind.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use baton_torq::proto::baton_v1::baton_service_finish_task_request::FinalState;
+use baton_torq::proto::baton_v1::task::{HelloTask, SyncFullTask, TaskType};
+use baton_torq::proto::baton_v1::Task;
+use baton_torq::service::client::UploadLimits;
+use baton_torq::sim::{SimConfig, SimServer, Workspace};
+use clap::Parser as _;
+use common::fake_c1::{FakeC1, FakeC1Config};
+
+const FIXTURE: &str = include_str!("fixtures/workspace.json");
+const CLIENT_ID: &str = "strange-hydra-68836@tenant.example.test/pcc";
+const AUDIENCE: &str = "tenant.example.test";
+
+/// A fresh Ed25519 key: (private bytes, client secret text).
+fn test_key() -> ([u8; 32], String) {
+    let private: [u8; 32] = rand::random();
+    let public = ed25519_dalek::SigningKey::from_bytes(&private).verifying_key().to_bytes();
+    let jwk = serde_json::json!({
+        "kty": "OKP", "crv": "Ed25519", "kid": "test-kid",
+        "d": URL_SAFE_NO_PAD.encode(private), "x": URL_SAFE_NO_PAD.encode(public),
+    });
+    (private, format!("secret-token:conductorone.com:v1:{}", URL_SAFE_NO_PAD.encode(jwk.to_string())))
+}
+
+async fn fake(private: &[u8; 32]) -> FakeC1 {
+    FakeC1::start(FakeC1Config {
+        client_id: CLIENT_ID.into(),
+        audience: AUDIENCE.into(),
+        public_key: ed25519_dalek::SigningKey::from_bytes(private).verifying_key().to_bytes(),
+        reject_all_tokens: false,
+    })
+    .await
+}
+
+/// The daemon with a clean environment, the simulated Torq and the fake ConductorOne (trusted through its CA).
+fn daemon(sim: &SimServer, fake: &FakeC1, secret: &str, dir: &Path, temp_dir: &Path) -> tokio::process::Command {
+    let ca = dir.join("c1-ca.pem");
+    std::fs::write(&ca, &fake.ca_pem).unwrap();
+    let sim_cfg = SimConfig::default();
+    let mut cmd = tokio::process::Command::new(common::harness::bin());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("BATON_TORQ_CLIENT_ID", &sim_cfg.client_id)
+        .env("BATON_TORQ_CLIENT_SECRET", &sim_cfg.client_secret)
+        .env("BATON_TORQ_API_URL", sim.api_url())
+        .env("BATON_TORQ_AUTH_URL", sim.auth_url())
+        .env("BATON_CLIENT_ID", CLIENT_ID)
+        .env("BATON_CLIENT_SECRET", secret)
+        .env("BATON_C1_API_HOST", fake.api_host())
+        .env("BATON_HOST_ID", "hardening-host")
+        .env("BATON_C1_CA_CERT_FILE", &ca)
+        .env("BATON_C1Z_TEMP_DIR", temp_dir)
+        .args(["--log-format", "console"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+        .kill_on_drop(true);
+    cmd
+}
+
+fn sync_task(id: &str) -> Task {
+    Task { id: id.into(), status: 2, debug: false, task_type: Some(TaskType::SyncFull(SyncFullTask::default())) }
+}
+
+/// SIGTERM, then the exit code (the daemon must stop by itself within 30 s).
+async fn stop(child: &mut tokio::process::Child) -> Option<i32> {
+    let pid = child.id().expect("the daemon is still running");
+    assert!(std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap().success());
+    tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits after SIGTERM").unwrap().code()
+}
+
+fn succeeded(fake: &FakeC1, task_id: &str) -> bool {
+    matches!(fake.finish_of(task_id).and_then(|f| f.final_state), Some(FinalState::Success(_)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_with_a_huge_lifetime_does_not_kill_the_daemon() {
+    let (private, secret) = test_key();
+    let c1 = fake(&private).await;
+    c1.set_token_expires_in(serde_json::json!(18446744073709551615u64));
+    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    c1.push_task(sync_task("2hugelifetime0000000000001"));
+    let mut child = daemon(&sim, &c1, &secret, dir.path(), temp.path()).spawn().unwrap();
+    c1.wait_for("the sync task's FinishTask", Duration::from_secs(90), |r| !r.finishes.is_empty()).await;
+    assert!(succeeded(&c1, "2hugelifetime0000000000001"));
+    // One token (clamped to 24 h) serves every call.
+    assert_eq!(c1.with_record(|r| r.token_requests), 1);
+    let stderr = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert_eq!(stop(&mut child).await, Some(0), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_a_usable_lifetime_is_used_for_one_call() {
+    let (private, secret) = test_key();
+    let c1 = fake(&private).await;
+    c1.set_token_expires_in(serde_json::json!(-1));
+    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    c1.push_task(sync_task("2nolifetime000000000000001"));
+    let mut child = daemon(&sim, &c1, &secret, dir.path(), temp.path()).spawn().unwrap();
+    c1.wait_for("the sync task's FinishTask", Duration::from_secs(90), |r| !r.finishes.is_empty()).await;
+    assert!(succeeded(&c1, "2nolifetime000000000000001"));
+    let stderr = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert_eq!(stop(&mut child).await, Some(0), "{stderr}");
+    c1.with_record(|r| {
+        let calls = r.hellos.len() as u64 + r.get_tasks + r.heartbeats.len() as u64 + r.upload_attempts + 1;
+        assert!(r.token_requests >= calls, "{} tokens for {calls} calls", r.token_requests);
+        assert_eq!(r.unauthenticated_calls, 0);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_retried_with_backoff_through_a_short_outage() {
+    let (private, secret) = test_key();
+    let c1 = fake(&private).await;
+    // Three uploads fail: the old policy (3 attempts, 0 s then 1 s apart) threw the finished sync away.
+    c1.fail_uploads(3);
+    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    c1.push_task(sync_task("2uploadretry00000000000001"));
+    let mut child = daemon(&sim, &c1, &secret, dir.path(), temp.path()).spawn().unwrap();
+    c1.wait_for("the sync task's FinishTask", Duration::from_secs(120), |r| !r.finishes.is_empty()).await;
+    let stderr = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert!(succeeded(&c1, "2uploadretry00000000000001"), "{stderr}");
+    c1.with_record(|r| {
+        assert_eq!(r.upload_attempts, 4);
+        assert_eq!(r.uploads.len(), 1);
+    });
+    // Backoff 1 s, 2 s, 4 s, each plus up to 100 % jitter: at least 7 s between the first and the last attempt.
+    assert_eq!(stderr.matches("upload failed").count(), 3, "{stderr}");
+    assert_eq!(stop(&mut child).await, Some(0), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_without_an_id_do_not_make_the_daemon_poll_in_a_loop() {
+    let (private, secret) = test_key();
+    let c1 = fake(&private).await;
+    // The server asks for the next poll at once, and has 40 tasks that cannot be answered (no id).
+    c1.set_next_poll(Duration::ZERO);
+    for _ in 0..40 {
+        c1.push_task(Task {
+            id: String::new(),
+            status: 2,
+            debug: false,
+            task_type: Some(TaskType::Hello(HelloTask::default())),
+        });
+    }
+    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut child = daemon(&sim, &c1, &secret, dir.path(), temp.path()).spawn().unwrap();
+    c1.wait_for("the first GetTask", Duration::from_secs(30), |r| r.get_tasks >= 1).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let polls = c1.with_record(|r| r.get_tasks);
+    let stderr = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    // Backoff 1 s, 2 s, ... (plus jitter): a handful of polls in 4 s, not 40 back to back.
+    assert!(polls <= 6, "{polls} GetTask calls in 4 s\n{stderr}");
+    assert!(stderr.contains("ignoring a task without an id"), "{stderr}");
+    assert_eq!(stop(&mut child).await, Some(0), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temp_dirs_left_by_a_killed_run_are_removed_at_start_up() {
+    let (private, secret) = test_key();
+    let c1 = fake(&private).await;
+    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // What a SIGKILLed run leaves: its task directory with a sync file, a work file and an unheld lock.
+    let stale = temp.path().join("baton-torq-sync-uploadAbC123");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("sync.c1z"), vec![0u8; 1 << 20]).unwrap();
+    std::fs::write(stale.join(".sync.c1z.work-xyz"), b"x").unwrap();
+    std::fs::write(stale.join(".sync.c1z.lock"), b"").unwrap();
+    // A live run's directory (its lock is held, here by this test) and an unrelated directory stay.
+    let live = temp.path().join("baton-torq-sync-uploadLiVe42");
+    std::fs::create_dir(&live).unwrap();
+    let _held = baton_torq::c1z::lock::OutputLock::acquire(&live.join("sync.c1z"), false).unwrap();
+    let other = temp.path().join("someone-elses-dir");
+    std::fs::create_dir(&other).unwrap();
+
+    let mut child = daemon(&sim, &c1, &secret, dir.path(), temp.path()).spawn().unwrap();
+    c1.wait_for("the start-up Hello", Duration::from_secs(30), |r| !r.hellos.is_empty()).await;
+    let stderr = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert!(!stale.exists(), "the killed run's directory is still there\n{stderr}");
+    assert!(live.exists() && other.exists());
+    assert!(stderr.contains("removed a temporary sync directory left by an interrupted run"), "{stderr}");
+    assert_eq!(stop(&mut child).await, Some(0), "{stderr}");
+}
+
+/// The ConductorOne client of the library, set up as the daemon sets it up, with the given upload limits.
+fn client_for(fake: &FakeC1, secret: &str, dir: &Path, limits: UploadLimits) -> baton_torq::service::client::C1Client {
+    let ca = dir.join("c1-ca.pem");
+    std::fs::write(&ca, &fake.ca_pem).unwrap();
+    let cli = baton_torq::cli::Cli::try_parse_from([
+        "baton-torq".to_owned(),
+        "--client-id".to_owned(),
+        CLIENT_ID.to_owned(),
+        "--client-secret".to_owned(),
+        secret.to_owned(),
+        "--c1-api-host".to_owned(),
+        fake.api_host(),
+        "--c1-ca-cert-file".to_owned(),
+        ca.display().to_string(),
+        "--host-id".to_owned(),
+        "hardening-host".to_owned(),
+    ])
+    .unwrap();
+    let config = baton_torq::service::ServiceConfig::from_args(&cli.service).unwrap();
+    baton_torq::service::connect(&config).unwrap().with_upload_limits(limits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_conductorone_never_reads_fails_instead_of_hanging() {
+    let (private, secret) = test_key();
+    let c1 = fake(&private).await;
+    let dir = tempfile::tempdir().unwrap();
+    // 4 MiB of noise: more than the HTTP/2 windows, so the sender is stopped by flow control mid-file.
+    let file = dir.path().join("sync.c1z");
+    std::fs::write(&file, (0..4 << 20).map(|_| rand::random::<u8>()).collect::<Vec<u8>>()).unwrap();
+
+    // No progress for 2 s: the upload fails.
+    let stall = UploadLimits { stall: Duration::from_secs(2), ..UploadLimits::default() };
+    let client = client_for(&c1, &secret, dir.path(), stall);
+    c1.stall_uploads(1);
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(60), client.upload_asset("2stalled0000000000000001", &file))
+        .await
+        .expect("the upload must fail on its own, not hang");
+    let e = result.expect_err("a stalled upload cannot succeed");
+    assert_eq!(e.code(), tonic::Code::DeadlineExceeded, "{e}");
+    assert!(e.to_string().contains("made no progress for 2 s"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+
+    // The whole-upload deadline holds too, e.g. for a server that reads everything and never answers.
+    let deadline =
+        UploadLimits { stall: Duration::from_secs(600), base: Duration::from_secs(2), min_bytes_per_second: u64::MAX };
+    let client = client_for(&c1, &secret, dir.path(), deadline);
+    c1.stall_uploads(1);
+    let result = tokio::time::timeout(Duration::from_secs(60), client.upload_asset("2stalled0000000000000002", &file))
+        .await
+        .expect("the upload must fail on its own, not hang");
+    let e = result.expect_err("a stalled upload cannot succeed");
+    assert_eq!(e.code(), tonic::Code::DeadlineExceeded, "{e}");
+    assert!(e.to_string().contains("did not finish within 2 s"), "{e}");
+
+    // The server reads again: the same client uploads the whole file.
+    let size = client.upload_asset("2stalled0000000000000003", &file).await.expect("upload");
+    assert_eq!(size, 4 << 20);
+    assert_eq!(c1.with_record(|r| r.uploads.len()), 1);
+}

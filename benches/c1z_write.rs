@@ -12,8 +12,10 @@
 
 use std::time::{Duration, Instant};
 
+use baton_torq::c1z::C1zError;
 use baton_torq::c1z::{C1zWriter, WriterOptions};
-use baton_torq::connector::{resource_types, role, user};
+use baton_torq::connector::syncer::Row;
+use baton_torq::connector::{self, role, user};
 use baton_torq::sim::{GeneratedSpec, SimRole, SimUser, Workspace};
 use baton_torq::sync::peak_rss_bytes;
 use baton_torq::torq::{RoleRecord, UserRecord};
@@ -31,6 +33,18 @@ fn user_record(u: &SimUser) -> Result<UserRecord, Error> {
 
 fn role_record(r: &SimRole) -> Result<RoleRecord, Error> {
     Ok(serde_json::from_slice(&serde_json::to_vec(r)?)?)
+}
+
+/// Writes a row as the sync's writer loop does: the resource, its entitlements, its grants.
+fn put_row(w: &mut C1zWriter, row: &Row) -> Result<(), C1zError> {
+    w.put_resource(&row.resource)?;
+    for e in &row.entitlements {
+        w.put_entitlement(e)?;
+    }
+    for g in &row.grants {
+        w.put_grant(g)?;
+    }
+    Ok(())
 }
 
 /// CPU seconds (user + system) used by this process so far, from /proc/self/stat (Linux, 100 Hz ticks).
@@ -80,34 +94,20 @@ fn main() -> Result<(), Error> {
         let t_create = started.elapsed();
 
         let mut t_roles = Duration::ZERO;
-        for t in resource_types::all() {
+        for t in connector::resource_types() {
             timed(&mut t_roles, || w.put_resource_type(&t))?;
         }
-        for r in ws.roles() {
-            let record = role_record(&r)?;
-            let resource = role::role_resource(&record);
-            let entitlement = role::member_entitlement(&record, &resource);
-            timed(&mut t_roles, || -> Result<(), Error> {
-                w.put_resource(&resource)?;
-                w.put_entitlement(&entitlement)?;
-                Ok(())
-            })?;
+        let roles = ws.roles().iter().map(role_record).collect::<Result<Vec<_>, _>>()?;
+        for row in role::role_rows(&roles, None) {
+            timed(&mut t_roles, || put_row(&mut w, &row))?;
         }
 
         let mut t_users = Duration::ZERO;
         let cpu_users = cpu_secs();
         for sso in [false, true] {
             for u in ws.users(sso) {
-                let record = user_record(&u)?;
-                let resource = user::user_resource(&record);
-                let grant = user::role_grant(&record);
-                timed(&mut t_users, || -> Result<(), Error> {
-                    w.put_resource(&resource)?;
-                    if let Some(g) = &grant {
-                        w.put_grant(g)?;
-                    }
-                    Ok(())
-                })?;
+                let row = user::user_row(&user_record(&u)?);
+                timed(&mut t_users, || put_row(&mut w, &row))?;
             }
         }
         let cpu_users = cpu_secs() - cpu_users;

@@ -392,7 +392,7 @@ async fn sigterm_during_a_sync_finishes_the_task_as_cancelled_and_exits_0() {
 async fn a_sync_task_limited_to_resource_types_uploads_only_those() {
     let (private, secret, _) = test_key();
     let c1 = fake(&private, false).await;
-    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let ca = write_ca(dir.path(), &c1);

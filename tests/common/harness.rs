@@ -23,10 +23,15 @@ pub fn bin() -> &'static str {
 }
 
 /// The binary with an empty environment (PATH only), so a developer's own `BATON_*` variables never leak in.
-pub fn clean_command() -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(bin());
+pub fn clean_std_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin());
     cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
     cmd
+}
+
+/// [`clean_std_command`] for async tests.
+pub fn clean_command() -> tokio::process::Command {
+    clean_std_command().into()
 }
 
 /// [`clean_command`] running in `dir`, so a `.baton.yaml` elsewhere is not read either.

@@ -3,5 +3,6 @@
 
 pub mod c1_key;
 pub mod c1z_reader;
+pub mod dump;
 pub mod fake_c1;
 pub mod harness;

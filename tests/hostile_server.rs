@@ -31,7 +31,8 @@ enum Answer {
 /// An endless body stops here (far past every limit the client has), so an unfixed client ends too.
 const ENDLESS_CAP: u64 = 256 * 1024 * 1024;
 
-/// A raw HTTP/1.1 server answering by path: `/token`, `/users/roles`, `/users` (in that order of matching).
+/// A raw HTTP/1.1 server answering by path: `/token`, a role list (`/roles` or `/users/roles`), anything else
+/// (the user lists; API keys and claim mappings read the same answer as empty lists).
 struct Hostile {
     addr: SocketAddr,
     /// Largest number of body bytes one connection wrote before the client went away (or the cap).
@@ -117,7 +118,7 @@ async fn serve(
         let path = line.split_whitespace().nth(1).unwrap_or("");
         let answer = if path.contains("/token") {
             token
-        } else if path.contains("/users/roles") {
+        } else if path.contains("/roles") {
             roles
         } else {
             users
@@ -224,7 +225,7 @@ async fn an_error_body_that_drips_forever_is_given_up_on() {
     let dir = tempfile::tempdir().unwrap();
     let (code, stderr, took) = sync(&server.api_url(), &server.auth_url(), 2, dir.path()).await;
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("did not answer GET /users/roles (page 1) after 6 attempts (last: HTTP 503"), "{stderr}");
+    assert!(stderr.contains("did not answer GET /roles after 6 attempts (last: HTTP 503"), "{stderr}");
     // 6 attempts of at most 2 s each plus backoff (at most ~16 s with jitter); never the whole endless body.
     assert!(took < Duration::from_secs(90), "took {took:?}");
 }
@@ -267,7 +268,7 @@ async fn a_role_page_that_never_ends_is_refused_at_16_mib() {
     let (code, stderr, _) = sync(&server.api_url(), &server.auth_url(), 10, dir.path()).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("Torq sent a response to GET /users/roles (page 1) that this client cannot read (the response body is larger than 16777216 bytes)"),
+        stderr.contains("Torq sent a response to GET /roles that this client cannot read (the response body is larger than 16777216 bytes)"),
         "{stderr}"
     );
     let written = server.max_body_written();
@@ -281,7 +282,7 @@ async fn a_role_page_that_drips_forever_times_out() {
     let (code, stderr, took) = sync(&server.api_url(), &server.auth_url(), 2, dir.path()).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("did not answer GET /users/roles (page 1) after 6 attempts (last: the response body was not complete within 2 s)"),
+        stderr.contains("did not answer GET /roles after 6 attempts (last: the response body was not complete within 2 s)"),
         "{stderr}"
     );
     assert!(took < Duration::from_secs(90), "took {took:?}");
@@ -352,8 +353,7 @@ async fn a_token_without_a_usable_lifetime_is_used_for_one_request() {
         assert_eq!(code, Some(0), "expires_in {lifetime}: {stderr}");
         assert!(stderr.contains("without a usable lifetime"), "{stderr}");
         let after = server.stats();
-        let api_requests = (after.users_local + after.users_sso + after.role_pages)
-            - (before.users_local + before.users_sso + before.role_pages);
+        let api_requests = after.api_requests() - before.api_requests();
         assert_eq!(issued.load(Ordering::Relaxed), api_requests, "expires_in {lifetime}: one token per API request");
     }
 }

@@ -10,8 +10,6 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use zstd::zstd_safe::CParameter;
-
 use super::C1zError;
 
 /// Magic of the v1 container (SQLite payload), written by this crate.
@@ -98,8 +96,9 @@ pub const AUTO_LEVEL: i32 = 0;
 /// Databases up to this size get level 9 and the full 32 MiB window; larger ones level 1 with zstd's own window.
 const SMALL_DB_BYTES: u64 = 64 << 20;
 
-/// zstd job size for databases up to [`SMALL_DB_BYTES`] (see [`compress_file`]).
-const SMALL_DB_JOB_BYTES: u32 = 4 << 20;
+/// Read and write buffers of [`compress_file`]: zstd keeps its own window, so larger buffers only add to the
+/// peak memory (which the compression sets for small databases).
+const COMPRESS_IO_BYTES: usize = 256 << 10;
 
 /// The zstd level for a database of `db_bytes`. Measured on synced workspaces (benches/sync): level 9 makes
 /// a 10k-user file 27% smaller than level 1 (1.72 vs 2.35 MB) for about 0.2 s; on a 100k-user database level 3
@@ -134,21 +133,21 @@ pub fn compress_file(src: &Path, dst: &mut File, dst_path: &Path, settings: Comp
     let size = input.metadata().map_err(|e| C1zError::io("inspect", src, e))?.len();
     let write_err = |e| C1zError::io("write", dst_path, e);
 
-    let mut out = CountingWriter { inner: BufWriter::with_capacity(1 << 20, &mut *dst), count: 0 };
+    let mut out = CountingWriter { inner: BufWriter::with_capacity(COMPRESS_IO_BYTES, &mut *dst), count: 0 };
     out.write_all(MAGIC_V1).map_err(write_err)?;
     let level = if settings.level == AUTO_LEVEL { auto_level(size) } else { settings.level };
     let mut enc = zstd::stream::write::Encoder::new(&mut out, level).map_err(write_err)?;
     let window = window_log(size, level);
-    // Several workers still write one frame; only the work is split.
-    enc.multithread(compression_workers()).map_err(write_err)?;
-    if size <= SMALL_DB_BYTES {
-        // With a 32 MiB window zstd would make 128 MiB jobs, i.e. one job and one busy core for these databases.
-        // 4 MiB jobs that each see the 16 MiB before them (overlap log 8) keep the ratio (10k users: 1.274 MB
-        // either way) and take the whole sync from ~0.40 to ~0.33 s on two cores, for ~15 MiB more memory.
-        // A smaller overlap costs ratio (overlap log 7: +6%).
-        enc.set_parameter(CParameter::JobSize(SMALL_DB_JOB_BYTES)).map_err(write_err)?;
-        enc.set_parameter(CParameter::OverlapSizeLog(8)).map_err(write_err)?;
+    if size > SMALL_DB_BYTES {
+        // Several workers still write one frame; only the work is split. At level 1 with zstd's own window the
+        // workers' contexts and buffers are small.
+        enc.multithread(compression_workers()).map_err(write_err)?;
     }
+    // Databases up to 64 MiB are compressed on one thread: multithreaded level 9 with the window covering the
+    // database (4 MiB jobs, each seeing the 16 MiB before it) took ~81 MiB of zstd buffers and contexts at 10k
+    // users (heaptrack: a 42 MiB input round buffer, 2 x 11 MiB worker contexts, 2 x 8.4 MiB job buffers) and
+    // made the compression the process's memory peak. One thread needs the window (the database, as the
+    // source size is pledged) plus one context, for the same file. See docs/performance.md.
     enc.include_checksum(true).map_err(write_err)?;
     enc.include_contentsize(true).map_err(write_err)?;
     enc.set_pledged_src_size(Some(size)).map_err(write_err)?;
@@ -157,7 +156,7 @@ pub fn compress_file(src: &Path, dst: &mut File, dst_path: &Path, settings: Comp
     if let Some(log) = window {
         enc.window_log(log).map_err(write_err)?;
     }
-    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let mut reader = BufReader::with_capacity(COMPRESS_IO_BYTES, input);
     let copied = io::copy(&mut reader, &mut enc).map_err(|e| C1zError::io("compress", src, e))?;
     if copied != size {
         return Err(C1zError::io("compress", src, io::Error::other("work database changed size while compressing")));

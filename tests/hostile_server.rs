@@ -282,7 +282,9 @@ async fn a_role_page_that_drips_forever_times_out() {
     let (code, stderr, took) = sync(&server.api_url(), &server.auth_url(), 2, dir.path()).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("did not answer GET /roles after 6 attempts (last: the response body was not complete within 2 s)"),
+        stderr.contains(
+            "did not answer GET /roles after 6 attempts (last: the response body was not complete within 2 s)"
+        ),
         "{stderr}"
     );
     assert!(took < Duration::from_secs(90), "took {took:?}");

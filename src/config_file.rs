@@ -2,9 +2,11 @@
 //!
 //! As in the Go Baton SDK, the file is a YAML mapping whose keys are flag names without the dashes in front
 //! (`torq-client-id: ...`, `log-level: debug`, `file: out.c1z`) and whose values are single scalars. Precedence
-//! is flags > environment > file > defaults. The file is applied before clap parses the command line: for every
-//! key whose `BATON_*` variable is unset (or empty, as viper treats it), that variable is set to the file's value,
-//! so clap's own flag and environment handling gives the order above and `--help` never shows a value.
+//! is flags > environment > file > defaults. The file is applied to the clap command before it parses the command
+//! line: every key whose `BATON_*` variable is unset (or empty, as viper treats it) becomes that flag's default
+//! value, hidden from `--help`, so clap's own flag and environment handling gives the order above. The process
+//! environment is never changed: `std::env::set_var` races with any thread reading the environment (it is
+//! `unsafe` from edition 2024 on), and a secret put there would be visible to child processes.
 //!
 //! Rules: `BATON_CONFIG_PATH` must end in `.yaml` or `.yml` and the file must exist; a missing default
 //! `./.baton.yaml` is fine. Unknown keys, lists, mappings and invalid YAML are errors (exit code 2). Values are
@@ -12,8 +14,7 @@
 //!
 //! Trust: the file can say where the credentials go (`torq-auth-url`, `c1-api-host`, a CA file), so a file that
 //! is not owned by the current user (or root) or is writable by group or others is refused (exit code 2), and a
-//! warning names each such key a trusted file sets. The variables set from the file are removed again right after
-//! clap has parsed, so the secrets do not stay in the process environment.
+//! warning names each such key a trusted file sets.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -63,23 +64,12 @@ pub struct Applied {
     pub from_file: Vec<String>,
     /// Keys in the file that an environment variable already set (the environment wins).
     pub overridden_by_env: Vec<String>,
-    /// Environment variables set from the file, to be removed once the command line is parsed.
-    pub set_vars: Vec<String>,
 }
 
 impl Applied {
     /// Keys from [`ENDPOINT_KEYS`] whose value came from the file, for a warning each.
     pub fn endpoint_keys(&self) -> Vec<&str> {
         self.from_file.iter().map(String::as_str).filter(|k| ENDPOINT_KEYS.contains(k)).collect()
-    }
-
-    /// Removes the variables this file set, once clap has read them, so that the secrets in the file do not stay
-    /// in the process environment (where any child process and a core dump would find them). Call it before any
-    /// thread is started.
-    pub fn remove_from_env(&self) {
-        for var in &self.set_vars {
-            std::env::remove_var(var);
-        }
     }
 }
 
@@ -161,34 +151,59 @@ pub fn parse(
     Ok(out)
 }
 
-/// Reads the config file, if any, and sets the `BATON_*` variable of every key that the environment does not
-/// already set. Call it before clap parses and before any thread is started (it changes the process
-/// environment), and [`Applied::remove_from_env`] right after clap has parsed.
-pub fn apply_to_env(cmd: &clap::Command) -> Result<Option<Applied>, ConfigFileError> {
-    apply_file_to_env(std::env::var_os(CONFIG_PATH_ENV), cmd)
+/// Reads the config file, if any, and returns `cmd` with the file's value as the (hidden) default of every flag
+/// whose `BATON_*` variable is unset, and what was taken from the file.
+pub fn apply(cmd: clap::Command) -> Result<(clap::Command, Option<Applied>), ConfigFileError> {
+    apply_file(std::env::var_os(CONFIG_PATH_ENV), cmd)
 }
 
-/// [`apply_to_env`] with the value of `BATON_CONFIG_PATH` given.
-pub fn apply_file_to_env(
+/// [`apply`] with the value of `BATON_CONFIG_PATH` given.
+pub fn apply_file(
     config_path_env: Option<OsString>,
-    cmd: &clap::Command,
-) -> Result<Option<Applied>, ConfigFileError> {
+    mut cmd: clap::Command,
+) -> Result<(clap::Command, Option<Applied>), ConfigFileError> {
     let Some(path) = locate(config_path_env)? else {
-        return Ok(None);
+        return Ok((cmd, None));
     };
     let text = read_trusted(&path)?;
-    let entries = parse(&path, &text, &known_keys(cmd))?;
+    let entries = parse(&path, &text, &known_keys(&cmd))?;
     let mut applied = Applied { path, ..Applied::default() };
     for (key, env, value) in entries {
-        if std::env::var_os(&env).is_some_and(|v| !v.is_empty()) {
-            applied.overridden_by_env.push(key);
-        } else {
-            std::env::set_var(&env, value);
-            applied.from_file.push(key);
-            applied.set_vars.push(env);
+        match std::env::var_os(&env) {
+            Some(v) if !v.is_empty() => applied.overridden_by_env.push(key),
+            // An empty variable counts as unset (as in viper): clap must not read it, or it would be an empty value.
+            set => {
+                cmd = with_default(cmd, &key, &value, set.is_some());
+                applied.from_file.push(key);
+            }
         }
     }
-    Ok(Some(applied))
+    Ok((cmd, Some(applied)))
+}
+
+/// `cmd` with `value` as the default of the flag `--long`, in the command and every subcommand that has it. The
+/// default is hidden from `--help` (it may be the client secret); `ignore_env` unbinds the flag's (empty)
+/// environment variable.
+fn with_default(mut cmd: clap::Command, long: &str, value: &str, ignore_env: bool) -> clap::Command {
+    let ids: Vec<clap::Id> =
+        cmd.get_arguments().filter(|a| a.get_long() == Some(long)).map(|a| a.get_id().clone()).collect();
+    for id in ids {
+        cmd = cmd.mut_arg(id, |a| {
+            let mut a = a.default_value(value.to_owned());
+            if a.get_action().takes_values() {
+                a = a.hide_default_value(true);
+            }
+            if ignore_env {
+                a = a.env(None);
+            }
+            a
+        });
+    }
+    let subcommands: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_owned()).collect();
+    for name in subcommands {
+        cmd = cmd.mut_subcommand(name, |sub| with_default(sub, long, value, ignore_env));
+    }
+    cmd
 }
 
 /// The file's text, if the file is one only this user (or root) can change: owned by the current user or root, and
@@ -300,19 +315,26 @@ mod tests {
         clap::Command::new("t")
             .arg(clap::Arg::new("secret").long("i13-test-secret").env("BATON_I13_TEST_SECRET"))
             .arg(clap::Arg::new("api").long("torq-api-url").env("BATON_I13_TEST_API_URL"))
+            .subcommand(clap::Command::new("sub").arg(clap::Arg::new("api").long("torq-api-url")))
     }
 
     #[test]
-    fn secrets_from_the_file_do_not_stay_in_the_environment() {
+    fn the_file_fills_in_flags_without_touching_the_environment() {
         let (_dir, path) = config_file("i13-test-secret: s3cret-from-file\ntorq-api-url: https://x.example\n", 0o600);
-        let cmd = private_command();
-        let applied = apply_file_to_env(Some(path.into_os_string()), &cmd).unwrap().unwrap();
-        // clap reads a flag's variable when the command is built, as `Cli::try_parse` does after the file applied.
-        let matches = private_command().try_get_matches_from(["t"]).unwrap();
-        applied.remove_from_env();
-        assert_eq!(matches.get_one::<String>("secret").map(String::as_str), Some("s3cret-from-file"));
-        assert_eq!(std::env::var_os("BATON_I13_TEST_SECRET"), None, "the secret is still in the environment");
+        let (cmd, applied) = apply_file(Some(path.into_os_string()), private_command()).unwrap();
+        let applied = applied.unwrap();
+        assert_eq!(std::env::var_os("BATON_I13_TEST_SECRET"), None, "the secret went into the environment");
         assert_eq!(std::env::var_os("BATON_I13_TEST_API_URL"), None);
+        let help = cmd.clone().render_long_help().to_string();
+        assert!(!help.contains("s3cret-from-file"), "--help shows the secret: {help}");
+        let matches = cmd.clone().try_get_matches_from(["t"]).unwrap();
+        assert_eq!(matches.get_one::<String>("secret").map(String::as_str), Some("s3cret-from-file"));
+        // Subcommands get the value too; a flag on the command line still wins.
+        let matches = cmd.clone().try_get_matches_from(["t", "sub"]).unwrap();
+        let sub = matches.subcommand_matches("sub").unwrap();
+        assert_eq!(sub.get_one::<String>("api").map(String::as_str), Some("https://x.example"));
+        let matches = cmd.try_get_matches_from(["t", "--torq-api-url", "https://flag.example"]).unwrap();
+        assert_eq!(matches.get_one::<String>("api").map(String::as_str), Some("https://flag.example"));
         assert_eq!(applied.endpoint_keys(), vec!["torq-api-url"]);
     }
 
@@ -320,13 +342,13 @@ mod tests {
     fn a_file_others_can_write_is_refused() {
         for mode in [0o620, 0o602, 0o666, 0o777] {
             let (_dir, path) = config_file("i13-test-secret: x\n", mode);
-            let e = apply_file_to_env(Some(path.into_os_string()), &private_command()).unwrap_err();
+            let e = apply_file(Some(path.into_os_string()), private_command()).unwrap_err();
             assert!(matches!(e, ConfigFileError::Untrusted { .. }), "{mode:o}: {e}");
             assert!(e.to_string().contains("chmod go-w"), "{e}");
         }
         for mode in [0o600, 0o644, 0o400] {
             let (_dir, path) = config_file("", mode);
-            assert!(apply_file_to_env(Some(path.into_os_string()), &private_command()).is_ok(), "{mode:o}");
+            assert!(apply_file(Some(path.into_os_string()), private_command()).is_ok(), "{mode:o}");
         }
     }
 

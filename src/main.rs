@@ -17,20 +17,17 @@ fn main() -> ExitCode {
     // First of all: a Ctrl-C or SIGTERM from now on exits 130, never the shell's 143 for an unhandled signal.
     baton_torq::signal::install_early();
     let argv: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
-    // The config file only fills in BATON_* variables that are unset, so clap gives flags > env > file > defaults.
-    let config_file = match config_file::apply_to_env(&Cli::command()) {
+    // The config file's values become defaults of the flags whose BATON_* variable is unset, so clap gives
+    // flags > env > file > defaults.
+    let (command, config_file) = match config_file::apply(Cli::command()) {
         Ok(applied) => applied,
         Err(e) => return fail(json_before_parse(&argv), &e.to_string(), EXIT_USAGE),
     };
-    let parsed = Cli::command().try_get_matches_from(&argv).and_then(|matches| {
+    let parsed = command.try_get_matches_from(&argv).and_then(|matches| {
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.common.file_on_command_line = cli::file_on_command_line(&matches);
         Ok(cli)
     });
-    // clap has read the file's values; secrets from the file must not stay in the process environment.
-    if let Some(applied) = &config_file {
-        applied.remove_from_env();
-    }
     let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => return usage_error(e, &argv),

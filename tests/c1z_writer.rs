@@ -14,7 +14,7 @@ use prost::Message;
 const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reference-sync.c1z");
 const REFERENCE_SYNC_ID: &str = "3Mkb90BZDVlL0gnYylMrjQ4MYJp";
 
-// ---------------------------------------------------------------- builders (crate proto types)
+// Builders of the rows a sync writes, from the crate's proto types.
 
 fn any<M: Message>(name: &str, m: &M) -> prost_types::Any {
     prost_types::Any { type_url: format!("type.googleapis.com/c1.connector.v2.{name}"), value: m.encode_to_vec() }
@@ -154,8 +154,6 @@ fn ksuid_unix_seconds(s: &str) -> i64 {
     }
     i64::from(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])) + 1_400_000_000
 }
-
-// ---------------------------------------------------------------- tests
 
 #[test]
 fn round_trip_through_independent_reader() {

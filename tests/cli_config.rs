@@ -15,27 +15,9 @@ use std::process::Output;
 use std::time::Duration;
 
 use baton_torq::sim::{SimConfig, SimServer, Workspace};
+use common::harness::{bin, code, command_in, listing, spawn_console, stderr};
 
 const SECRET: &str = "sim-client-secret";
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_baton-torq")
-}
-
-/// The binary with an empty environment (PATH only) running in `dir`.
-fn cmd(dir: &Path) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(bin());
-    c.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).current_dir(dir);
-    c
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn code(o: &Output) -> Option<i32> {
-    o.status.code()
-}
 
 /// Config file text that points at `server` with working credentials.
 fn server_yaml(server: &SimServer) -> String {
@@ -53,17 +35,6 @@ async fn demo_server(latency: Duration) -> SimServer {
     SimServer::start(Workspace::demo(), SimConfig { latency, ..SimConfig::default() }).await.unwrap()
 }
 
-/// The files in `dir`, without output lock files (`.NAME.lock`, left in place by design).
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !(n.starts_with('.') && n.ends_with(".lock")))
-        .collect();
-    names.sort();
-    names
-}
-
 /// Asserts one error line on stderr and returns its text: the console line, or a JSON record's `error`.
 fn assert_one_line(o: &Output) -> String {
     let err = stderr(o);
@@ -77,7 +48,6 @@ fn assert_one_line(o: &Output) -> String {
     record["error"].as_str().unwrap_or_else(|| panic!("no error text: {err}")).to_string()
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // Config file
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,9 +57,9 @@ async fn baton_yaml_in_the_working_directory_supplies_every_setting() {
     let yaml = format!("{}file: from-file.c1z\nlog-format: json\nverbose: true\n", server_yaml(&server));
     std::fs::write(dir.path().join(".baton.yaml"), yaml).unwrap();
 
-    let out = cmd(dir.path()).output().await.unwrap();
+    let out = command_in(dir.path()).output().await.unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    assert!(dir.path().join("from-file.c1z").is_file(), "file from the config file: {:?}", files_in(dir.path()));
+    assert!(dir.path().join("from-file.c1z").is_file(), "file from the config file: {:?}", listing(dir.path()));
     let err = stderr(&out);
     for line in err.lines() {
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("log-format json: {e}: {line}"));
@@ -109,18 +79,22 @@ async fn flags_beat_env_and_env_beats_the_file() {
     std::fs::write(dir.path().join(".baton.yaml"), yaml).unwrap();
 
     // file only (wrong secret) -> 1, nothing written
-    let out = cmd(dir.path()).output().await.unwrap();
+    let out = command_in(dir.path()).output().await.unwrap();
     assert_eq!(code(&out), Some(1), "{}", stderr(&out));
     assert!(!stderr(&out).contains("wrong-secret"), "{}", stderr(&out));
 
     // env over file
-    let out =
-        cmd(dir.path()).env("BATON_TORQ_CLIENT_SECRET", SECRET).env("BATON_FILE", "env.c1z").output().await.unwrap();
+    let out = command_in(dir.path())
+        .env("BATON_TORQ_CLIENT_SECRET", SECRET)
+        .env("BATON_FILE", "env.c1z")
+        .output()
+        .await
+        .unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    assert_eq!(files_in(dir.path()), vec![".baton.yaml", "env.c1z"]);
+    assert_eq!(listing(dir.path()), vec![".baton.yaml", "env.c1z"]);
 
     // flag over env
-    let out = cmd(dir.path())
+    let out = command_in(dir.path())
         .env("BATON_TORQ_CLIENT_SECRET", "also-wrong")
         .env("BATON_FILE", "env.c1z")
         .args(["--torq-client-secret", SECRET, "-f", "flag.c1z"])
@@ -128,10 +102,10 @@ async fn flags_beat_env_and_env_beats_the_file() {
         .await
         .unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    assert_eq!(files_in(dir.path()), vec![".baton.yaml", "env.c1z", "flag.c1z"]);
+    assert_eq!(listing(dir.path()), vec![".baton.yaml", "env.c1z", "flag.c1z"]);
 
     // an empty variable counts as unset (as in viper): the file's value applies
-    let out = cmd(dir.path())
+    let out = command_in(dir.path())
         .env("BATON_TORQ_CLIENT_SECRET", SECRET)
         .env("BATON_FILE", "")
         .env("BATON_LOG_FORMAT", "console")
@@ -154,9 +128,9 @@ async fn baton_config_path_names_the_file_and_replaces_the_default() {
     // A broken default file is not read when BATON_CONFIG_PATH is set.
     std::fs::write(dir.path().join(".baton.yaml"), "not-a-flag: 1\n").unwrap();
 
-    let out = cmd(dir.path()).env("BATON_CONFIG_PATH", &conf).output().await.unwrap();
+    let out = command_in(dir.path()).env("BATON_CONFIG_PATH", &conf).output().await.unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    assert!(dir.path().join("chosen.c1z").is_file(), "{:?}", files_in(dir.path()));
+    assert!(dir.path().join("chosen.c1z").is_file(), "{:?}", listing(dir.path()));
     server.shutdown().await;
 }
 
@@ -173,29 +147,28 @@ async fn bad_config_files_are_one_line_and_exit_2() {
     for (name, text, expected) in cases {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        let out = cmd(dir.path()).env("BATON_CONFIG_PATH", &path).output().await.unwrap();
+        let out = command_in(dir.path()).env("BATON_CONFIG_PATH", &path).output().await.unwrap();
         assert_eq!(code(&out), Some(2), "{name}: {}", stderr(&out));
         let err = assert_one_line(&out);
         assert!(err.contains(expected), "{name}: expected {expected:?} in: {err}");
         assert!(!err.contains("hunter2-secret"), "{name}: secret leaked: {err}");
     }
-    let out = cmd(dir.path()).env("BATON_CONFIG_PATH", dir.path().join("conf.json")).output().await.unwrap();
+    let out = command_in(dir.path()).env("BATON_CONFIG_PATH", dir.path().join("conf.json")).output().await.unwrap();
     assert_eq!(code(&out), Some(2));
     assert!(assert_one_line(&out).contains(".yaml or .yml"), "{}", stderr(&out));
-    let out = cmd(dir.path()).env("BATON_CONFIG_PATH", dir.path().join("missing.yaml")).output().await.unwrap();
+    let out = command_in(dir.path()).env("BATON_CONFIG_PATH", dir.path().join("missing.yaml")).output().await.unwrap();
     assert_eq!(code(&out), Some(2));
     assert!(assert_one_line(&out).contains("does not exist"), "{}", stderr(&out));
-    assert!(!files_in(dir.path()).iter().any(|f| f.ends_with(".c1z")), "nothing written");
+    assert!(!listing(dir.path()).iter().any(|f| f.ends_with(".c1z")), "nothing written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_default_config_file_is_fine() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cmd(dir.path()).arg("capabilities").output().await.unwrap();
+    let out = command_in(dir.path()).arg("capabilities").output().await.unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // Completions and help
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,13 +180,13 @@ async fn completions_for_every_shell() {
         ("fish", "complete -c"),
         ("powershell", "Register-ArgumentCompleter"),
     ] {
-        let out = cmd(dir.path()).args(["completion", shell]).output().await.unwrap();
+        let out = command_in(dir.path()).args(["completion", shell]).output().await.unwrap();
         assert_eq!(code(&out), Some(0), "{shell}: {}", stderr(&out));
         let script = String::from_utf8(out.stdout).unwrap();
         assert!(script.contains(marker) && script.contains("baton-torq"), "{shell}");
         assert!(script.contains("torq-client-id"), "{shell} completes the flags");
     }
-    let out = cmd(dir.path()).args(["completion", "tcsh"]).output().await.unwrap();
+    let out = command_in(dir.path()).args(["completion", "tcsh"]).output().await.unwrap();
     assert_eq!(code(&out), Some(2));
     assert_one_line(&out);
 }
@@ -221,7 +194,7 @@ async fn completions_for_every_shell() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_has_examples_config_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cmd(dir.path()).arg("--help").output().await.unwrap();
+    let out = command_in(dir.path()).arg("--help").output().await.unwrap();
     assert_eq!(code(&out), Some(0));
     let help = String::from_utf8(out.stdout).unwrap();
     for needle in
@@ -234,7 +207,6 @@ async fn help_has_examples_config_and_exit_codes() {
     }
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // Exit codes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,12 +225,12 @@ async fn usage_errors_exit_2() {
         ),
     ];
     for (args, env, expected) in cases {
-        let out = cmd(dir.path()).args(*args).envs(env.iter().copied()).output().await.unwrap();
+        let out = command_in(dir.path()).args(*args).envs(env.iter().copied()).output().await.unwrap();
         assert_eq!(code(&out), Some(2), "{args:?} {env:?}: {}", stderr(&out));
         let err = assert_one_line(&out);
         assert!(err.contains(expected), "{args:?}: expected {expected:?} in {err}");
     }
-    assert!(files_in(dir.path()).is_empty(), "nothing written");
+    assert!(listing(dir.path()).is_empty(), "nothing written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,7 +238,7 @@ async fn sync_failures_exit_1() {
     let server = demo_server(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     // Rejected credentials: the simulated token endpoint answers 401.
-    let out = cmd(dir.path())
+    let out = command_in(dir.path())
         .args(["--torq-client-id", "sim-client-id", "--torq-client-secret", "not-the-secret"])
         .args(["--torq-api-url", &server.api_url(), "--torq-auth-url", &server.auth_url(), "--log-format", "console"])
         .output()
@@ -278,7 +250,7 @@ async fn sync_failures_exit_1() {
 
     // Torq unreachable: nothing listens on the port (after the retries give up).
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let out = cmd(dir.path())
+    let out = command_in(dir.path())
         .args(["--torq-client-id", "id", "--torq-client-secret", "secret", "--log-format", "console"])
         .args(["--torq-api-url", &format!("http://127.0.0.1:{port}/public/v1alpha")])
         .args(["--torq-auth-url", &format!("http://127.0.0.1:{port}/v1/auth/token")])
@@ -287,7 +259,7 @@ async fn sync_failures_exit_1() {
         .unwrap();
     assert_eq!(code(&out), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).lines().last().unwrap_or("").starts_with("error: "), "{}", stderr(&out));
-    assert!(files_in(dir.path()).is_empty(), "nothing written");
+    assert!(listing(dir.path()).is_empty(), "nothing written");
 }
 
 /// A container's user often may not write the bind-mounted output folder; the error must say how to fix that.
@@ -302,7 +274,7 @@ async fn an_output_folder_this_user_cannot_write_says_to_use_user_or_make_it_wri
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     std::fs::create_dir(&out_dir).unwrap();
-    let mut c = cmd(&out_dir);
+    let mut c = command_in(&out_dir);
     if std::fs::metadata(&out_dir).unwrap().uid() == 0 {
         mode(dir.path(), 0o755); // tempdir() is 0700: let nobody reach the folder, which it may read but not write
         mode(&out_dir, 0o755);
@@ -341,7 +313,7 @@ async fn sigint_exits_130_and_leaves_the_existing_file_unchanged() {
     // A first, complete sync gives a valid c1z to protect.
     let fast = demo_server(Duration::ZERO).await;
     std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&fast)).unwrap();
-    let out = cmd(dir.path()).output().await.unwrap();
+    let out = command_in(dir.path()).output().await.unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     fast.shutdown().await;
     let before = std::fs::read(&file).unwrap();
@@ -349,12 +321,7 @@ async fn sigint_exits_130_and_leaves_the_existing_file_unchanged() {
     // A slow workspace: every request takes 300 ms.
     let slow = demo_server(Duration::from_millis(300)).await;
     std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&slow)).unwrap();
-    let child = cmd(dir.path())
-        .args(["--log-format", "console"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_console(&mut command_in(dir.path()));
     let pid = child.id().expect("child pid");
     let waited = tokio::time::timeout(Duration::from_secs(10), async {
         while slow.stats().total() == 0 {
@@ -370,11 +337,10 @@ async fn sigint_exits_130_and_leaves_the_existing_file_unchanged() {
     assert_eq!(code(&out), Some(130), "{}", stderr(&out));
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
     assert_eq!(std::fs::read(&file).unwrap(), before, "the existing c1z is byte-for-byte unchanged");
-    assert_eq!(files_in(dir.path()), vec![".baton.yaml", "sync.c1z"], "no work files left behind");
+    assert_eq!(listing(dir.path()), vec![".baton.yaml", "sync.c1z"], "no work files left behind");
     slow.shutdown().await;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // Progress line
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -384,7 +350,7 @@ async fn no_progress_line_when_stderr_is_not_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
     for format in ["console", "json"] {
-        let out = cmd(dir.path()).args(["--log-format", format]).output().await.unwrap();
+        let out = command_in(dir.path()).args(["--log-format", format]).output().await.unwrap();
         assert_eq!(code(&out), Some(0), "{}", stderr(&out));
         let err = stderr(&out);
         assert!(!err.contains('\r') && !err.contains('\x1b'), "{format}: control characters in a pipe: {err:?}");
@@ -425,7 +391,6 @@ async fn progress_line_on_a_terminal_is_drawn_and_cleared() {
     server.shutdown().await;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // demo: its own file, a little change per run
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,26 +398,26 @@ async fn demo_writes_demo_c1z_and_never_the_configured_sync_file() {
     let dir = tempfile::tempdir().unwrap();
     // A real setup: the config file and the environment both name the real sync file.
     std::fs::write(dir.path().join(".baton.yaml"), "file: real.c1z\n").unwrap();
-    let out = cmd(dir.path()).env("BATON_FILE", "also-real.c1z").arg("demo").output().await.unwrap();
+    let out = command_in(dir.path()).env("BATON_FILE", "also-real.c1z").arg("demo").output().await.unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    assert_eq!(files_in(dir.path()), vec![".baton.yaml", "demo.c1z"], "only demo.c1z is written");
+    assert_eq!(listing(dir.path()), vec![".baton.yaml", "demo.c1z"], "only demo.c1z is written");
     // Without any configuration, not sync.c1z either.
     std::fs::remove_file(dir.path().join(".baton.yaml")).unwrap();
     std::fs::remove_file(dir.path().join("demo.c1z")).unwrap();
-    let out = cmd(dir.path()).arg("demo").output().await.unwrap();
+    let out = command_in(dir.path()).arg("demo").output().await.unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    assert_eq!(files_in(dir.path()), vec!["demo.c1z"]);
+    assert_eq!(listing(dir.path()), vec!["demo.c1z"]);
     // -f typed on the command line is the user's explicit choice, before or after the command.
     for args in [&["demo", "-f", "mine.c1z"][..], &["--file", "mine2.c1z", "demo"][..]] {
-        let out = cmd(dir.path()).args(args).output().await.unwrap();
+        let out = command_in(dir.path()).args(args).output().await.unwrap();
         assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     }
-    assert_eq!(files_in(dir.path()), vec!["demo.c1z", "mine.c1z", "mine2.c1z"]);
+    assert_eq!(listing(dir.path()), vec!["demo.c1z", "mine.c1z", "mine2.c1z"]);
     // --help says so.
-    let out = cmd(dir.path()).args(["demo", "--help"]).output().await.unwrap();
+    let out = command_in(dir.path()).args(["demo", "--help"]).output().await.unwrap();
     let help = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(help.contains("demo.c1z") && help.contains("BATON_FILE"), "{help}");
-    let out = cmd(dir.path()).arg("--help").output().await.unwrap();
+    let out = command_in(dir.path()).arg("--help").output().await.unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("demo.c1z"));
 }
 
@@ -461,7 +426,7 @@ async fn two_demo_runs_differ_in_one_users_last_login() {
     use common::c1z_reader::C1zReader;
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..2 {
-        let out = cmd(dir.path()).arg("demo").output().await.unwrap();
+        let out = command_in(dir.path()).arg("demo").output().await.unwrap();
         assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     }
     let reader = C1zReader::open(&dir.path().join("demo.c1z"));
@@ -481,13 +446,13 @@ async fn two_demo_runs_differ_in_one_users_last_login() {
     assert_eq!(changed.len(), 1, "exactly one user changed between two demo runs: {changed:?}");
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // Parser errors that name the fix
 
 /// Runs with console logs; asserts exit 2 and one `error: ` line; returns it.
 async fn usage_error(args: &[&str], env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let out = cmd(dir.path()).args(args).arg("--log-format=console").envs(env.iter().copied()).output().await.unwrap();
+    let out =
+        command_in(dir.path()).args(args).arg("--log-format=console").envs(env.iter().copied()).output().await.unwrap();
     assert_eq!(code(&out), Some(2), "{args:?}: {}", stderr(&out));
     let err = assert_one_line(&out);
     assert!(err.starts_with("error: "), "{args:?}: {err}");
@@ -550,21 +515,20 @@ async fn enum_values_are_case_insensitive() {
     let server = demo_server(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
-    let out = cmd(dir.path())
+    let out = command_in(dir.path())
         .args(["--torq-region", "EU", "--log-level", "WARN", "--log-format", "Console"])
         .output()
         .await
         .unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("Synced"), "console summary: {}", stderr(&out));
-    let out = cmd(dir.path()).env("BATON_TORQ_REGION", "Us").output().await.unwrap();
+    let out = command_in(dir.path()).env("BATON_TORQ_REGION", "Us").output().await.unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    let out = cmd(dir.path()).args(["completion", "BASH"]).output().await.unwrap();
+    let out = command_in(dir.path()).args(["completion", "BASH"]).output().await.unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     server.shutdown().await;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // The Go connector's flags
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -572,19 +536,19 @@ async fn go_connector_flags_mean_the_same_here() {
     let dir = tempfile::tempdir().unwrap();
     // -v / --version as cobra prints it (and clap's -V).
     for flag in ["-v", "--version", "-V"] {
-        let out = cmd(dir.path()).arg(flag).output().await.unwrap();
+        let out = command_in(dir.path()).arg(flag).output().await.unwrap();
         assert_eq!(code(&out), Some(0), "{flag}");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert_eq!(text.trim(), format!("baton-torq version v{}", env!("CARGO_PKG_VERSION")), "{flag}");
     }
     // `help` as a command, `-h`.
     for args in [&["help"][..], &["-h"][..], &["help", "completion"][..]] {
-        let out = cmd(dir.path()).args(args).output().await.unwrap();
+        let out = command_in(dir.path()).args(args).output().await.unwrap();
         assert_eq!(code(&out), Some(0), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{args:?}");
     }
     // The Go connector's own flags and base flags, with the same environment variables.
-    let help = String::from_utf8(cmd(dir.path()).arg("--help").output().await.unwrap().stdout).unwrap();
+    let help = String::from_utf8(command_in(dir.path()).arg("--help").output().await.unwrap().stdout).unwrap();
     for needle in [
         "--torq-client-id",
         "--torq-client-secret",
@@ -601,7 +565,6 @@ async fn go_connector_flags_mean_the_same_here() {
     }
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // One format per stream
 
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {
@@ -640,7 +603,7 @@ async fn in_json_mode_every_error_is_one_json_record() {
     ];
     for (name, args, env, exit, needle) in cases {
         for how in ["flag", "env"] {
-            let mut c = cmd(dir.path());
+            let mut c = command_in(dir.path());
             c.args(&args).envs(env.iter().map(|(k, v)| (*k, v.as_str())));
             match how {
                 "flag" => c.arg("--log-format=json"),
@@ -667,7 +630,7 @@ async fn the_summary_is_a_result_shown_at_every_log_level_unless_quiet() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
     for level in ["info", "warn", "error"] {
-        let out = cmd(dir.path()).args(["--log-format", "json", "--log-level", level]).output().await.unwrap();
+        let out = command_in(dir.path()).args(["--log-format", "json", "--log-level", level]).output().await.unwrap();
         assert_eq!(code(&out), Some(0), "{}", stderr(&out));
         let records = json_lines(&out);
         let summary = records.iter().find(|r| r["message"] == "sync complete");
@@ -680,23 +643,24 @@ async fn the_summary_is_a_result_shown_at_every_log_level_unless_quiet() {
         assert_eq!(summary["level"], "INFO");
         assert!(summary["timestamp"].is_string());
 
-        let out = cmd(dir.path()).args(["--log-format", "console", "--log-level", level]).output().await.unwrap();
+        let out =
+            command_in(dir.path()).args(["--log-format", "console", "--log-level", level]).output().await.unwrap();
         assert!(stderr(&out).contains("Synced"), "console summary at --log-level {level}: {}", stderr(&out));
     }
     for format in ["json", "console"] {
         for quiet in [&["--quiet"][..], &["-q"][..]] {
-            let out = cmd(dir.path()).args(["--log-format", format]).args(quiet).output().await.unwrap();
+            let out = command_in(dir.path()).args(["--log-format", format]).args(quiet).output().await.unwrap();
             assert_eq!(code(&out), Some(0), "{}", stderr(&out));
             let err = stderr(&out);
             assert!(!err.contains("Synced") && !err.contains("sync complete"), "{format} {quiet:?}: {err}");
         }
-        let out = cmd(dir.path()).args(["--log-format", format]).env("BATON_QUIET", "true").output().await.unwrap();
+        let out =
+            command_in(dir.path()).args(["--log-format", format]).env("BATON_QUIET", "true").output().await.unwrap();
         assert!(!stderr(&out).contains("Synced") && !stderr(&out).contains("sync complete"));
     }
     server.shutdown().await;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
 // Honest interrupts
 
 /// Sends `signal` (e.g. "-INT") to `pid`; false when the process is already gone.
@@ -721,7 +685,7 @@ fn a_stop_that_wins_the_commit_gate_keeps_the_old_file_and_a_later_one_is_told_i
     assert!(gate.abandon(), "nothing was being replaced yet");
     assert!(matches!(writer.finish(), Err(C1zError::Interrupted)));
     assert_eq!(std::fs::read(&target).unwrap(), before, "the old file is byte-for-byte unchanged");
-    assert_eq!(files_in(dir.path()), vec!["sync.c1z"], "no work or temp file left");
+    assert_eq!(listing(dir.path()), vec!["sync.c1z"], "no work or temp file left");
 
     let gate = CommitGate::new();
     let writer = C1zWriter::create(&target, WriterOptions { gate: Some(gate.clone()), ..Default::default() }).unwrap();
@@ -746,7 +710,7 @@ async fn a_late_interrupt_never_claims_what_did_not_happen() {
     let mut full = Duration::ZERO;
     for _ in 0..2 {
         let started = std::time::Instant::now();
-        let out = cmd(dir.path()).args(["--log-format", "console"]).output().await.unwrap();
+        let out = command_in(dir.path()).args(["--log-format", "console"]).output().await.unwrap();
         assert_eq!(code(&out), Some(0), "{}", stderr(&out));
         full = started.elapsed();
     }
@@ -754,12 +718,7 @@ async fn a_late_interrupt_never_claims_what_did_not_happen() {
     let (mut kept, mut replaced) = (0, 0);
     for i in 0..12u32 {
         let before = std::fs::read(&file).unwrap();
-        let child = cmd(dir.path())
-            .args(["--log-format", "console"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn_console(&mut command_in(dir.path()));
         let pid = child.id().expect("pid");
         // From 45 % to 144 % of a full run: fetching, building indexes, compressing, renaming, after the end.
         tokio::time::sleep(full * (45 + 9 * i) / 100).await;
@@ -782,7 +741,7 @@ async fn a_late_interrupt_never_claims_what_did_not_happen() {
             }
             other => panic!("try {i}: exit {other:?}: {err}"),
         }
-        assert_eq!(files_in(dir.path()), vec![".baton.yaml", "sync.c1z"], "try {i}: no work files left");
+        assert_eq!(listing(dir.path()), vec![".baton.yaml", "sync.c1z"], "try {i}: no work files left");
     }
     eprintln!("late interrupts: {kept} kept the old file, {replaced} finished the new one (sync took {full:?})");
     server.shutdown().await;
@@ -797,7 +756,7 @@ async fn sigterm_before_the_sync_starts_exits_130() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("sync.c1z");
     let _held = baton_torq::c1z::lock::OutputLock::acquire(&target, false).unwrap();
-    let mut child = cmd(dir.path())
+    let mut child = command_in(dir.path())
         .args(["--torq-client-id", "id", "--torq-client-secret", "s", "--wait-for-lock", "--log-format", "console"])
         .stderr(std::process::Stdio::piped())
         .spawn()

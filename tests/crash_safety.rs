@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use baton_torq::sim::{GeneratedSpec, SimConfig, SimServer, Workspace};
-use common::harness::{assert_success, command, content, listing, run, stderr};
+use common::harness::{assert_success, command, content, listing, run, spawn_console, stderr};
 
 fn big() -> Workspace {
     Workspace::generated(GeneratedSpec {
@@ -67,12 +67,7 @@ async fn interrupted_by(sig: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sync.c1z");
     let before = good_file(&server, &file).await;
-    let child = command(&server, &SimConfig::default(), &file)
-        .arg("--log-format")
-        .arg("console")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_console(&mut command(&server, &SimConfig::default(), &file));
     tokio::time::sleep(Duration::from_millis(600)).await;
     signal(child.id().unwrap(), sig);
     let out = child.wait_with_output().await.unwrap();
@@ -129,12 +124,7 @@ async fn an_interrupt_during_a_large_user_list_stops_quickly() {
     let server = SimServer::start(Workspace::generated(spec), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sync.c1z");
-    let child = command(&server, &SimConfig::default(), &file)
-        .arg("--log-format")
-        .arg("console")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_console(&mut command(&server, &SimConfig::default(), &file));
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let signalled = Instant::now();
     signal(child.id().unwrap(), "INT");

@@ -9,15 +9,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use baton_torq::sim::{Endpoint, FaultKind, FaultPlan, SimConfig, SimRole, SimServer, Workspace};
-use common::harness::{assert_success, command, content, listing, run, sim_user, stderr};
+use common::harness::{
+    assert_success, clean_command, command, content, listing, reference_workspace as fixture, run, sim_user, stderr,
+};
 
-const FIXTURE: &str = include_str!("fixtures/workspace.json");
 /// Upper bound for a failing run (the retry budget is about 8 s of backoff).
 const FAIL_WITHIN: Duration = Duration::from_secs(45);
-
-fn fixture() -> Workspace {
-    Workspace::from_json(FIXTURE).unwrap()
-}
 
 /// What a fault-free sync of the fixture writes.
 async fn baseline() -> std::collections::BTreeMap<String, Vec<u8>> {
@@ -73,7 +70,7 @@ fn faults() -> FaultPlan {
     FaultPlan::new()
 }
 
-// ---- transient faults: exactly the right file --------------------------------------------------------------
+// Transient faults: exactly the right file.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t429_with_retry_after() {
@@ -147,7 +144,7 @@ async fn several_faults_combined() {
     transient("combined", plan, &[]).await;
 }
 
-// ---- permanent faults: one clear line, exit 1, previous file untouched --------------------------------------
+// Permanent faults: one clear line, exit 1, previous file untouched.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credentials() {
@@ -211,8 +208,7 @@ async fn torq_unreachable() {
     // A port nobody listens on: bind, note the port, close.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let started = Instant::now();
-    let out = tokio::process::Command::new(common::harness::bin())
-        .env_clear()
+    let out = clean_command()
         .args(["--torq-client-id", "id", "--torq-client-secret", "secret", "--log-format", "console"])
         .arg("--torq-api-url")
         .arg(format!("http://127.0.0.1:{port}/public/v1alpha"))
@@ -229,7 +225,7 @@ async fn torq_unreachable() {
     assert!(listing(dir.path()).is_empty());
 }
 
-// ---- data shapes --------------------------------------------------------------------------------------------
+// Data shapes.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_but_valid_data_is_synced() {

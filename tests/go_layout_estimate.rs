@@ -1,17 +1,15 @@
-//! Checks the benchmark's Go-layout estimate (`benches/sync/go_layout.rs`) against the real output of the Go
+//! Checks the benchmark's Go-layout estimate (`src/sim/go_layout.rs`) against the real output of the Go
 //! connector: for the reference workspace it must write the same tables, indexes, row order, columns and
 //! (decoded) blobs as `reference-sync.c1z`, and its compressed size must be close to that file's size. Only
 //! then is "our file vs the Go connector's file for the same workspace" in the benchmark a fair comparison.
 //! Last, our file for the reference shape must not be larger than that estimate.
 
 mod common;
-#[path = "../benches/sync/go_layout.rs"]
-mod go_layout;
 
 use std::path::Path;
 
 use baton_torq::proto::connector_v2::{Entitlement, Grant, Resource, ResourceType, RoleTrait, UserTrait};
-use baton_torq::sim::{GeneratedSpec, SimConfig, SimServer, Workspace};
+use baton_torq::sim::{go_layout, GeneratedSpec, SimConfig, SimServer, Workspace};
 use common::harness::{assert_success, run};
 use go_layout::{GoRole, GoUser};
 use prost::Message;
@@ -23,8 +21,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 
 /// The reference workspace in the order the Go connector lists it: non-SSO users, then SSO users.
 fn reference_workspace() -> (Vec<GoUser>, Vec<GoRole>) {
-    let text = std::fs::read_to_string(fixture("workspace.json")).unwrap();
-    go_layout::workspace(&Workspace::from_json(&text).unwrap())
+    go_layout::workspace(&common::harness::reference_workspace())
 }
 
 fn open_reference(dir: &Path) -> Connection {
@@ -137,7 +134,7 @@ fn the_estimated_size_is_close_to_the_go_connectors_file() {
 }
 
 /// The performance issue's reference shape: 10k users, 10 roles, 30% SSO (the benchmark's workspace). Our file
-/// must be no larger than the Go connector's for the same workspace (measured: 1.27 vs 1.37 MB).
+/// must be no larger than the Go connector's for the same workspace (README "Performance" has the sizes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_file_is_no_larger_than_the_go_connectors_at_10k_users() {
     let ws = Workspace::generated(GeneratedSpec {

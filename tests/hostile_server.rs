@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use baton_torq::sim::{SimConfig, SimServer, Workspace};
+use baton_torq::sim::{SimConfig, SimServer};
+use common::harness::{clean_command, reference_workspace};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-
-const FIXTURE: &str = include_str!("fixtures/workspace.json");
 
 /// How the hostile server answers a request.
 #[derive(Clone, Copy, Debug)]
@@ -186,10 +185,8 @@ async fn sync_as(
     dir: &std::path::Path,
 ) -> (Option<i32>, String, Duration) {
     let started = Instant::now();
-    let mut cmd = tokio::process::Command::new(common::harness::bin());
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("BATON_TORQ_CLIENT_ID", id)
+    let mut cmd = clean_command();
+    cmd.env("BATON_TORQ_CLIENT_ID", id)
         .env("BATON_TORQ_CLIENT_SECRET", secret)
         .env("BATON_TORQ_API_URL", api)
         .env("BATON_TORQ_AUTH_URL", auth)
@@ -329,7 +326,7 @@ async fn relaying_token_endpoint(sim_auth_url: String, lifetime: serde_json::Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_token_lifetime_is_clamped_instead_of_crashing() {
-    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let server = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     for lifetime in
         [serde_json::json!(18446744073709551615u64), serde_json::json!(1e300), serde_json::json!("9223372036854775807")]
     {
@@ -347,7 +344,7 @@ async fn a_huge_token_lifetime_is_clamped_instead_of_crashing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_without_a_usable_lifetime_is_used_for_one_request() {
-    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let server = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     for lifetime in [serde_json::json!(0), serde_json::json!(-1)] {
         let before = server.stats();
         let (auth, issued) = relaying_token_endpoint(server.auth_url(), lifetime.clone()).await;

@@ -10,9 +10,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use baton_torq::sim::{SimConfig, SimServer, Workspace};
-
-const FIXTURE: &str = include_str!("fixtures/workspace.json");
+use baton_torq::sim::{SimConfig, SimServer};
+use common::harness::{clean_std_command, reference_workspace, stderr};
 
 /// A listener that counts connections: where a redirected run would send the credentials.
 fn credential_trap() -> (String, Arc<AtomicU64>) {
@@ -31,16 +30,12 @@ fn credential_trap() -> (String, Arc<AtomicU64>) {
 
 /// The binary in `dir` as working directory with a clean environment plus `env`.
 fn run_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(common::harness::bin());
-    cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).current_dir(dir).args(args);
+    let mut cmd = clean_std_command();
+    cmd.current_dir(dir).args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
     cmd.output().unwrap()
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]
@@ -93,7 +88,7 @@ fn a_config_file_owned_by_someone_else_is_refused() {
 #[test]
 fn a_private_config_file_that_redirects_connections_is_used_with_a_warning_per_key() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let sim = rt.block_on(SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default())).unwrap();
+    let sim = rt.block_on(SimServer::start(reference_workspace(), SimConfig::default())).unwrap();
     let cfg = SimConfig::default();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join(".baton.yaml");

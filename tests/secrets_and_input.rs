@@ -7,21 +7,14 @@ use std::io::Read;
 use std::path::Path;
 use std::process::Output;
 
-use baton_torq::sim::{SimConfig, SimServer, Workspace};
+use baton_torq::sim::{SimConfig, SimServer};
 use clap::Parser;
-use common::harness::{assert_success, bin, stderr};
+use common::harness::{assert_success, command_in, reference_workspace, stderr};
 
-const FIXTURE: &str = include_str!("fixtures/workspace.json");
 const SECRET: &str = "S3cr3t-Canary-Value-9d2f7c";
 
 fn canary_config() -> SimConfig {
     SimConfig { client_id: "canary-client".into(), client_secret: SECRET.into(), ..Default::default() }
-}
-
-fn binary(dir: &Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(bin());
-    cmd.env_clear().current_dir(dir).env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    cmd
 }
 
 /// The decompressed database inside a c1z, or the raw bytes of any other file.
@@ -55,7 +48,7 @@ fn assert_no_secret(what: &str, out: &Output, dir: &Path, secrets: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_or_token_appears_anywhere_in_any_mode() {
-    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), canary_config()).await.unwrap();
+    let server = SimServer::start(reference_workspace(), canary_config()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let api = server.api_url();
@@ -68,12 +61,12 @@ async fn no_secret_or_token_appears_anywhere_in_any_mode() {
         ("sync, trace, console", vec!["--log-level", "trace", "--log-format", "console"]),
         ("sync, verbose, json", vec!["--verbose", "--log-format", "json"]),
     ] {
-        let out = binary(d).args(creds).args(urls).args(&extra).output().await.unwrap();
+        let out = command_in(d).args(creds).args(urls).args(&extra).output().await.unwrap();
         assert_success(&out);
         runs.push((name, out));
     }
     // The same secret from the environment and from a config file.
-    let out = binary(d)
+    let out = command_in(d)
         .env("BATON_TORQ_CLIENT_ID", "canary-client")
         .env("BATON_TORQ_CLIENT_SECRET", SECRET)
         .args(urls)
@@ -85,11 +78,11 @@ async fn no_secret_or_token_appears_anywhere_in_any_mode() {
     runs.push(("sync, env", out));
     std::fs::write(d.join(".baton.yaml"), format!("torq-client-id: canary-client\ntorq-client-secret: \"{SECRET}\"\n"))
         .unwrap();
-    let out = binary(d).args(urls).args(["--verbose", "--log-level", "trace"]).output().await.unwrap();
+    let out = command_in(d).args(urls).args(["--verbose", "--log-level", "trace"]).output().await.unwrap();
     assert_success(&out);
     runs.push(("sync, config file", out));
     std::fs::write(d.join(".baton.yaml"), format!("torq-client-secret: [\"{SECRET}\"\nbroken")).unwrap();
-    runs.push(("bad config file", binary(d).args(urls).output().await.unwrap()));
+    runs.push(("bad config file", command_in(d).args(urls).output().await.unwrap()));
     std::fs::remove_file(d.join(".baton.yaml")).unwrap();
 
     // Other commands and error paths, with the secret present.
@@ -116,7 +109,7 @@ async fn no_secret_or_token_appears_anywhere_in_any_mode() {
             ],
         ),
     ] {
-        let mut cmd = binary(d);
+        let mut cmd = command_in(d);
         with_env(&mut cmd);
         if name == "bad credentials" {
             cmd.args(urls);
@@ -126,7 +119,7 @@ async fn no_secret_or_token_appears_anywhere_in_any_mode() {
     // A secret passed on the command line next to a usage error.
     runs.push((
         "usage error with secret flag",
-        binary(d).args(creds).arg("--http-timeout-seconds=0").output().await.unwrap(),
+        command_in(d).args(creds).arg("--http-timeout-seconds=0").output().await.unwrap(),
     ));
 
     let mut secrets = vec![SECRET.to_string()];
@@ -160,7 +153,7 @@ fn debug_output_of_the_configuration_hides_the_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
-    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let server = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sync.c1z");
     assert_success(&common::harness::run(&server, &file, &[]).await);
@@ -176,7 +169,7 @@ async fn output_files_are_private() {
 /// containing `expect`.
 async fn refused(args: &[&str], expect: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = binary(dir.path());
+    let mut cmd = command_in(dir.path());
     for (flag, value) in [("--torq-client-id", "id"), ("--torq-client-secret", "secret")] {
         if !args.contains(&flag) {
             cmd.args([flag, value]);
@@ -219,7 +212,7 @@ async fn misplaced_secrets_are_not_echoed_in_errors() {
     ];
     for (args, expect) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let out = binary(dir.path()).args(["--torq-client-id", "id"]).args(&args).output().await.unwrap();
+        let out = command_in(dir.path()).args(["--torq-client-id", "id"]).args(&args).output().await.unwrap();
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: exit 2\n{err}");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line\n{err}");
@@ -231,7 +224,8 @@ async fn misplaced_secrets_are_not_echoed_in_errors() {
     const LOWER_CANARY: &str = "canary7d1f";
     for format in ["console", "json"] {
         let dir = tempfile::tempdir().unwrap();
-        let out = binary(dir.path()).args(["--log-format", format, "--torq-client-id", "id", LOWER_CANARY]).output();
+        let out =
+            command_in(dir.path()).args(["--log-format", format, "--torq-client-id", "id", LOWER_CANARY]).output();
         let out = out.await.unwrap();
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{format}: {err}");
@@ -241,11 +235,11 @@ async fn misplaced_secrets_are_not_echoed_in_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whitespace_pasted_around_credentials_is_trimmed_with_a_warning() {
-    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let server = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sync.c1z");
     let cfg = SimConfig::default();
-    let out = binary(dir.path())
+    let out = command_in(dir.path())
         .arg("--torq-client-id")
         .arg(format!(" {} ", cfg.client_id))
         .arg("--torq-client-secret")

@@ -8,36 +8,24 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use baton_torq::proto::baton_v1::baton_service_finish_task_request::FinalState;
 use baton_torq::proto::baton_v1::task::{HelloTask, SyncFullTask, TaskType};
 use baton_torq::proto::baton_v1::Task;
 use baton_torq::service::client::UploadLimits;
-use baton_torq::sim::{SimConfig, SimServer, Workspace};
+use baton_torq::sim::{SimConfig, SimServer};
 use clap::Parser as _;
+use common::c1_key::{public_of, test_key};
 use common::fake_c1::{FakeC1, FakeC1Config};
+use common::harness::{clean_command, reference_workspace};
 
-const FIXTURE: &str = include_str!("fixtures/workspace.json");
 const CLIENT_ID: &str = "strange-hydra-68836@tenant.example.test/pcc";
 const AUDIENCE: &str = "tenant.example.test";
-
-/// A fresh Ed25519 key: (private bytes, client secret text).
-fn test_key() -> ([u8; 32], String) {
-    let private: [u8; 32] = rand::random();
-    let public = ed25519_dalek::SigningKey::from_bytes(&private).verifying_key().to_bytes();
-    let jwk = serde_json::json!({
-        "kty": "OKP", "crv": "Ed25519", "kid": "test-kid",
-        "d": URL_SAFE_NO_PAD.encode(private), "x": URL_SAFE_NO_PAD.encode(public),
-    });
-    (private, format!("secret-token:conductorone.com:v1:{}", URL_SAFE_NO_PAD.encode(jwk.to_string())))
-}
 
 async fn fake(private: &[u8; 32]) -> FakeC1 {
     FakeC1::start(FakeC1Config {
         client_id: CLIENT_ID.into(),
         audience: AUDIENCE.into(),
-        public_key: ed25519_dalek::SigningKey::from_bytes(private).verifying_key().to_bytes(),
+        public_key: public_of(private),
         reject_all_tokens: false,
     })
     .await
@@ -48,10 +36,8 @@ fn daemon(sim: &SimServer, fake: &FakeC1, secret: &str, dir: &Path, temp_dir: &P
     let ca = dir.join("c1-ca.pem");
     std::fs::write(&ca, &fake.ca_pem).unwrap();
     let sim_cfg = SimConfig::default();
-    let mut cmd = tokio::process::Command::new(common::harness::bin());
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("BATON_TORQ_CLIENT_ID", &sim_cfg.client_id)
+    let mut cmd = clean_command();
+    cmd.env("BATON_TORQ_CLIENT_ID", &sim_cfg.client_id)
         .env("BATON_TORQ_CLIENT_SECRET", &sim_cfg.client_secret)
         .env("BATON_TORQ_API_URL", sim.api_url())
         .env("BATON_TORQ_AUTH_URL", sim.auth_url())
@@ -86,10 +72,10 @@ fn succeeded(fake: &FakeC1, task_id: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_with_a_huge_lifetime_does_not_kill_the_daemon() {
-    let (private, secret) = test_key();
+    let (private, secret, _) = test_key();
     let c1 = fake(&private).await;
     c1.set_token_expires_in(serde_json::json!(18446744073709551615u64));
-    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     c1.push_task(sync_task("2hugelifetime0000000000001"));
     let mut child = daemon(&sim, &c1, &secret, dir.path(), temp.path()).spawn().unwrap();
@@ -103,10 +89,10 @@ async fn a_token_with_a_huge_lifetime_does_not_kill_the_daemon() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_without_a_usable_lifetime_is_used_for_one_call() {
-    let (private, secret) = test_key();
+    let (private, secret, _) = test_key();
     let c1 = fake(&private).await;
     c1.set_token_expires_in(serde_json::json!(-1));
-    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     c1.push_task(sync_task("2nolifetime000000000000001"));
     let mut child = daemon(&sim, &c1, &secret, dir.path(), temp.path()).spawn().unwrap();
@@ -123,11 +109,11 @@ async fn a_token_without_a_usable_lifetime_is_used_for_one_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_retried_with_backoff_through_a_short_outage() {
-    let (private, secret) = test_key();
+    let (private, secret, _) = test_key();
     let c1 = fake(&private).await;
     // Three uploads fail: the old policy (3 attempts, 0 s then 1 s apart) threw the finished sync away.
     c1.fail_uploads(3);
-    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     c1.push_task(sync_task("2uploadretry00000000000001"));
     let mut child = daemon(&sim, &c1, &secret, dir.path(), temp.path()).spawn().unwrap();
@@ -145,7 +131,7 @@ async fn uploads_are_retried_with_backoff_through_a_short_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_without_an_id_do_not_make_the_daemon_poll_in_a_loop() {
-    let (private, secret) = test_key();
+    let (private, secret, _) = test_key();
     let c1 = fake(&private).await;
     // The server asks for the next poll at once, and has 40 tasks that cannot be answered (no id).
     c1.set_next_poll(Duration::ZERO);
@@ -157,7 +143,7 @@ async fn tasks_without_an_id_do_not_make_the_daemon_poll_in_a_loop() {
             task_type: Some(TaskType::Hello(HelloTask::default())),
         });
     }
-    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut child = daemon(&sim, &c1, &secret, dir.path(), temp.path()).spawn().unwrap();
     c1.wait_for("the first GetTask", Duration::from_secs(30), |r| r.get_tasks >= 1).await;
@@ -172,9 +158,9 @@ async fn tasks_without_an_id_do_not_make_the_daemon_poll_in_a_loop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temp_dirs_left_by_a_killed_run_are_removed_at_start_up() {
-    let (private, secret) = test_key();
+    let (private, secret, _) = test_key();
     let c1 = fake(&private).await;
-    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // What a SIGKILLed run leaves: its task directory with a sync file, a work file and an unheld lock.
     let stale = temp.path().join("baton-torq-sync-uploadAbC123");
@@ -222,7 +208,7 @@ fn client_for(fake: &FakeC1, secret: &str, dir: &Path, limits: UploadLimits) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_conductorone_never_reads_fails_instead_of_hanging() {
-    let (private, secret) = test_key();
+    let (private, secret, _) = test_key();
     let c1 = fake(&private).await;
     let dir = tempfile::tempdir().unwrap();
     // 4 MiB of noise: more than the HTTP/2 windows, so the sender is stopped by flow control mid-file.

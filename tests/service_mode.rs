@@ -16,33 +16,14 @@ use baton_torq::proto::baton_v1::baton_service_finish_task_request::FinalState;
 use baton_torq::proto::baton_v1::task::{EventFeedTask, GrantTask, HelloTask, SyncFullTask, TaskType};
 use baton_torq::proto::baton_v1::Task;
 use baton_torq::sim::{SimConfig, SimServer, SimUser, Workspace};
+use common::c1_key::{public_of, test_key};
 use common::c1z_reader::C1zReader;
 use common::fake_c1::{FakeC1, FakeC1Config};
+use common::harness::{clean_command, reference_workspace, REFERENCE_JSON};
 
-const FIXTURE: &str = include_str!("fixtures/workspace.json");
 const CLIENT_ID: &str = "strange-hydra-68836@tenant.example.test/pcc";
 const AUDIENCE: &str = "tenant.example.test";
 const HOST_ID: &str = "test-host-1";
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_baton-torq")
-}
-
-/// A fresh Ed25519 key: (private bytes, client secret text, base64url JWK part).
-fn test_key() -> ([u8; 32], String, String) {
-    let private: [u8; 32] = rand::random();
-    let public = ed25519_dalek::SigningKey::from_bytes(&private).verifying_key().to_bytes();
-    let jwk = serde_json::json!({
-        "kty": "OKP", "crv": "Ed25519", "kid": "test-kid",
-        "d": URL_SAFE_NO_PAD.encode(private), "x": URL_SAFE_NO_PAD.encode(public),
-    });
-    let encoded = URL_SAFE_NO_PAD.encode(jwk.to_string());
-    (private, format!("secret-token:conductorone.com:v1:{encoded}"), encoded)
-}
-
-fn public_of(private: &[u8; 32]) -> [u8; 32] {
-    ed25519_dalek::SigningKey::from_bytes(private).verifying_key().to_bytes()
-}
 
 async fn fake(private: &[u8; 32], reject_all_tokens: bool) -> FakeC1 {
     FakeC1::start(FakeC1Config {
@@ -65,10 +46,8 @@ fn command(
     temp_dir: &Path,
 ) -> tokio::process::Command {
     let sim = SimConfig::default();
-    let mut cmd = tokio::process::Command::new(bin());
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("BATON_TORQ_CLIENT_ID", &sim.client_id)
+    let mut cmd = clean_command();
+    cmd.env("BATON_TORQ_CLIENT_ID", &sim.client_id)
         .env("BATON_TORQ_CLIENT_SECRET", &sim.client_secret)
         .env("BATON_TORQ_API_URL", torq_api)
         .env("BATON_TORQ_AUTH_URL", torq_auth)
@@ -122,7 +101,7 @@ fn error_of(f: &baton_torq::proto::baton_v1::BatonServiceFinishTaskRequest) -> (
 async fn daemon_runs_each_task_type_uploads_the_sync_and_stops_on_sigterm() {
     let (private, secret, jwk_part) = test_key();
     let c1 = fake(&private, false).await;
-    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let ca = write_ca(dir.path(), &c1);
@@ -223,7 +202,7 @@ async fn daemon_runs_each_task_type_uploads_the_sync_and_stops_on_sigterm() {
 }
 
 fn assert_uploaded_c1z_equals_fixture(file: &Path) {
-    let v: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    let v: serde_json::Value = serde_json::from_str(REFERENCE_JSON).unwrap();
     let users: Vec<SimUser> = serde_json::from_value(v["users"].clone()).unwrap();
     let role_ids: BTreeSet<String> =
         v["roles"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
@@ -358,8 +337,7 @@ async fn a_token_endpoint_answering_401_stops_the_daemon_with_exit_1() {
 
     // The id without a secret is a usage error too.
     let sim = SimServer::start(Workspace::demo(), SimConfig::default()).await.unwrap();
-    let out = tokio::process::Command::new(bin())
-        .env_clear()
+    let out = clean_command()
         .env("BATON_TORQ_CLIENT_ID", "x")
         .env("BATON_TORQ_CLIENT_SECRET", "y")
         .env("BATON_TORQ_API_URL", sim.api_url())
@@ -380,7 +358,7 @@ async fn sigterm_during_a_sync_finishes_the_task_as_cancelled_and_exits_0() {
     let c1 = fake(&private, false).await;
     // Every Torq answer takes 2 s, so the sync is still running when SIGTERM arrives.
     let slow = SimConfig { latency: Duration::from_secs(2), ..SimConfig::default() };
-    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), slow).await.unwrap();
+    let sim = SimServer::start(reference_workspace(), slow).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let ca = write_ca(dir.path(), &c1);
@@ -414,7 +392,7 @@ async fn sigterm_during_a_sync_finishes_the_task_as_cancelled_and_exits_0() {
 async fn a_sync_task_limited_to_resource_types_uploads_only_those() {
     let (private, secret, _) = test_key();
     let c1 = fake(&private, false).await;
-    let sim = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let ca = write_ca(dir.path(), &c1);

@@ -1,6 +1,8 @@
 //! Tests of the simulated Torq server itself, through plain HTTP with `reqwest` (redirects disabled), so that
 //! nothing of the connector's own Torq client is involved.
 
+mod common;
+
 use std::collections::HashSet;
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -15,17 +17,14 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use common::harness::{reference_workspace as fixture, REFERENCE_JSON};
+
 fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Client::builder().redirect(reqwest::redirect::Policy::none()).build() {
         Ok(client) => client,
         Err(err) => panic!("cannot build the HTTP client: {err}"),
     }
-}
-
-fn fixture() -> Workspace {
-    let text = include_str!("fixtures/workspace.json");
-    Workspace::from_json(text).expect("fixture workspace parses")
 }
 
 async fn start(workspace: Workspace, config: SimConfig) -> SimServer {
@@ -199,7 +198,7 @@ async fn fixed_fixture_serves_exactly_its_users_and_roles() {
     assert_eq!((roles.len(), pages), (5, 1));
 
     // Same users, same fields, as the fixture file (the server must not invent or drop fields).
-    let file: Value = serde_json::from_str(include_str!("fixtures/workspace.json")).unwrap();
+    let file: Value = serde_json::from_str(REFERENCE_JSON).unwrap();
     let mut served: Vec<Value> = local.iter().chain(&sso).map(|u| serde_json::to_value(u).unwrap()).collect();
     let mut wanted = file["users"].as_array().unwrap().clone();
     let by_id = |v: &Value| v["id"].as_str().unwrap().to_owned();
@@ -427,7 +426,7 @@ async fn latency_is_added_to_every_request() {
     sim.shutdown().await;
 }
 
-// ---- RBAC roles, API keys, SSO claim mappings ----
+// RBAC roles, API keys, SSO claim mappings.
 
 /// The names of an object's fields.
 fn field_names(value: &Value) -> HashSet<String> {
@@ -719,7 +718,7 @@ async fn router_counts_each_endpoint_and_numbers_any_api_across_them() {
     sim.shutdown().await;
 }
 
-// ---- invite ----
+// Invite.
 
 async fn invite(http: &Client, sim: &SimServer, token: &str, body: Value) -> reqwest::Response {
     http.post(format!("{}/users/invite", sim.api_url())).bearer_auth(token).json(&body).send().await.expect("sent")
@@ -882,7 +881,7 @@ async fn invite_faults_403_500_and_reset_after_the_invite_is_applied() {
     sim.shutdown().await;
 }
 
-// ---- streaming ----
+// Streaming.
 
 /// Reads body chunks that an async task forwards over a channel, for a blocking JSON parser.
 struct ChannelReader {

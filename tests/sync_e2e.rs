@@ -4,25 +4,19 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use baton_torq::sim::{
     Endpoint, FaultKind, FaultPlan, FaultRule, GeneratedSpec, SimConfig, SimRole, SimServer, SimUser, Workspace,
 };
-use common::c1z_reader::{pb, C1zReader};
-use common::harness::{assert_success, bin, run, sim_user, stderr};
+use common::c1z_reader::C1zReader;
+use common::dump::dump;
+use common::harness::{
+    assert_success, bin, clean_command, clean_std_command, reference_workspace, run, sim_user, stderr,
+};
 use serde_json::Value;
-
-const FIXTURE: &str = include_str!("fixtures/workspace.json");
-
-fn fixture() -> (Vec<SimUser>, Vec<SimRole>) {
-    let v: Value = serde_json::from_str(FIXTURE).unwrap();
-    let users: Vec<SimUser> = serde_json::from_value(v["users"].clone()).unwrap();
-    let roles: Vec<SimRole> = serde_json::from_value(v["roles"].clone()).unwrap();
-    (users, roles)
-}
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
@@ -36,13 +30,9 @@ fn ids_from_reference(name: &str, list_key: &str, pick: impl Fn(&Value) -> Strin
     v[list_key].as_array().unwrap().iter().map(pick).collect()
 }
 
-fn profile_str(s: &pb::Struct, key: &str) -> String {
-    s.string(key).unwrap_or_default().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
-    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let server = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let dir = tmp();
     let file = dir.path().join("sync.c1z");
     let out = run(&server, &file, &["--log-format", "json"]).await;
@@ -57,81 +47,11 @@ async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
     let sync_id = reader.default_sync_id();
     reader.check_integrity(&sync_id);
 
-    // Content equals the simulated workspace.
-    let (users, roles) = fixture();
+    // The whole sync, reviewed once (tests/snapshots/): every field of every object the mapping writes.
+    insta::assert_snapshot!("reference_workspace", dump(&reader, &sync_id));
     let resources = reader.resources(&sync_id);
-    let user_rows: BTreeMap<String, &pb::Resource> = resources
-        .iter()
-        .filter(|r| r.resource_type_id == "user")
-        .map(|r| (r.data.id.as_ref().unwrap().resource.clone(), &r.data))
-        .collect();
-    assert_eq!(user_rows.len(), users.len());
-    for u in &users {
-        let r = user_rows.get(&u.id).unwrap_or_else(|| panic!("user {} missing", u.id));
-        assert_eq!(r.display_name, u.email);
-        let t: pb::UserTrait = pb::find_annotation(&r.annotations, pb::USER_TRAIT_URL).expect("UserTrait");
-        assert_eq!(t.emails.len(), 1);
-        assert_eq!(t.emails[0].address, u.email);
-        assert!(t.emails[0].is_primary);
-        assert_eq!(t.login, u.email);
-        assert_eq!(t.account_type, 1, "ACCOUNT_TYPE_HUMAN");
-        let status = t.status.clone().unwrap_or_default();
-        match u.status.as_str() {
-            "VERIFIED" => assert_eq!((status.status, status.details.as_str()), (1, "")),
-            "INVITATION_SENT" => {
-                assert_eq!((status.status, status.details.as_str()), (1, "invitation sent, not accepted yet"))
-            }
-            other => assert_eq!((status.status, status.details.as_str()), (0, other)),
-        }
-        assert_eq!(t.sso_status.as_ref().map(|s| s.sso_enabled), Some(u.sso_provision));
-        let created = chrono::DateTime::parse_from_rfc3339(u.created_time.as_deref().unwrap()).unwrap();
-        assert_eq!(t.created_at.as_ref().map(|c| c.seconds), Some(created.timestamp()));
-        match &u.last_login_time {
-            Some(l) => {
-                let l = chrono::DateTime::parse_from_rfc3339(l).unwrap();
-                let got = t.last_login.as_ref().expect("last_login set");
-                assert_eq!((got.seconds, got.nanos as u32), (l.timestamp(), l.timestamp_subsec_nanos()));
-            }
-            None => assert!(t.last_login.is_none()),
-        }
-        let p = t.profile.as_ref().expect("profile");
-        assert_eq!(profile_str(p, "user_id"), u.id);
-        assert_eq!(profile_str(p, "login"), u.email);
-        assert_eq!(profile_str(p, "email"), u.email);
-        assert_eq!(profile_str(p, "role_id"), u.role_id);
-        assert_eq!(profile_str(p, "status"), u.status);
-        assert!(!p.fields.contains_key("first_name"), "no made-up first name");
-    }
-    let role_rows: BTreeMap<String, &pb::Resource> = resources
-        .iter()
-        .filter(|r| r.resource_type_id == "role")
-        .map(|r| (r.data.id.as_ref().unwrap().resource.clone(), &r.data))
-        .collect();
-    assert_eq!(role_rows.len(), roles.len());
-    for role in &roles {
-        let r = role_rows[&role.id];
-        assert_eq!(r.display_name, role.name);
-        assert_eq!(r.description, role.description);
-        let t: pb::RoleTrait = pb::find_annotation(&r.annotations, pb::ROLE_TRAIT_URL).expect("RoleTrait");
-        let p = t.profile.unwrap();
-        assert_eq!(
-            (profile_str(&p, "role_id"), profile_str(&p, "role_name"), profile_str(&p, "role_description")),
-            (role.id.clone(), role.name.clone(), role.description.clone())
-        );
-    }
     let ents = reader.entitlements(&sync_id);
-    assert_eq!(ents.len(), roles.len());
-    for e in &ents {
-        let role = roles.iter().find(|r| e.data.id == format!("role:{}:member", r.id)).expect("entitlement per role");
-        assert_eq!(e.data.display_name, format!("{} Role member", role.name));
-        assert_eq!(e.data.description, format!("Member of {} Torq role", role.name));
-        assert_eq!((e.data.slug.as_str(), e.data.purpose), ("member", 1));
-        // The Go connector's entitlements were grantable to users only; API keys hold roles too.
-        assert_eq!(e.data.grantable_to.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), vec!["user", "api_key"]);
-    }
     let grants: BTreeSet<String> = reader.grants(&sync_id).iter().map(|g| g.external_id.clone()).collect();
-    let expected: BTreeSet<String> = users.iter().map(|u| format!("role:{}:member:user:{}", u.role_id, u.id)).collect();
-    assert_eq!(grants, expected);
 
     // IDs equal those the Go connector produced (as printed by the baton CLI).
     let ref_resources = ids_from_reference("baton-resources.json", "resources", |r| {
@@ -238,7 +158,7 @@ async fn a_302_renews_the_token_and_retries() {
         },
         ..Default::default()
     };
-    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), cfg).await.unwrap();
+    let server = SimServer::start(reference_workspace(), cfg).await.unwrap();
     let dir = tmp();
     let file = dir.path().join("sync.c1z");
     let out = run(&server, &file, &[]).await;
@@ -323,7 +243,7 @@ async fn a_user_in_both_lists_is_written_once_and_an_unknown_role_gets_no_grant(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_c1z_is_extended_keeping_the_previous_sync() {
-    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let server = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let dir = tmp();
     let file = dir.path().join("sync.c1z");
     assert_success(&run(&server, &file, &[]).await);
@@ -344,7 +264,7 @@ async fn an_existing_c1z_is_extended_keeping_the_previous_sync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_that_is_not_a_c1z_is_refused_and_left_unchanged() {
-    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let server = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let dir = tmp();
     let file = dir.path().join("notes.txt");
     std::fs::write(&file, b"my precious notes\n").unwrap();
@@ -363,17 +283,12 @@ async fn a_file_that_is_not_a_c1z_is_refused_and_left_unchanged() {
 #[test]
 fn missing_credentials_are_one_clear_line_and_exit_2() {
     let dir = tmp();
-    let out = std::process::Command::new(bin()).env_clear().current_dir(dir.path()).output().unwrap();
+    let out = clean_std_command().current_dir(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("--torq-client-id") && err.contains("BATON_TORQ_CLIENT_ID"), "{err}");
-    let out = std::process::Command::new(bin())
-        .env_clear()
-        .env("BATON_TORQ_CLIENT_ID", "id")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = clean_std_command().env("BATON_TORQ_CLIENT_ID", "id").current_dir(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("--torq-client-secret") && err.contains("BATON_TORQ_CLIENT_SECRET"), "{err}");
@@ -382,11 +297,10 @@ fn missing_credentials_are_one_clear_line_and_exit_2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credentials_fail_with_one_line_and_no_secret() {
-    let server = SimServer::start(Workspace::from_json(FIXTURE).unwrap(), SimConfig::default()).await.unwrap();
+    let server = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let dir = tmp();
     let file = dir.path().join("sync.c1z");
-    let out = tokio::process::Command::new(bin())
-        .env_clear()
+    let out = clean_command()
         .args(["--torq-client-id", "sim-client-id", "--torq-client-secret", "wrong-secret-value-123"])
         .args(["--torq-api-url", &server.api_url(), "--torq-auth-url", &server.auth_url(), "--verbose"])
         .arg("-f")
@@ -404,7 +318,7 @@ async fn bad_credentials_fail_with_one_line_and_no_secret() {
 
 #[test]
 fn capabilities_match_the_committed_file() {
-    let out = std::process::Command::new(bin()).arg("capabilities").env_clear().output().unwrap();
+    let out = clean_std_command().arg("capabilities").output().unwrap();
     assert!(out.status.success());
     let committed =
         std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("baton_capabilities.json")).unwrap();
@@ -419,12 +333,7 @@ fn capabilities_match_the_committed_file() {
 fn demo_syncs_the_built_in_workspace() {
     let dir = tmp();
     let file = dir.path().join("demo.c1z");
-    let out = std::process::Command::new(bin())
-        .env_clear()
-        .args(["demo", "--log-format", "console", "-f"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = clean_std_command().args(["demo", "--log-format", "console", "-f"]).arg(&file).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("Synced") && err.contains("roles"), "{err}");

@@ -7,13 +7,117 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use serde_norway::Value;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn workflows() -> BTreeMap<String, Value> {
+/// The parts of a GitHub Actions workflow the checks read. Parsing into these types is itself a check: a
+/// workflow without a name, trigger or jobs, a job without `runs-on` or steps, fails here with the YAML path.
+#[derive(Deserialize)]
+struct Workflow {
+    name: String,
+    on: Value,
+    #[serde(default)]
+    env: BTreeMap<String, Value>,
+    jobs: BTreeMap<String, Job>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Job {
+    /// Required (a job without it does not parse); its value is not checked.
+    #[allow(dead_code)]
+    runs_on: Value,
+    #[serde(default)]
+    needs: Needs,
+    #[serde(default)]
+    permissions: BTreeMap<String, String>,
+    strategy: Option<Strategy>,
+    steps: Vec<Step>,
+}
+
+/// `needs: build` or `needs: [build, test]`.
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum Needs {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Needs {
+    fn jobs(&self) -> Vec<&str> {
+        match self {
+            Needs::None => vec![],
+            Needs::One(j) => vec![j.as_str()],
+            Needs::Many(js) => js.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Strategy {
+    matrix: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct Step {
+    uses: Option<String>,
+    run: Option<String>,
+    #[serde(default)]
+    with: BTreeMap<String, Value>,
+}
+
+impl Step {
+    /// The action without its version (`docker/build-push-action`).
+    fn action(&self) -> Option<&str> {
+        self.uses.as_deref().map(|u| u.split('@').next().unwrap_or(u))
+    }
+
+    /// A `with:` input as text (YAML booleans and numbers as they are written).
+    fn input(&self, key: &str) -> Option<String> {
+        match self.with.get(key)? {
+            Value::String(s) => Some(s.trim().to_owned()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The commands of a `run:` script, one per line, split into words.
+    fn commands(&self) -> Vec<Vec<&str>> {
+        self.run.as_deref().unwrap_or("").lines().map(|l| l.split_whitespace().collect()).collect()
+    }
+
+    /// Whether one of the script's commands starts with `words`.
+    fn runs(&self, words: &str) -> bool {
+        let words: Vec<&str> = words.split_whitespace().collect();
+        self.commands().iter().any(|c| c.starts_with(&words))
+    }
+}
+
+impl Job {
+    /// The index of the first step that runs a command starting with `words`.
+    fn step_running(&self, words: &str) -> Option<usize> {
+        self.steps.iter().position(|s| s.runs(words))
+    }
+
+    fn runs(&self, words: &str) -> bool {
+        self.step_running(words).is_some()
+    }
+
+    /// The matrix values of `key` (e.g. the build targets).
+    fn matrix(&self, key: &str) -> Vec<String> {
+        let values = self.strategy.as_ref().and_then(|s| s.matrix.get(key)).and_then(Value::as_sequence);
+        values.into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+    }
+}
+
+fn workflows() -> BTreeMap<String, Workflow> {
     let dir = root().join(".github/workflows");
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
@@ -23,64 +127,43 @@ fn workflows() -> BTreeMap<String, Value> {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let doc: Value = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{name} is not valid YAML: {e}"));
+        let doc: Workflow =
+            serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{name} is not a valid workflow: {e}"));
         out.insert(name, doc);
     }
     out
 }
 
-fn workflow(name: &str) -> Value {
+fn workflow(name: &str) -> Workflow {
     workflows().remove(name).unwrap_or_else(|| panic!(".github/workflows/{name} is missing"))
 }
 
-fn job<'a>(wf: &'a Value, job: &str) -> &'a Value {
-    wf.get("jobs").and_then(|j| j.get(job)).unwrap_or_else(|| panic!("job {job} is missing"))
-}
-
-/// Every `run:` script and `uses:` reference of a job, as one text to search.
-fn job_text(job: &Value) -> String {
-    let mut text = String::new();
-    for step in job.get("steps").and_then(Value::as_sequence).into_iter().flatten() {
-        for key in ["run", "uses"] {
-            if let Some(s) = step.get(key).and_then(Value::as_str) {
-                text.push_str(s);
-                text.push('\n');
-            }
-        }
-        if let Some(with) = step.get("with") {
-            text.push_str(&serde_norway::to_string(with).unwrap());
-        }
-    }
-    text
+fn job<'a>(wf: &'a Workflow, job: &str) -> &'a Job {
+    wf.jobs.get(job).unwrap_or_else(|| panic!("job {job} is missing"))
 }
 
 #[test]
 fn every_workflow_is_well_formed() {
     let all = workflows();
-    assert!(all.len() >= 3, "expected ci, release and capabilities workflows: {:?}", all.keys());
+    for must in ["ci.yml", "release.yml", "capabilities.yml"] {
+        assert!(all.contains_key(must), "{must} is missing: {:?}", all.keys());
+    }
     for (name, wf) in &all {
-        assert!(wf.get("name").and_then(Value::as_str).is_some(), "{name}: name");
-        assert!(wf.get("on").is_some(), "{name}: trigger (`on:`)");
-        let jobs = wf.get("jobs").and_then(Value::as_mapping).unwrap_or_else(|| panic!("{name}: jobs"));
-        assert!(!jobs.is_empty(), "{name}: no jobs");
-        for (id, job) in jobs {
-            let id = id.as_str().unwrap_or("?");
-            assert!(job.get("runs-on").is_some(), "{name}/{id}: runs-on");
-            let steps = job.get("steps").and_then(Value::as_sequence).unwrap_or_else(|| panic!("{name}/{id}: steps"));
-            assert!(!steps.is_empty(), "{name}/{id}: no steps");
-            for step in steps {
-                let uses = step.get("uses").and_then(Value::as_str);
-                let run = step.get("run").and_then(Value::as_str);
-                assert!(uses.is_some() != run.is_some(), "{name}/{id}: each step has exactly one of uses/run");
-                if let Some(uses) = uses {
+        assert!(!wf.name.is_empty(), "{name}: name");
+        assert!(!wf.jobs.is_empty(), "{name}: no jobs");
+        for (id, job) in &wf.jobs {
+            assert!(!job.steps.is_empty(), "{name}/{id}: no steps");
+            for step in &job.steps {
+                assert!(
+                    step.uses.is_some() != step.run.is_some(),
+                    "{name}/{id}: each step has exactly one of uses/run"
+                );
+                if let Some(uses) = &step.uses {
                     assert!(uses.contains('@'), "{name}/{id}: action {uses} is not pinned to a version");
                 }
             }
-            if let Some(needs) = job.get("needs").and_then(Value::as_sequence) {
-                for n in needs {
-                    let n = n.as_str().unwrap_or("");
-                    assert!(jobs.contains_key(n), "{name}/{id}: needs unknown job {n}");
-                }
+            for n in job.needs.jobs() {
+                assert!(wf.jobs.contains_key(n), "{name}/{id}: needs unknown job {n}");
             }
         }
     }
@@ -89,60 +172,74 @@ fn every_workflow_is_well_formed() {
 #[test]
 fn ci_checks_format_lints_tests_and_the_image() {
     let wf = workflow("ci.yml");
-    let on = wf.get("on").unwrap();
-    assert!(on.get("push").is_some() && on.get("pull_request").is_some(), "CI runs on push and pull requests");
-    assert!(job_text(job(&wf, "fmt")).contains("cargo fmt --all -- --check"));
-    let clippy = job_text(job(&wf, "clippy"));
-    assert!(clippy.contains("cargo clippy") && clippy.contains("--all-targets") && clippy.contains("-D warnings"));
-    assert!(job_text(job(&wf, "test")).contains("cargo test --locked"));
-    let docker = job_text(job(&wf, "docker"));
-    assert!(docker.contains("docker/build-push-action@") && docker.contains("baton-torq:ci"));
-    assert!(docker.contains("scripts/container-smoke.sh baton-torq:ci"), "the docker job runs the smoke script");
+    assert!(wf.on.get("push").is_some() && wf.on.get("pull_request").is_some(), "CI runs on push and pull requests");
+    assert!(job(&wf, "fmt").runs("cargo fmt --all -- --check"));
+    assert!(job(&wf, "clippy").runs("cargo clippy --locked --all-targets -- -D warnings"));
+    assert!(job(&wf, "test").runs("cargo test --locked"));
+
+    // The image is built and loaded under the tag the smoke script then checks.
+    let docker = job(&wf, "docker");
+    let build = docker
+        .steps
+        .iter()
+        .position(|s| {
+            s.action() == Some("docker/build-push-action")
+                && s.input("load").as_deref() == Some("true")
+                && s.input("tags").as_deref() == Some("baton-torq:ci")
+        })
+        .expect("a step builds and loads baton-torq:ci");
+    let smoke = docker.step_running("scripts/container-smoke.sh baton-torq:ci").expect("the smoke script runs");
+    assert!(build < smoke, "build, then smoke test");
 }
 
 #[test]
 fn release_builds_linux_and_macos_binaries_and_pushes_the_image() {
     let wf = workflow("release.yml");
-    let tags = wf.get("on").and_then(|o| o.get("push")).and_then(|p| p.get("tags")).expect("on.push.tags");
-    assert_eq!(serde_norway::to_string(tags).unwrap().trim(), "- v*");
-    let linux = serde_norway::to_string(job(&wf, "linux")).unwrap();
-    assert!(linux.contains("x86_64-unknown-linux-gnu") && linux.contains("aarch64-unknown-linux-gnu"));
-    assert!(linux.contains("cargo zigbuild"));
-    let macos = serde_norway::to_string(job(&wf, "macos")).unwrap();
-    assert!(macos.contains("aarch64-apple-darwin") && macos.contains("x86_64-apple-darwin"));
-    assert!(job_text(job(&wf, "release")).contains("gh release create"));
-    let image = job(&wf, "image");
-    let text = job_text(image);
-    assert!(
-        text.contains("registry: ghcr.io") && text.contains("linux/amd64,linux/arm64") && text.contains("push: true")
-    );
-    let perms = serde_norway::to_string(image.get("permissions").expect("image permissions")).unwrap();
-    assert!(perms.contains("packages: write"), "{perms}");
+    let tags = wf.on.get("push").and_then(|p| p.get("tags")).and_then(Value::as_sequence).expect("on.push.tags");
+    assert_eq!(tags.iter().filter_map(Value::as_str).collect::<Vec<_>>(), ["v*"]);
 
+    let linux = job(&wf, "linux");
+    assert_eq!(linux.matrix("target"), ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"]);
+    assert!(linux.runs("cargo zigbuild --locked --release --bin baton-torq"));
+    let macos = job(&wf, "macos");
+    assert_eq!(macos.matrix("target"), ["aarch64-apple-darwin", "x86_64-apple-darwin"]);
+    assert!(macos.runs("cargo build --locked --release --bin baton-torq"));
+    // Both binary jobs package the README and the license next to the binary.
+    for (id, j) in [("linux", linux), ("macos", macos)] {
+        assert!(j.runs("cp README.md LICENSE"), "{id} packages README.md and LICENSE");
+    }
+    let release = job(&wf, "release");
+    assert_eq!(release.needs.jobs(), ["linux", "macos"]);
+    assert!(release.runs("gh release create"));
+
+    let image = job(&wf, "image");
+    assert_eq!(image.permissions.get("packages").map(String::as_str), Some("write"));
+    assert!(
+        image
+            .steps
+            .iter()
+            .any(|s| s.action() == Some("docker/login-action") && s.input("registry").as_deref() == Some("ghcr.io")),
+        "logs in to ghcr.io"
+    );
     // The amd64 image is built, loaded and smoke-tested before anything is pushed.
-    let steps = image.get("steps").and_then(Value::as_sequence).expect("image steps");
-    let position = |pred: &dyn Fn(&Value) -> bool| steps.iter().position(pred);
-    let with = |step: &Value, key: &str| {
-        step.get("with").and_then(|w| w.get(key)).map(|v| serde_norway::to_string(v).unwrap())
-    };
+    let position = |pred: &dyn Fn(&Step) -> bool| image.steps.iter().position(pred);
     let smoke_build = position(&|s| {
-        with(s, "platforms").is_some_and(|p| p.trim() == "linux/amd64")
-            && with(s, "load").is_some_and(|l| l.trim() == "true")
-            && with(s, "tags").is_some_and(|t| t.trim() == "baton-torq:smoke")
+        s.input("platforms").as_deref() == Some("linux/amd64")
+            && s.input("load").as_deref() == Some("true")
+            && s.input("tags").as_deref() == Some("baton-torq:smoke")
     })
     .expect("a step builds and loads baton-torq:smoke for linux/amd64");
-    let smoke =
-        position(&|s| s.get("run").and_then(Value::as_str) == Some("scripts/container-smoke.sh baton-torq:smoke"))
-            .expect("a step runs scripts/container-smoke.sh baton-torq:smoke");
-    let push = position(&|s| with(s, "push").is_some_and(|p| p.trim() == "true")).expect("the push step");
+    let smoke = image.step_running("scripts/container-smoke.sh baton-torq:smoke").expect("the smoke test step");
+    let push = position(&|s| {
+        s.input("push").as_deref() == Some("true") && s.input("platforms").as_deref() == Some("linux/amd64,linux/arm64")
+    })
+    .expect("the multi-arch push step");
     assert!(smoke_build < smoke && smoke < push, "build amd64, smoke test it, then push");
 
-    // Both binary jobs package the license; shipped binaries carry no debug info.
-    for id in ["linux", "macos"] {
-        assert!(job_text(job(&wf, id)).contains("cp README.md LICENSE"), "{id} packages README.md and LICENSE");
-    }
-    let env = serde_norway::to_string(wf.get("env").expect("release env")).unwrap();
-    assert!(env.contains("CARGO_PROFILE_RELEASE_STRIP: symbols"), "{env}");
+    // Shipped binaries carry no debug info.
+    let env = |key: &str| wf.env.get(key).and_then(Value::as_str).map(str::to_owned);
+    assert_eq!(env("CARGO_PROFILE_RELEASE_STRIP").as_deref(), Some("symbols"));
+    assert_eq!(env("CARGO_PROFILE_RELEASE_DEBUG").as_deref(), Some("false"));
 }
 
 #[test]
@@ -156,9 +253,12 @@ fn license_is_the_apache_2_text_cargo_toml_declares() {
 #[test]
 fn capabilities_workflow_fails_when_the_committed_file_is_stale() {
     let wf = workflow("capabilities.yml");
-    let text = job_text(job(&wf, "capabilities"));
-    assert!(text.contains("capabilities > baton_capabilities.json"), "{text}");
-    assert!(text.contains("git diff --exit-code"), "{text}");
+    let job = job(&wf, "capabilities");
+    let regenerate = job
+        .step_running("./target/debug/baton-torq capabilities > baton_capabilities.json")
+        .expect("a step regenerates baton_capabilities.json");
+    let compare = job.step_running("if ! git diff --exit-code").expect("a step fails on a difference");
+    assert!(regenerate < compare, "regenerate, then compare");
 }
 
 fn read(path: &Path) -> String {

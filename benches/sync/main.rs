@@ -2,7 +2,7 @@
 //! release `baton-torq` binary against it as a child process, one row per configuration:
 //! users, roles, latency, API requests, wall seconds, the child's peak RSS, c1z bytes, rows per second, and, up
 //! to 14,000 users (the Go connector fails above that), the size of the file the Go connector would write for
-//! the same workspace (see `go_layout.rs`, checked against the Go connector's real output by
+//! the same workspace (see `src/sim/go_layout.rs`, checked against the Go connector's real output by
 //! `tests/go_layout_estimate.rs`).
 //!
 //! Run: `cargo bench --bench sync` (default matrix) or
@@ -15,12 +15,10 @@
 //! With `BENCH_KEEP_FILES=DIR` the c1z files are written to DIR and kept for inspection; with
 //! `BENCH_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out"` the connector runs under a profiler.
 
-mod go_layout;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use baton_torq::sim::{GeneratedSpec, SimConfig, SimServer, Workspace};
+use baton_torq::sim::{go_layout, GeneratedSpec, SimConfig, SimServer, Workspace};
 
 #[derive(Clone, Copy)]
 struct Case {
@@ -290,7 +288,7 @@ async fn main() {
         done.push(median);
     }
     println!(
-        "* the file the Go connector would write for the same workspace (estimate, see benches/sync/go_layout.rs); \
+        "* the file the Go connector would write for the same workspace (estimate, see src/sim/go_layout.rs); \
          vs Go: our size / Go's; targets: the issue's targets this row misses (wall only without latency)"
     );
     if repeat > 1 {

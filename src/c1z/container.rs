@@ -72,11 +72,12 @@ pub fn detect(path: &Path) -> Result<FileKind, C1zError> {
     })
 }
 
-/// Cheap up-front check for the CLI: `Ok(())` when `target` is absent, empty, or a v1 c1z; an error when it is
-/// a directory, a v3 c1z or any other file (which the writer would refuse to overwrite).
-pub fn check_target(target: &Path) -> Result<(), C1zError> {
+/// The one check of what may be written over: the kind of `target` when it is absent, empty or a v1 c1z; an
+/// error when it is a directory, a v3 c1z or any other file (which is never overwritten). Used up front by the
+/// CLI and by the writer both when it starts and again right before it replaces the file.
+pub fn check_target(target: &Path) -> Result<FileKind, C1zError> {
     match detect(target)? {
-        FileKind::Absent | FileKind::Empty | FileKind::V1 => Ok(()),
+        kind @ (FileKind::Absent | FileKind::Empty | FileKind::V1) => Ok(kind),
         FileKind::Directory => Err(C1zError::TargetIsDirectory { path: target.to_path_buf() }),
         FileKind::V3 => Err(C1zError::UnsupportedFormat { path: target.to_path_buf() }),
         FileKind::Other => Err(C1zError::NotC1z { path: target.to_path_buf() }),

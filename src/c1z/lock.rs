@@ -54,7 +54,6 @@ fn io_message(lock: &Path, source: &std::io::Error) -> String {
 #[derive(Debug)]
 pub struct OutputLock {
     _file: File,
-    path: PathBuf,
 }
 
 /// `DIR/.NAME.lock` for `DIR/NAME`.
@@ -97,12 +96,7 @@ impl OutputLock {
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
         remove_stale_files(target);
-        Ok(OutputLock { _file: file, path: lock })
-    }
-
-    /// Path of the lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(OutputLock { _file: file })
     }
 }
 

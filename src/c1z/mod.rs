@@ -1,5 +1,5 @@
 //! The c1z sync file: a v1 container (`C1ZF\0` + one zstd frame) around a SQLite database in the Baton
-//! superset schema (see `shared/docs/c1z-format.md`).
+//! superset schema; `docs/c1z-format.md` describes the file for readers of this module.
 //!
 //! **Owns:** the container format ([`container`]), the table/index DDL ([`schema`]), the time text format
 //! ([`time`]), and [`C1zWriter`], which turns `c1.connector.v2` messages into rows of one `full` sync run and

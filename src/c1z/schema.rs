@@ -126,11 +126,10 @@ pub const MIGRATIONS: &[&str] = &[
 /// One index of the superset schema.
 #[derive(Debug, Clone, Copy)]
 pub struct IndexDef {
+    /// The name, for `DROP INDEX` before a bulk insert.
     pub name: &'static str,
-    pub table: &'static str,
     /// Full `CREATE [UNIQUE] INDEX IF NOT EXISTS ...` statement.
     pub ddl: &'static str,
-    pub unique: bool,
 }
 
 /// Unique indexes kept live while writing, because `INSERT OR IGNORE` relies on them for dedupe (the tables
@@ -138,109 +137,76 @@ pub struct IndexDef {
 pub const LIVE_INDEXES: &[IndexDef] = &[
     IndexDef {
         name: "idx_resource_types_external_sync_v1",
-        table: "v1_resource_types",
         ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_resource_types_external_sync_v1 ON v1_resource_types (external_id, sync_id)",
-        unique: true,
     },
     IndexDef {
         name: "idx_entitlements_external_sync_v1",
-        table: "v1_entitlements",
         ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_entitlements_external_sync_v1 ON v1_entitlements (external_id, sync_id)",
-        unique: true,
     },
     IndexDef {
         name: "idx_sync_runs_sync_id_v1",
-        table: "v1_sync_runs",
         ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_sync_runs_sync_id_v1 ON v1_sync_runs (sync_id)",
-        unique: true,
     },
     IndexDef {
         name: "idx_assets_external_sync_v1",
-        table: "v1_assets",
         ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_assets_external_sync_v1 ON v1_assets (external_id, sync_id)",
-        unique: true,
     },
     IndexDef {
         name: "idx_session_store_sync_key_v1",
-        table: "v1_connector_sessions",
         ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_session_store_sync_key_v1 ON v1_connector_sessions (sync_id, key)",
-        unique: true,
     },
 ];
 
 /// Indexes dropped while a sync is written and built in bulk (from sorted keys) by [`create_deferred_indexes`]:
 /// every non-unique index, plus the unique `(external_id, sync_id)` indexes of `v1_resources`, whose inserts in
-/// random key order dominated the write time (1M users: ~12 CPU-s fresh, ~25 with a carried-over sync), and of
-/// `v1_grants`, whose live upkeep left half-empty pages with leftovers of page splits in the file (~2% of a
-/// 10k-user c1z). The writer dedupes resources and grants itself until those indexes exist (see `writer.rs`).
+/// random key order dominated the write time, and of `v1_grants`, whose live upkeep left half-empty pages with
+/// leftovers of page splits in the file (docs/performance.md has the numbers). The writer dedupes resources and grants itself until those indexes exist (see `writer.rs`).
 pub const DEFERRED_INDEXES: &[IndexDef] = &[
     IndexDef {
         // Sic: the SDK gives the unique (external_id, sync_id) index this name.
         name: "idx_resources_parent_resource_id_v1",
-        table: "v1_resources",
         ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_resources_parent_resource_id_v1 ON v1_resources (external_id, sync_id)",
-        unique: true,
     },
     IndexDef {
         name: "idx_grants_external_sync_v1",
-        table: "v1_grants",
         ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_grants_external_sync_v1 ON v1_grants (external_id, sync_id)",
-        unique: true,
     },
     IndexDef {
         name: "idx_resources_resource_type_id_v1",
-        table: "v1_resources",
         ddl: "CREATE INDEX IF NOT EXISTS idx_resources_resource_type_id_v1 ON v1_resources (resource_type_id)",
-        unique: false,
     },
     IndexDef {
         // Sic: the SDK gives the parent-columns index this name.
         name: "idx_resources_external_sync_v1",
-        table: "v1_resources",
         ddl: "CREATE INDEX IF NOT EXISTS idx_resources_external_sync_v1 ON v1_resources (parent_resource_type_id, parent_resource_id)",
-        unique: false,
     },
     IndexDef {
         name: "idx_entitlements_resource_id_v1",
-        table: "v1_entitlements",
         ddl: "CREATE INDEX IF NOT EXISTS idx_entitlements_resource_id_v1 ON v1_entitlements (resource_type_id, resource_id)",
-        unique: false,
     },
     IndexDef {
         name: "idx_grants_resource_type_id_resource_id_v1",
-        table: "v1_grants",
         ddl: "CREATE INDEX IF NOT EXISTS idx_grants_resource_type_id_resource_id_v1 ON v1_grants (resource_type_id, resource_id)",
-        unique: false,
     },
     IndexDef {
         name: "idx_grants_principal_id_v1",
-        table: "v1_grants",
         ddl: "CREATE INDEX IF NOT EXISTS idx_grants_principal_id_v1 ON v1_grants (principal_resource_type_id, principal_resource_id)",
-        unique: false,
     },
     IndexDef {
         name: "idx_grants_entitlement_id_principal_id_v1",
-        table: "v1_grants",
         ddl: "CREATE INDEX IF NOT EXISTS idx_grants_entitlement_id_principal_id_v1 ON v1_grants (entitlement_id, principal_resource_type_id, principal_resource_id)",
-        unique: false,
     },
     IndexDef {
         name: "idx_grants_entitlement_sync_grant_v1",
-        table: "v1_grants",
         ddl: "CREATE INDEX IF NOT EXISTS idx_grants_entitlement_sync_grant_v1 ON v1_grants (entitlement_id, sync_id, id)",
-        unique: false,
     },
     IndexDef {
         name: "idx_grants_sync_expansion_v1",
-        table: "v1_grants",
         ddl: "CREATE INDEX IF NOT EXISTS idx_grants_sync_expansion_v1 ON v1_grants (sync_id) WHERE expansion IS NOT NULL",
-        unique: false,
     },
     IndexDef {
         name: "idx_grants_sync_needs_expansion_v1",
-        table: "v1_grants",
         ddl: "CREATE INDEX IF NOT EXISTS idx_grants_sync_needs_expansion_v1 ON v1_grants (sync_id) WHERE needs_expansion = 1",
-        unique: false,
     },
 ];
 
@@ -277,9 +243,4 @@ pub fn create_deferred_indexes(conn: &Connection) -> Result<(), C1zError> {
         conn.execute_batch(idx.ddl).map_err(C1zError::sql("build the c1z indexes"))?;
     }
     Ok(())
-}
-
-/// Every index name of the superset schema (live and deferred).
-pub fn all_index_names() -> impl Iterator<Item = &'static str> {
-    LIVE_INDEXES.iter().chain(DEFERRED_INDEXES.iter()).map(|i| i.name)
 }

@@ -4,7 +4,7 @@
 //!
 //! **Owns:** formatting of `started_at`, `ended_at` and `discovered_at`. Sync runs get the full nanosecond
 //! time; object rows get [`SecondClock`]'s whole-second time, which barely changes within a sync and therefore
-//! compresses to almost nothing (a nanosecond stamp per row cost ~10% of a 10k-user file).
+//! compresses to almost nothing (a nanosecond stamp per row made files noticeably larger; docs/performance.md).
 //!
 //! **Must not:** store integers or RFC 3339 text with a zone suffix in these columns.
 

@@ -14,7 +14,8 @@
 //! file is disposable), cached prepared statements, bounded page caches, non-unique indexes (and the unique
 //! resource and grant indexes) built in bulk at `remove_dangling_grants` / `finish`, then `journal_mode=DELETE`
 //! and streaming compression. Building indexes in bulk also keeps the file small: B-tree pages filled in key
-//! order are packed and hold no leftovers of page splits. Numbers: `examples/c1z_write_bench.rs`.
+//! order are packed and hold no leftovers of page splits. Numbers: `cargo bench --bench c1z_write` and
+//! docs/performance.md.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -253,13 +254,7 @@ impl C1zWriter {
                 opts.zstd_level
             )));
         }
-        let kind = container::detect(target)?;
-        match kind {
-            FileKind::Directory => return Err(C1zError::TargetIsDirectory { path: target.to_path_buf() }),
-            FileKind::Other => return Err(C1zError::NotC1z { path: target.to_path_buf() }),
-            FileKind::V3 => return Err(C1zError::UnsupportedFormat { path: target.to_path_buf() }),
-            FileKind::Absent | FileKind::Empty | FileKind::V1 => {}
-        }
+        let kind = container::check_target(target)?;
         let file_name = target
             .file_name()
             .and_then(|n| n.to_str())
@@ -643,12 +638,7 @@ impl C1zWriter {
         remove_side_files(&work);
 
         // Re-check: something else may have appeared at the target since `create`.
-        match container::detect(&self.target)? {
-            FileKind::Absent | FileKind::Empty | FileKind::V1 => {}
-            FileKind::Directory => return Err(C1zError::TargetIsDirectory { path: self.target.clone() }),
-            FileKind::V3 => return Err(C1zError::UnsupportedFormat { path: self.target.clone() }),
-            FileKind::Other => return Err(C1zError::NotC1z { path: self.target.clone() }),
-        }
+        container::check_target(&self.target)?;
 
         let mut out = tempfile::Builder::new()
             .prefix(&super::tmp_file_prefix(&self.file_name))

@@ -182,7 +182,10 @@ impl ClientKey {
     }
 }
 
-/// Builds a client secret string from raw Ed25519 private key bytes (tests and tooling).
+/// Builds a client secret string from raw Ed25519 private key bytes. Only tests use it (the integration tests
+/// through `tests/common/c1_key.rs`): `pub` because integration tests link the library as compiled without
+/// `cfg(test)`, hidden from the docs because it is no part of the connector's interface.
+#[doc(hidden)]
 pub fn encode_client_secret(private_key: &[u8; 32], kid: Option<&str>) -> SecretString {
     let signing = SigningKey::from_bytes(private_key);
     let mut jwk = serde_json::json!({

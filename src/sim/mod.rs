@@ -19,6 +19,9 @@
 //! malformed or truncated JSON, endless or split paging) at chosen request indexes, and [`RequestStats`] counts
 //! requests per endpoint so tests can assert how many calls a client made.
 //!
+//! Next to it, [`go_layout`] stands in for the other outside party: it estimates the file the public Go connector
+//! writes for a workspace, so the benchmark can compare file sizes on the same data.
+//!
 //! What it must not do: share types with the real client in `crate::torq`. The simulator has its own
 //! [`SimUser`] / [`SimRole`] / [`SimApiKey`] / [`SimClaimMapping`] and writes JSON by hand-picked field names, so a field-name or parsing bug in the
 //! client cannot hide behind code that both sides reuse. It is also not a general Torq emulator: there is no
@@ -26,6 +29,7 @@
 //! in memory.
 
 mod faults;
+pub mod go_layout;
 mod server;
 mod workspace;
 

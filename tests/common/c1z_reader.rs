@@ -1,9 +1,9 @@
 //! An independent c1z reader for tests.
 //!
 //! It deliberately shares no code with `src/c1z` and does not use the crate's generated protobuf types: the
-//! message structs below are hand-written from the field numbers in `shared/docs/c1z-format.md`, so a wrong
-//! field number or column in the writer shows up as a disagreement here. Every function panics with a
-//! descriptive message on failure (it is test code).
+//! message structs below are hand-written from the field numbers of the Baton SDK's `.proto` files, so a wrong
+//! field number or column in the writer shows up as a disagreement here (`docs/c1z-format.md` describes the
+//! file). Every function panics with a descriptive message on failure (it is test code).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;

@@ -1,23 +1,50 @@
-//! Running the built binary against the simulated Torq server, and comparing what it wrote.
+//! Running the built binary against the simulated Torq server, and comparing what it wrote. The one place that
+//! names the binary, loads the reference workspace and reads a run's stderr, so every test file does it alike.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 
-use baton_torq::sim::{SimConfig, SimServer, SimUser};
+use baton_torq::sim::{SimConfig, SimServer, SimUser, Workspace};
 
 use super::c1z_reader::C1zReader;
+
+/// The reference workspace as JSON: the users and roles the Go connector synced into
+/// `tests/fixtures/reference-sync.c1z` (its output is in `tests/fixtures/reference/`).
+pub const REFERENCE_JSON: &str = include_str!("../fixtures/workspace.json");
+
+/// The reference workspace, ready to serve.
+pub fn reference_workspace() -> Workspace {
+    Workspace::from_json(REFERENCE_JSON).expect("tests/fixtures/workspace.json is a valid workspace")
+}
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_baton-torq")
 }
 
+/// The binary with an empty environment (PATH only), so a developer's own `BATON_*` variables never leak in.
+pub fn clean_std_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    cmd
+}
+
+/// [`clean_std_command`] for async tests.
+pub fn clean_command() -> tokio::process::Command {
+    clean_std_command().into()
+}
+
+/// [`clean_command`] running in `dir`, so a `.baton.yaml` elsewhere is not read either.
+pub fn command_in(dir: &Path) -> tokio::process::Command {
+    let mut cmd = clean_command();
+    cmd.current_dir(dir);
+    cmd
+}
+
 /// The binary with a clean environment and the simulator's URLs; credentials from `cfg`.
 pub fn command(server: &SimServer, cfg: &SimConfig, file: &Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(bin());
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .arg("--torq-client-id")
+    let mut cmd = clean_command();
+    cmd.arg("--torq-client-id")
         .arg(&cfg.client_id)
         .arg("--torq-client-secret")
         .arg(&cfg.client_secret)
@@ -30,6 +57,15 @@ pub fn command(server: &SimServer, cfg: &SimConfig, file: &Path) -> tokio::proce
     cmd
 }
 
+/// Starts `cmd` with console logs and its output captured, for a run the test interrupts or watches.
+pub fn spawn_console(cmd: &mut tokio::process::Command) -> tokio::process::Child {
+    cmd.args(["--log-format", "console"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary starts")
+}
+
 /// Runs a sync with the default simulator credentials plus `extra` flags.
 pub async fn run(server: &SimServer, file: &Path, extra: &[&str]) -> Output {
     command(server, &SimConfig::default(), file).args(extra).output().await.expect("binary runs")
@@ -37,6 +73,10 @@ pub async fn run(server: &SimServer, file: &Path, extra: &[&str]) -> Output {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn code(o: &Output) -> Option<i32> {
+    o.status.code()
 }
 
 pub fn assert_success(o: &Output) {
@@ -62,12 +102,12 @@ pub fn content(file: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// File names in `dir`, sorted, without the output lock file (which stays by design).
+/// File names in `dir`, sorted, without output lock files (`.NAME.lock`, left in place by design).
 pub fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.ends_with(".lock"))
+        .filter(|n| !(n.starts_with('.') && n.ends_with(".lock")))
         .collect();
     names.sort();
     names

@@ -12,17 +12,18 @@
 //! - compression as klauspost/compress `zstd.NewWriter` defaults do it: the "default" level (libzstd level 3
 //!   is its equivalent), an 8 MiB window, a checksum, one frame.
 //!
-//! Not part of the connector: only the benchmark and its test use it.
+//! Not part of the connector: only the benchmark (`benches/sync`) and its check use it. It lives in the library
+//! so both reach it as a module rather than by including each other's source files.
 
 use std::io::Write;
 use std::path::Path;
 
-use baton_torq::c1z::time::format_sqlite_time;
-use baton_torq::proto::connector_v2::{
+use super::Workspace;
+use crate::c1z::time::format_sqlite_time;
+use crate::proto::connector_v2::{
     resource_type, user_trait, Entitlement, Grant, Resource, ResourceId, ResourceType, RoleTrait,
     SkipEntitlementsAndGrants, UserTrait,
 };
-use baton_torq::sim::Workspace;
 use prost::Message;
 use prost_types::{value::Kind, Any, Struct, Value};
 use rusqlite::{params, Connection};

@@ -28,9 +28,11 @@ impl TorqClient {
                 Ok::<(), SinkClosed>(())
             }
         };
+        // A lookup is short and runs around a write; it is not cut off half-way by a stop request.
+        let never = tokio_util::sync::CancellationToken::new();
         let (local, sso) = tokio::join!(
-            self.stream_users(false, sink(matches.clone(), found.clone())),
-            self.stream_users(true, sink(matches.clone(), found.clone())),
+            self.stream_users(false, &never, sink(matches.clone(), found.clone())),
+            self.stream_users(true, &never, sink(matches.clone(), found.clone())),
         );
         local?;
         sso?;

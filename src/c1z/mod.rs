@@ -13,11 +13,12 @@
 //! atomic): `.<name>.work-XXXXXX` is the SQLite work database while a sync is being written, and
 //! `.<name>.tmp-XXXXXX` is the compressed output before it is renamed over `<name>`. Both are removed on
 //! every normal and error path; only a hard kill (SIGKILL, power loss) can leave one behind, and such a file
-//! can be deleted by hand at any time when no sync is running. SQLite's own temp files (the resource and grant
-//! dedupe tables, up to 50k staged grants - about 25 MiB - and index sorting) live in the system temp directory
+//! can be deleted by hand at any time when no sync is running. SQLite's own temp files (up to 50k staged grants -
+//! about 25 MiB - and index sorting) live in the system temp directory
 //! and are unlinked by SQLite as soon as created.
 
 pub mod container;
+mod dedupe;
 pub mod gate;
 pub mod lock;
 pub mod schema;

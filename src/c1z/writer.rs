@@ -27,6 +27,7 @@ use svix_ksuid::{Ksuid, KsuidLike};
 use tempfile::TempPath;
 
 use super::container::{self, CompressSettings, FileKind};
+use super::dedupe::{RowOutOfRange, SeenIndex};
 use super::schema;
 use super::time::{format_sqlite_time, now_text, SecondClock};
 use super::C1zError;
@@ -42,48 +43,12 @@ const CACHE_KIB: i64 = 16 * 1024;
 /// that is carried over keeps its own page size (SQLite ignores the pragma on an existing database).
 const PAGE_SIZE: u32 = 16 * 1024;
 
-/// A dedupe table (in SQLite's temp database, a self-deleting file) mapping a 64-bit hash of an object's
-/// `external_id` to the rowid of the first row with that hash, for the current sync. It replaces random-order
-/// inserts into the unique `(external_id, sync_id)` index while writing: integer keys keep the working set
-/// small enough for the page cache. That unique index is built in bulk later (see `schema::DEFERRED_INDEXES`).
-#[derive(Debug, Clone, Copy)]
-struct SeenTable {
-    /// `CREATE TEMP TABLE` of the dedupe table.
-    create: &'static str,
-    /// Row of the first object with hash `?1`.
-    find: &'static str,
-    /// Whether row `?1` of the c1z table has external_id `?2`.
-    same: &'static str,
-    /// Whether the table has external_id `?1` (in sync `?2`, for c1z tables) after a hash collision.
-    exists: &'static str,
-    /// Records hash `?1` -> row `?2`.
-    record: &'static str,
-    /// Records hash `?1` -> row `?2` unless the hash is taken (a collision: the first row keeps it).
-    record_first: &'static str,
-    /// Forgets hash `?1` (its row was deleted).
-    forget: &'static str,
-}
-
-/// Declares a [`SeenTable`] for a c1z table; the SQL is spelled out at compile time.
-macro_rules! seen_table {
-    ($seen:literal, $table:literal, $in_sync:literal) => {
-        SeenTable {
-            create: concat!("CREATE TEMP TABLE ", $seen, " (h INTEGER PRIMARY KEY, row INTEGER NOT NULL)"),
-            find: concat!("SELECT row FROM ", $seen, " WHERE h = ?1"),
-            same: concat!("SELECT external_id = ?2 FROM ", $table, " WHERE id = ?1"),
-            exists: concat!("SELECT 1 FROM ", $table, " WHERE external_id = ?1 ", $in_sync, " LIMIT 1"),
-            record: concat!("INSERT INTO ", $seen, " (h, row) VALUES (?1, ?2)"),
-            record_first: concat!("INSERT OR IGNORE INTO ", $seen, " (h, row) VALUES (?1, ?2)"),
-            forget: concat!("DELETE FROM ", $seen, " WHERE h = ?1"),
-        }
-    };
-}
-
-const SEEN_RESOURCES: SeenTable = seen_table!("temp.c1z_seen_resources", "v1_resources", "AND sync_id = ?2");
-/// Grants while they are staged (see [`STAGED_GRANTS_MAX`]); the staging table holds one sync only.
-const SEEN_STAGED_GRANTS: SeenTable = seen_table!("temp.c1z_seen_grants", "temp.c1z_stage_grants", "");
-/// Grants after staging: the same dedupe table, re-pointed at the copied rows.
-const SEEN_GRANTS: SeenTable = seen_table!("temp.c1z_seen_grants", "v1_grants", "AND sync_id = ?2");
+/// Whether row `?1` of a table holds external_id `?2`: confirms a [`SeenIndex`] candidate.
+const SAME_RESOURCE: &str = "SELECT external_id = ?2 FROM v1_resources WHERE id = ?1";
+/// The same for grants while they are staged (see [`STAGED_GRANTS_MAX`]); the staging table holds one sync only.
+const SAME_STAGED_GRANT: &str = "SELECT external_id = ?2 FROM temp.c1z_stage_grants WHERE id = ?1";
+/// The same for grants after staging (the index is re-pointed at the copied rows).
+const SAME_GRANT: &str = "SELECT external_id = ?2 FROM v1_grants WHERE id = ?1";
 
 /// Grants of the current sync are first written to this temp table and copied into `v1_grants` grouped by
 /// entitlement (the order the Go connector writes them in) by `remove_dangling_grants` or `finish`, or as soon
@@ -111,8 +76,8 @@ const UNSTAGE_GRANTS: &str = "INSERT INTO v1_grants (resource_type_id, resource_
 /// the whole database in the zstd window (see `container::window_log`); a 1M-user sync stays within its time
 /// budget.
 pub const STAGED_GRANTS_MAX: u64 = 50_000;
-/// Page cache of the temp database holding the dedupe tables, in KiB (~16 bytes per resource or grant).
-const SEEN_CACHE_KIB: i64 = 16 * 1024;
+/// Page cache of the temp database holding the staged grants, in KiB.
+const STAGE_CACHE_KIB: i64 = 16 * 1024;
 
 /// Options for [`C1zWriter::create`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +156,13 @@ pub struct C1zWriter {
     staged_grants: Option<u64>,
     staged_grants_max: u64,
     gate: Option<super::CommitGate>,
+    /// Resources of the current sync, for dedupe until the unique indexes exist (`unique_indexes`).
+    seen_resources: SeenIndex,
+    /// Grants of the current sync (staged or in `v1_grants`, see `staged_grants`), for dedupe.
+    seen_grants: SeenIndex,
+    /// The deferred indexes are built: from now on the unique indexes dedupe (`INSERT OR IGNORE`) and the
+    /// in-memory indexes are released.
+    unique_indexes: bool,
 }
 
 const INSERT_RESOURCE_TYPE: &str = "INSERT OR IGNORE INTO v1_resource_types \
@@ -299,6 +271,9 @@ impl C1zWriter {
             staged_grants: Some(0),
             staged_grants_max: opts.staged_grants_max,
             gate: opts.gate,
+            seen_resources: SeenIndex::new(),
+            seen_grants: SeenIndex::new(),
+            unique_indexes: false,
         };
         writer.prepare(carry)?;
         Ok(writer)
@@ -361,11 +336,8 @@ impl C1zWriter {
             .map_err(corrupt_or("drop older syncs"))?;
         }
         schema::drop_deferred_indexes(conn)?;
-        conn.execute_batch(&format!(
-            "PRAGMA temp.cache_size = -{SEEN_CACHE_KIB}; {}; {}; {CREATE_STAGE};",
-            SEEN_RESOURCES.create, SEEN_STAGED_GRANTS.create
-        ))
-        .map_err(C1zError::sql("create the dedupe table"))?;
+        conn.execute_batch(&format!("PRAGMA temp.cache_size = -{STAGE_CACHE_KIB}; {CREATE_STAGE};"))
+            .map_err(C1zError::sql("create the grant staging table"))?;
 
         let started = chrono::Local::now();
         conn.execute(
@@ -434,8 +406,8 @@ impl C1zWriter {
         };
         encode(r, &mut self.buf)?;
         let conn = self.conn.as_ref().ok_or_else(closed)?;
-        let seen = lookup_seen(conn, SEEN_RESOURCES, &external_id, &self.sync_id)?;
-        if seen == SeenState::Duplicate {
+        let tag = self.seen_resources.tag(&external_id);
+        if !self.unique_indexes && is_seen(conn, &self.seen_resources, tag, SAME_RESOURCE, &external_id)? {
             return Ok(false);
         }
         let mut stmt = conn.prepare_cached(INSERT_RESOURCE).map_err(C1zError::sql("prepare a resource insert"))?;
@@ -451,8 +423,10 @@ impl C1zWriter {
             ])
             .map_err(C1zError::sql("insert a resource"))?;
         let inserted = n == 1;
+        if inserted && !self.unique_indexes {
+            self.seen_resources.record(tag, conn.last_insert_rowid()).map_err(row_out_of_range)?;
+        }
         if inserted {
-            record_seen(conn, SEEN_RESOURCES, seen)?;
             self.counts.resources += 1;
         }
         Ok(inserted)
@@ -505,12 +479,12 @@ impl C1zWriter {
             .ok_or_else(|| invalid("a grant", "it has no principal id"))?;
         encode(g, &mut self.buf)?;
         let conn = self.conn.as_ref().ok_or_else(closed)?;
-        let (seen_table, insert) = match self.staged_grants {
-            Some(_) => (SEEN_STAGED_GRANTS, STAGE_GRANT),
-            None => (SEEN_GRANTS, INSERT_GRANT),
+        let (same, insert) = match self.staged_grants {
+            Some(_) => (SAME_STAGED_GRANT, STAGE_GRANT),
+            None => (SAME_GRANT, INSERT_GRANT),
         };
-        let seen = lookup_seen(conn, seen_table, &g.id, &self.sync_id)?;
-        if seen == SeenState::Duplicate {
+        let tag = self.seen_grants.tag(&g.id);
+        if !self.unique_indexes && is_seen(conn, &self.seen_grants, tag, same, &g.id)? {
             return Ok(false);
         }
         let n = conn
@@ -532,7 +506,9 @@ impl C1zWriter {
         if n == 0 {
             return Ok(false);
         }
-        record_seen(conn, seen_table, seen)?;
+        if !self.unique_indexes {
+            self.seen_grants.record(tag, conn.last_insert_rowid()).map_err(row_out_of_range)?;
+        }
         self.counts.grants += 1;
         if let Some(staged) = self.staged_grants.map(|n| n + 1) {
             self.staged_grants = Some(staged);
@@ -543,7 +519,7 @@ impl C1zWriter {
         Ok(true)
     }
 
-    /// Copies the staged grants into `v1_grants`, grouped by entitlement, and re-points the grant dedupe table
+    /// Copies the staged grants into `v1_grants`, grouped by entitlement, and re-points the grant dedupe index
     /// at the copied rows, so grants written afterwards go straight into `v1_grants`. No-op once done.
     fn unstage_grants(&mut self) -> Result<(), C1zError> {
         if self.staged_grants.is_none() {
@@ -556,29 +532,41 @@ impl C1zWriter {
         // From here on grants go to `v1_grants`, even if what follows fails (the writer is then unusable anyway:
         // every caller gives up on the first error).
         self.staged_grants = None;
-        conn.execute_batch("DROP TABLE temp.c1z_stage_grants; DELETE FROM temp.c1z_seen_grants;").map_err(err)?;
-        {
-            let mut copied =
-                conn.prepare("SELECT id, external_id FROM v1_grants WHERE id > ?1 AND sync_id = ?2").map_err(err)?;
-            let mut record = conn.prepare(SEEN_GRANTS.record_first).map_err(err)?;
-            let mut rows = copied.query(params![last, self.sync_id]).map_err(err)?;
-            while let Some(row) = rows.next().map_err(err)? {
-                let (id, external_id): (i64, String) = (row.get(0).map_err(err)?, row.get(1).map_err(err)?);
-                record.execute(params![key_hash(&external_id), id]).map_err(err)?;
-            }
+        conn.execute_batch("DROP TABLE temp.c1z_stage_grants").map_err(err)?;
+        self.seen_grants.clear();
+        let mut copied =
+            conn.prepare("SELECT id, external_id FROM v1_grants WHERE id > ?1 AND sync_id = ?2").map_err(err)?;
+        let mut rows = copied.query(params![last, self.sync_id]).map_err(err)?;
+        while let Some(row) = rows.next().map_err(err)? {
+            let id: i64 = row.get(0).map_err(err)?;
+            let external_id = row.get_ref(1).map_err(err)?.as_str().map_err(|e| err(e.into()))?;
+            let tag = self.seen_grants.tag(external_id);
+            self.seen_grants.record(tag, id).map_err(row_out_of_range)?;
         }
         Ok(())
+    }
+
+    /// Builds the deferred indexes (once) and hands dedupe over to the unique ones, releasing the in-memory
+    /// indexes first so their memory is free for SQLite's sorter.
+    fn build_deferred_indexes(&mut self) -> Result<(), C1zError> {
+        if self.unique_indexes {
+            return Ok(());
+        }
+        self.unstage_grants()?;
+        self.seen_resources.release();
+        self.seen_grants.release();
+        self.unique_indexes = true;
+        schema::create_deferred_indexes(self.conn.as_ref().ok_or_else(closed)?)
     }
 
     /// Deletes the grants of the current sync whose entitlement (by id) or principal (by `"<type>:<id>"`) is
     /// not part of the current sync, and returns them.
     pub fn remove_dangling_grants(&mut self) -> Result<Vec<DanglingGrant>, C1zError> {
-        self.unstage_grants()?;
-        let conn = self.conn.as_ref().ok_or_else(closed)?;
         // The principal probes below need the unique (external_id, sync_id) index on resources; build it (and
         // the other deferred indexes, which `finish` would build anyway) now, in bulk. Rows written afterwards
-        // maintain them live.
-        schema::create_deferred_indexes(conn)?;
+        // maintain them live, and the unique ones take over dedupe.
+        self.build_deferred_indexes()?;
+        let conn = self.conn.as_ref().ok_or_else(closed)?;
         let mut rows: Vec<(i64, DanglingGrant)> = Vec::new();
         {
             let mut stmt = conn.prepare(DANGLING_GRANTS_SQL).map_err(C1zError::sql("look for dangling grants"))?;
@@ -617,12 +605,11 @@ impl C1zWriter {
         if self.gate.as_ref().is_some_and(super::CommitGate::is_abandoned) {
             return Err(C1zError::Interrupted);
         }
-        self.unstage_grants()?;
-        let conn = self.conn.take().ok_or_else(closed)?;
         let t0 = Instant::now();
+        self.build_deferred_indexes()?;
+        let conn = self.conn.take().ok_or_else(closed)?;
         conn.execute("UPDATE v1_sync_runs SET ended_at = ?1 WHERE sync_id = ?2", params![now_text(), self.sync_id])
             .map_err(C1zError::sql("end the sync run"))?;
-        schema::create_deferred_indexes(&conn)?;
         conn.execute_batch("COMMIT").map_err(C1zError::sql("commit the sync"))?;
         let t_indexes = t0.elapsed();
         let mode: String = conn
@@ -688,72 +675,22 @@ impl Drop for C1zWriter {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SeenState {
-    /// An object with this external_id is already in the current sync.
-    Duplicate,
-    /// No object with this hash yet: insert, then record `(hash, rowid)`.
-    New(i64),
-    /// Another external_id has the same hash (rare): insert without recording.
-    Collision,
+/// Whether the current sync already holds `key`: every row the index names for its tag is read back (`same`
+/// takes the row and the key) until one holds exactly this key.
+fn is_seen(conn: &Connection, index: &SeenIndex, tag: u32, same: &str, key: &str) -> Result<bool, C1zError> {
+    let found = index.find(tag, |row| {
+        conn.prepare_cached(same)
+            .and_then(|mut st| st.query_row(params![row, key], |r| r.get::<_, bool>(0)).optional())
+            // A row that is gone (a dangling grant deleted) holds no key.
+            .map(|same| same.unwrap_or(false))
+    });
+    Ok(found.map_err(C1zError::sql("look up an object for dedupe"))?.is_some())
 }
 
-fn key_hash(key: &str) -> i64 {
-    use std::hash::{Hash, Hasher};
-    // SipHash with fixed keys: the same key always gives the same hash within this process.
-    let mut h = std::hash::DefaultHasher::new();
-    key.hash(&mut h);
-    h.finish() as i64
-}
-
-/// Decides whether an object with `external_id` is already in the current sync: one integer-key lookup and, on
-/// a hit, one rowid lookup to compare the actual key.
-fn lookup_seen(conn: &Connection, t: SeenTable, external_id: &str, sync_id: &str) -> Result<SeenState, C1zError> {
-    let h = key_hash(external_id);
-    let row: Option<i64> = conn
-        .prepare_cached(t.find)
-        .and_then(|mut st| st.query_row([h], |r| r.get(0)).optional())
-        .map_err(C1zError::sql("look up an object for dedupe"))?;
-    let Some(row) = row else {
-        return Ok(SeenState::New(h));
-    };
-    let same: Option<bool> = conn
-        .prepare_cached(t.same)
-        .and_then(|mut st| st.query_row(params![row, external_id], |r| r.get(0)).optional())
-        .map_err(C1zError::sql("look up an object for dedupe"))?;
-    match same {
-        Some(true) => Ok(SeenState::Duplicate),
-        Some(false) => collision_check(conn, t, external_id, sync_id),
-        // The row was deleted (a dangling grant): the hash is free again.
-        None => {
-            conn.prepare_cached(t.forget)
-                .and_then(|mut st| st.execute([h]))
-                .map_err(C1zError::sql("look up an object for dedupe"))?;
-            Ok(SeenState::New(h))
-        }
-    }
-}
-
-/// Exact check after a 64-bit hash collision (a table scan unless the unique index exists; practically never
-/// reached, but keeps dedupe exact).
-fn collision_check(conn: &Connection, t: SeenTable, external_id: &str, sync_id: &str) -> Result<SeenState, C1zError> {
-    let exists = conn
-        .prepare_cached(t.exists)
-        .and_then(|mut st| match st.parameter_count() {
-            1 => st.exists([external_id]),
-            _ => st.exists(params![external_id, sync_id]),
-        })
-        .map_err(C1zError::sql("look up an object for dedupe"))?;
-    Ok(if exists { SeenState::Duplicate } else { SeenState::Collision })
-}
-
-fn record_seen(conn: &Connection, t: SeenTable, state: SeenState) -> Result<(), C1zError> {
-    if let SeenState::New(h) = state {
-        conn.prepare_cached(t.record)
-            .and_then(|mut st| st.execute(params![h, conn.last_insert_rowid()]))
-            .map_err(C1zError::sql("record an object for dedupe"))?;
-    }
-    Ok(())
+fn row_out_of_range(RowOutOfRange(row): RowOutOfRange) -> C1zError {
+    C1zError::InvalidOption(format!(
+        "row id {row} of the work database is out of the range one sync can use; write to a new output file"
+    ))
 }
 
 /// Returns the heap memory freed by closing the work database (its page caches and index sorters, spread over
@@ -804,7 +741,7 @@ mod tests {
         assert!(open_work_database(&real).is_ok());
     }
 
-    /// Forces the hash-collision path: a seen entry whose hash belongs to one id but points at another row.
+    /// Forces the hash-collision path: a dedupe entry whose tag belongs to one id but points at another row.
     #[test]
     fn dedupe_stays_exact_on_hash_collision() {
         let dir = tempfile::tempdir().unwrap();
@@ -821,7 +758,8 @@ mod tests {
         let conn = w.conn.as_ref().unwrap();
         let row_a: i64 = conn.query_row("SELECT id FROM v1_resources", [], |r| r.get(0)).unwrap();
         // Pretend "user:b" hashes like "user:a" did.
-        conn.execute(SEEN_RESOURCES.record, params![key_hash("user:b"), row_a]).unwrap();
+        let tag_b = w.seen_resources.tag("user:b");
+        w.seen_resources.record(tag_b, row_a).unwrap();
         assert!(w.put_resource(&res("b")).unwrap(), "collision must not hide a new id");
         assert!(!w.put_resource(&res("b")).unwrap(), "second b is a duplicate");
         assert!(!w.put_resource(&res("a")).unwrap());
@@ -847,9 +785,7 @@ mod tests {
     /// `v1_grants` (`staged_grants_max` 1).
     #[test]
     fn grant_dedupe_stays_exact_on_hash_collision_staged_and_copied() {
-        for (staged_max, seen, table) in
-            [(1000, SEEN_STAGED_GRANTS, "temp.c1z_stage_grants"), (1, SEEN_GRANTS, "v1_grants")]
-        {
+        for (staged_max, table) in [(1000, "temp.c1z_stage_grants"), (1, "v1_grants")] {
             let dir = tempfile::tempdir().unwrap();
             let opts = WriterOptions { staged_grants_max: staged_max, ..WriterOptions::default() };
             let mut w = C1zWriter::create(&dir.path().join("s.c1z"), opts).unwrap();
@@ -857,7 +793,8 @@ mod tests {
             let conn = w.conn.as_ref().unwrap();
             let row_a: i64 = conn.query_row(&format!("SELECT max(id) FROM {table}"), [], |r| r.get(0)).unwrap();
             // Pretend grant b hashes like grant a did.
-            conn.execute(seen.record, params![key_hash(&grant("b").id), row_a]).unwrap();
+            let tag_b = w.seen_grants.tag(&grant("b").id);
+            w.seen_grants.record(tag_b, row_a).unwrap();
             assert!(w.put_grant(&grant("b")).unwrap(), "collision must not hide a new grant ({table})");
             assert!(!w.put_grant(&grant("b")).unwrap(), "second b is a duplicate ({table})");
             assert!(!w.put_grant(&grant("a")).unwrap(), "{table}");
@@ -893,7 +830,8 @@ mod tests {
         assert_eq!(removed.len(), 1);
         assert_eq!(removed[0].principal_id, "a");
         assert_eq!(w.counts().grants, 1);
-        w.put_resource(&res("user", "a")).unwrap();
+        assert!(w.put_resource(&res("user", "a")).unwrap());
+        assert!(!w.put_resource(&res("user", "a")).unwrap(), "the unique index dedupes after the index build");
         assert!(w.put_grant(&grant("a")).unwrap());
         assert!(!w.put_grant(&grant("a")).unwrap());
         assert!(w.remove_dangling_grants().unwrap().is_empty());

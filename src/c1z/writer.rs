@@ -33,10 +33,13 @@ use super::time::{format_sqlite_time, now_text, SecondClock};
 use super::C1zError;
 use crate::proto::connector_v2::{Entitlement, Grant, Resource, ResourceType};
 
-/// SQLite page cache of the work database, in KiB (negative `cache_size`). Bounds the writer's memory; the
-/// sorter that builds indexes at `finish` takes about as much again. Measured with 1M users + 1M grants:
-/// 16 MiB gives ~38 MiB peak RSS; 64 MiB gave ~137 MiB and 256 MiB ~384 MiB, neither meaningfully faster.
+/// SQLite page cache of the work database while the deferred indexes are built, in KiB (negative
+/// `cache_size`). Bounds the writer's memory; the sorter that builds indexes takes about as much again. Larger
+/// caches were not meaningfully faster (docs/performance.md).
 const CACHE_KIB: i64 = 16 * 1024;
+/// The same while rows are written: inserts only append to the tables (their unique indexes are deferred), so a
+/// few pages per table do, and the memory goes to the dedupe indexes instead.
+const WRITE_CACHE_KIB: i64 = 2 * 1024;
 
 /// Page size of new work databases. Measured: 16 KiB needs ~25% less CPU than 4 KiB for 300k users + grants
 /// (fewer B-tree splits and syscalls) and compresses slightly smaller. Any SQLite reader accepts it; a file
@@ -76,8 +79,9 @@ const UNSTAGE_GRANTS: &str = "INSERT INTO v1_grants (resource_type_id, resource_
 /// the whole database in the zstd window (see `container::window_log`); a 1M-user sync stays within its time
 /// budget.
 pub const STAGED_GRANTS_MAX: u64 = 50_000;
-/// Page cache of the temp database holding the staged grants, in KiB.
-const STAGE_CACHE_KIB: i64 = 16 * 1024;
+/// Page cache of the temp database holding the staged grants, in KiB: the table is appended to, and its
+/// entitlement index (about 3 MiB for the most grants staged) fits.
+const STAGE_CACHE_KIB: i64 = 4 * 1024;
 
 /// Options for [`C1zWriter::create`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,7 +300,7 @@ impl C1zWriter {
             .map_err(corrupt_or("read the carried-over database"))?;
         conn.execute_batch(&format!(
             "PRAGMA page_size = {PAGE_SIZE}; PRAGMA locking_mode = EXCLUSIVE; PRAGMA synchronous = OFF; \
-             PRAGMA cache_size = -{CACHE_KIB}; PRAGMA encoding = 'UTF-8';"
+             PRAGMA cache_size = -{WRITE_CACHE_KIB}; PRAGMA encoding = 'UTF-8';"
         ))
         .map_err(corrupt_or("configure the work database"))?;
         let mode: String = conn
@@ -556,7 +560,10 @@ impl C1zWriter {
         self.seen_resources.release();
         self.seen_grants.release();
         self.unique_indexes = true;
-        schema::create_deferred_indexes(self.conn.as_ref().ok_or_else(closed)?)
+        let conn = self.conn.as_ref().ok_or_else(closed)?;
+        conn.execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB}"))
+            .map_err(C1zError::sql("configure the work database"))?;
+        schema::create_deferred_indexes(conn)
     }
 
     /// Deletes the grants of the current sync whose entitlement (by id) or principal (by `"<type>:<id>"`) is

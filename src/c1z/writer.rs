@@ -34,9 +34,9 @@ use super::C1zError;
 use crate::proto::connector_v2::{Entitlement, Grant, Resource, ResourceType};
 
 /// SQLite page cache of the work database while the deferred indexes are built, in KiB (negative
-/// `cache_size`). Bounds the writer's memory; the sorter that builds indexes takes about as much again. Larger
-/// caches were not meaningfully faster (docs/performance.md).
-const CACHE_KIB: i64 = 16 * 1024;
+/// `cache_size`); it also sizes the runs SQLite's sorter sorts in memory. Small runs that stay in the CPU caches
+/// sort faster than large ones, and larger caches only cost memory (docs/performance.md).
+const CACHE_KIB: i64 = 4 * 1024;
 /// The same while rows are written: inserts only append to the tables (their unique indexes are deferred), so a
 /// few pages per table do, and the memory goes to the dedupe indexes instead.
 const WRITE_CACHE_KIB: i64 = 2 * 1024;

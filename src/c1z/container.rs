@@ -101,9 +101,9 @@ const SMALL_DB_BYTES: u64 = 64 << 20;
 /// peak memory (which the compression sets for small databases).
 const COMPRESS_IO_BYTES: usize = 256 << 10;
 
-/// The zstd level for a database of `db_bytes`. Measured on synced workspaces (benches/sync): level 9 makes
-/// a 10k-user file 27% smaller than level 1 (1.72 vs 2.35 MB) for about 0.2 s; on a 100k-user database level 3
-/// was no smaller than level 1 (multithreaded) but used 40 MB more memory, so past 64 MiB level 1 it is.
+/// The zstd level for a database of `db_bytes`: level 9 for small databases (a much smaller file for a fraction
+/// of a second), level 1 past 64 MiB, where higher levels cost time and memory for no smaller file
+/// (docs/performance.md has the measurements).
 pub fn auto_level(db_bytes: u64) -> i32 {
     if db_bytes <= SMALL_DB_BYTES {
         9
@@ -114,10 +114,8 @@ pub fn auto_level(db_bytes: u64) -> i32 {
 
 /// The window for a database of `db_bytes` at `level`: the largest every reader accepts (32 MiB) for databases
 /// up to 64 MiB, zstd's own choice (at most 8 MiB for levels 1..=19) above. A row's ids recur in its indexes
-/// and in the grants, megabytes away: with the whole 10k-user database (16 MiB) in the window, level 9 writes a
-/// 15% smaller file in the same time (1.55 -> 1.33 MB measured on the same database). Past 64 MiB the window
-/// covers only part of the file anyway, and multithreaded level 1 with a 32 MiB window cost ~170 MB more memory
-/// for 0.1% on 100k users.
+/// and in the grants, megabytes away, so a window covering the whole database finds those matches; past 64 MiB
+/// the window covers only part of the file anyway and a large one costs memory for almost nothing.
 fn window_log(db_bytes: u64, level: i32) -> Option<u32> {
     (db_bytes <= SMALL_DB_BYTES || zstd_window_log(level) > MAX_WINDOW_LOG).then_some(MAX_WINDOW_LOG)
 }
@@ -145,10 +143,9 @@ pub fn compress_file(src: &Path, dst: &mut File, dst_path: &Path, settings: Comp
         enc.multithread(compression_workers()).map_err(write_err)?;
     }
     // Databases up to 64 MiB are compressed on one thread: multithreaded level 9 with the window covering the
-    // database (4 MiB jobs, each seeing the 16 MiB before it) took ~81 MiB of zstd buffers and contexts at 10k
-    // users (heaptrack: a 42 MiB input round buffer, 2 x 11 MiB worker contexts, 2 x 8.4 MiB job buffers) and
-    // made the compression the process's memory peak. One thread needs the window (the database, as the
-    // source size is pledged) plus one context, for the same file. See docs/performance.md.
+    // database needs an input round buffer and a context per worker on top of the window, which made the
+    // compression the process's memory peak; one thread needs the window (the database, as the source size is
+    // pledged) plus one context, for the same file.
     enc.include_checksum(true).map_err(write_err)?;
     enc.include_contentsize(true).map_err(write_err)?;
     enc.set_pledged_src_size(Some(size)).map_err(write_err)?;

@@ -41,8 +41,8 @@ const CACHE_KIB: i64 = 4 * 1024;
 /// few pages per table do, and the memory goes to the dedupe indexes instead.
 const WRITE_CACHE_KIB: i64 = 2 * 1024;
 
-/// Page size of new work databases. Measured: 16 KiB needs ~25% less CPU than 4 KiB for 300k users + grants
-/// (fewer B-tree splits and syscalls) and compresses slightly smaller. Any SQLite reader accepts it; a file
+/// Page size of new work databases: 16 KiB means fewer B-tree splits and syscalls than 4 KiB (less CPU, a
+/// slightly smaller file; docs/performance.md). Any SQLite reader accepts it; a file
 /// that is carried over keeps its own page size (SQLite ignores the pragma on an existing database).
 const PAGE_SIZE: u32 = 16 * 1024;
 
@@ -56,10 +56,9 @@ const SAME_GRANT: &str = "SELECT external_id = ?2 FROM v1_grants WHERE id = ?1";
 /// Grants of the current sync are first written to this temp table and copied into `v1_grants` grouped by
 /// entitlement (the order the Go connector writes them in) by `remove_dangling_grants` or `finish`, or as soon
 /// as `WriterOptions::staged_grants_max` (default [`STAGED_GRANTS_MAX`]) have been staged; later grants go
-/// straight into `v1_grants`. Measured on a
-/// 10k-user sync: grants stored after all resources instead of page by page between them, and grouped by
-/// entitlement (so rowids ascend in four of the five grant indexes), make the c1z 6% smaller (1.358 -> 1.279
-/// MB); copying costs ~10 ms.
+/// straight into `v1_grants`. Grants stored after all resources instead of page by page between them, and
+/// grouped by entitlement (so rowids ascend in four of the five grant indexes), make a small c1z noticeably
+/// smaller for a cheap copy (docs/performance.md).
 /// The index lets the copy read the rows in entitlement order without sorting them in memory.
 const CREATE_STAGE: &str = "CREATE TEMP TABLE c1z_stage_grants (id INTEGER PRIMARY KEY, \
     resource_type_id TEXT, resource_id TEXT, entitlement_id TEXT, principal_resource_type_id TEXT, \
@@ -702,8 +701,7 @@ fn row_out_of_range(RowOutOfRange(row): RowOutOfRange) -> C1zError {
 
 /// Returns the heap memory freed by closing the work database (its page caches and index sorters, spread over
 /// the malloc arenas of several threads) to the OS before the compressor allocates its window, so the two do
-/// not add up to the process's peak. Measured at 10k users: ~30 MiB resident but free after the close; see
-/// docs/performance.md.
+/// not add up to the process's peak (docs/performance.md: the RSS timeline at 10k users).
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own arenas; it takes no pointers and is thread-safe.

@@ -9,8 +9,6 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use baton_torq::proto::baton_v1::baton_service_finish_task_request::FinalState;
 use baton_torq::proto::baton_v1::task::{CreateAccountTask, DeleteResourceTask, GrantTask, RevokeTask, TaskType};
 use baton_torq::proto::baton_v1::{BatonServiceFinishTaskRequest, Task};
@@ -19,12 +17,14 @@ use baton_torq::proto::connector_v2::{
     account_info, user_trait, AccountInfo, CreateAccountResponse, Entitlement, Grant, GrantManagerServiceGrantResponse,
     Resource, ResourceId, UserTrait,
 };
-use baton_torq::sim::{Endpoint, FaultKind, FaultPlan, SimConfig, SimServer, Workspace};
+use baton_torq::sim::{
+    Endpoint, FaultKind, FaultPlan, SimApiKey, SimConfig, SimServer, Workspace, API_KEY_TYPE_SERVICE,
+};
+use common::c1_key::{public_of, test_key};
 use common::fake_c1::{FakeC1, FakeC1Config};
 use common::harness;
 use prost::Message as _;
 
-const FIXTURE: &str = include_str!("fixtures/workspace.json");
 const OWNER: &str = "e2a214e8-bbe9-4675-9d52-490575ffc53d";
 const OPERATOR: &str = "5c22c469-63e9-48fd-a4d4-748ca3c77ebf";
 const VIEWER: &str = "b2609a0b-dd2b-4550-8c65-6018eee38dc1";
@@ -35,15 +35,22 @@ const ADA_EMAIL: &str = "ada.lovelace@example.com";
 /// An API key of the workspace: a service key with the Operator role.
 const KEY_ID: &str = "ci-pipeline-key";
 
-/// The fixture workspace plus one API key.
+/// The reference workspace plus one API key.
 async fn sim(faults: FaultPlan) -> SimServer {
-    let mut workspace: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
-    workspace["api_keys"] = serde_json::json!([{
-        "client_id": KEY_ID, "name": "CI pipeline", "type": "API_KEY_TYPE_SERVICE",
-        "role_id": OPERATOR, "role_name": "Operator",
-    }]);
+    let mut workspace = harness::reference_workspace();
+    let Workspace::Fixed { api_keys, .. } = &mut workspace else { panic!("the reference workspace is a fixed one") };
+    *api_keys = vec![SimApiKey {
+        client_id: KEY_ID.into(),
+        name: "CI pipeline".into(),
+        key_type: API_KEY_TYPE_SERVICE.into(),
+        role_id: OPERATOR.into(),
+        role_name: "Operator".into(),
+        created_time: None,
+        last_authenticated_time: None,
+        user: None,
+    }];
     let config = SimConfig { faults, ..SimConfig::default() };
-    SimServer::start(Workspace::from_json(&workspace.to_string()).unwrap(), config).await.unwrap()
+    SimServer::start(workspace, config).await.unwrap()
 }
 
 /// The binary with the simulator's credentials and URLs plus `args`; `-f` points into a scratch directory, which
@@ -269,16 +276,6 @@ async fn rate_limited_and_unavailable_invites_are_sent_again() {
 const CLIENT_ID: &str = "strange-hydra-68836@tenant.example.test/pcc";
 const AUDIENCE: &str = "tenant.example.test";
 
-/// A fresh Ed25519 key: (public key, client secret text).
-fn test_key() -> ([u8; 32], String) {
-    let private: [u8; 32] = rand::random();
-    let public = ed25519_dalek::SigningKey::from_bytes(&private).verifying_key().to_bytes();
-    let jwk = serde_json::json!({
-        "kty": "OKP", "crv": "Ed25519", "d": URL_SAFE_NO_PAD.encode(private), "x": URL_SAFE_NO_PAD.encode(public),
-    });
-    (public, format!("secret-token:conductorone.com:v1:{}", URL_SAFE_NO_PAD.encode(jwk.to_string())))
-}
-
 /// The daemon against `sim` and `c1`, one task at a time (so the tasks run in queue order).
 fn daemon(sim: &SimServer, c1: &FakeC1, secret: &str, dir: &Path, provisioning: bool) -> tokio::process::Child {
     let ca = dir.join("c1-ca.pem");
@@ -385,11 +382,11 @@ fn user_trait(r: &Resource) -> UserTrait {
 async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
     // The fourth task's invite (the second POST) is refused by Torq.
     let sim = sim(FaultPlan::new().on(Endpoint::Invite, FaultKind::Status(403), 2, 1)).await;
-    let (public, secret) = test_key();
+    let (private, secret, _) = test_key();
     let c1 = FakeC1::start(FakeC1Config {
         client_id: CLIENT_ID.into(),
         audience: AUDIENCE.into(),
-        public_key: public,
+        public_key: public_of(&private),
         reject_all_tokens: false,
     })
     .await;
@@ -522,11 +519,11 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_mode_without_provisioning_refuses_every_provisioning_task() {
     let sim = sim(FaultPlan::new()).await;
-    let (public, secret) = test_key();
+    let (private, secret, _) = test_key();
     let c1 = FakeC1::start(FakeC1Config {
         client_id: CLIENT_ID.into(),
         audience: AUDIENCE.into(),
-        public_key: public,
+        public_key: public_of(&private),
         reject_all_tokens: false,
     })
     .await;

@@ -23,7 +23,9 @@ use baton_torq::sim::{
 use common::c1_key::{public_of, test_key};
 use common::fake_c1::{FakeC1, FakeC1Config};
 use common::harness;
+use common::refusing_proxy::RefusingProxy;
 use prost::Message as _;
+use tokio::io::AsyncBufReadExt as _;
 
 const OWNER: &str = "e2a214e8-bbe9-4675-9d52-490575ffc53d";
 const OPERATOR: &str = "5c22c469-63e9-48fd-a4d4-748ca3c77ebf";
@@ -237,6 +239,65 @@ async fn a_reset_after_the_invite_was_applied_sends_exactly_one_post() {
         stdout(&out)
     );
     assert!(harness::stderr(&out).contains("checking the user list before deciding"), "{}", harness::stderr(&out));
+    sim.shutdown().await;
+}
+
+/// The invite's connection is refused (nothing listens on Torq's port: the POST surely never left the client). It
+/// is sent again after a backoff, once the port listens again, and exactly one POST reaches Torq; no re-list is
+/// needed to decide, because a refused connection cannot have been applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_sent_again_and_the_user_is_invited_once() {
+    let sim = sim(FaultPlan::new()).await;
+    // Before the invite, the role list and the two user lists are read (concurrently, one connection each);
+    // the proxy stops listening after those three, so the POST's own connection is refused.
+    const LOOKUPS: u64 = 3;
+    let proxy = RefusingProxy::start(sim.local_addr(), LOOKUPS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SimConfig::default();
+    let mut child = harness::clean_command()
+        .args(["--torq-client-id", &cfg.client_id, "--torq-client-secret", &cfg.client_secret])
+        .args(["--torq-api-url", &proxy.url(sim.local_addr(), &sim.api_url())])
+        .args(["--torq-auth-url", &sim.auth_url()])
+        .arg("-f")
+        .arg(dir.path().join("sync.c1z"))
+        .args(["--log-format", "console", "-p", "--create-account-email", "new.hire@example.com"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    // The binary's own log says when a send failed; only then does the port listen again.
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut stderr = Vec::new();
+    let reading = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("cannot connect") && !proxy.is_listening() {
+                assert_eq!(proxy.accepted(), LOOKUPS, "the refused request is the one after the lookups:\n{line}");
+                proxy.listen_again().await;
+            }
+            stderr.push(line);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), reading).await.expect("the run ends within 30 s");
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output()).await.unwrap().unwrap();
+    let stderr = stderr.join("\n");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+
+    let invited = sim.invited_users();
+    assert_eq!(invited.len(), 1, "{invited:?}");
+    assert_eq!(sim.stats().invites, 1, "exactly one POST reached Torq\n{stderr}");
+    assert_eq!(proxy.accepted(), LOOKUPS + 1, "the lookups and the one POST that got through");
+    let line = stdout(&out);
+    assert!(
+        line.starts_with(&format!("created: Torq user {} new.hire@example.com with role Viewer", invited[0].id)),
+        "{line}\n{stderr}"
+    );
+    let resends: Vec<&str> = stderr.lines().filter(|l| l.contains("invite not delivered; sending it again")).collect();
+    assert!(!resends.is_empty(), "the refused invite was sent again:\n{stderr}");
+    assert!(resends.iter().all(|l| l.contains("cannot connect")), "{resends:#?}");
+    assert!(!stderr.contains("checking the user list"), "a refused connection needs no re-list:\n{stderr}");
+    let stats = sim.stats();
+    assert_eq!((stats.users_local, stats.users_sso), (1, 1), "the users were listed once, before the invite");
     sim.shutdown().await;
 }
 

@@ -6,3 +6,4 @@ pub mod c1z_reader;
 pub mod dump;
 pub mod fake_c1;
 pub mod harness;
+pub mod refusing_proxy;

@@ -23,9 +23,9 @@ use baton_torq::sim::{
 use common::c1_key::{public_of, test_key};
 use common::fake_c1::{FakeC1, FakeC1Config};
 use common::harness;
+use common::log_watch::LogWatch;
 use common::refusing_proxy::RefusingProxy;
 use prost::Message as _;
-use tokio::io::AsyncBufReadExt as _;
 
 const OWNER: &str = "e2a214e8-bbe9-4675-9d52-490575ffc53d";
 const OPERATOR: &str = "5c22c469-63e9-48fd-a4d4-748ca3c77ebf";
@@ -267,20 +267,13 @@ async fn a_refused_connection_is_sent_again_and_the_user_is_invited_once() {
         .spawn()
         .expect("binary starts");
     // The binary's own log says when a send failed; only then does the port listen again.
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut stderr = Vec::new();
-    let reading = async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("cannot connect") && !proxy.is_listening() {
-                assert_eq!(proxy.accepted(), LOOKUPS, "the refused request is the one after the lookups:\n{line}");
-                proxy.listen_again().await;
-            }
-            stderr.push(line);
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), reading).await.expect("the run ends within 30 s");
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output()).await.unwrap().unwrap();
-    let stderr = stderr.join("\n");
+    let logs = LogWatch::start(child.stderr.take().unwrap());
+    let failed = logs.wait_for("cannot connect", Duration::from_secs(30)).await;
+    assert!(!proxy.is_listening());
+    assert_eq!(proxy.accepted(), LOOKUPS, "the refused request is the one after the lookups:\n{failed}");
+    proxy.listen_again().await;
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let stderr = logs.finished(Duration::from_secs(5)).await;
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 
     let invited = sim.invited_users();

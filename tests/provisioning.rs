@@ -9,8 +9,6 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use baton_torq::proto::baton_v1::baton_service_finish_task_request::FinalState;
 use baton_torq::proto::baton_v1::task::{CreateAccountTask, DeleteResourceTask, GrantTask, RevokeTask, TaskType};
 use baton_torq::proto::baton_v1::{BatonServiceFinishTaskRequest, Task};
@@ -19,12 +17,16 @@ use baton_torq::proto::connector_v2::{
     account_info, user_trait, AccountInfo, CreateAccountResponse, Entitlement, Grant, GrantManagerServiceGrantResponse,
     Resource, ResourceId, UserTrait,
 };
-use baton_torq::sim::{Endpoint, FaultKind, FaultPlan, SimConfig, SimServer, Workspace};
+use baton_torq::sim::{
+    Endpoint, FaultKind, FaultPlan, SimApiKey, SimConfig, SimServer, Workspace, API_KEY_TYPE_SERVICE,
+};
+use common::c1_key::{public_of, test_key};
 use common::fake_c1::{FakeC1, FakeC1Config};
 use common::harness;
+use common::log_watch::LogWatch;
+use common::refusing_proxy::RefusingProxy;
 use prost::Message as _;
 
-const FIXTURE: &str = include_str!("fixtures/workspace.json");
 const OWNER: &str = "e2a214e8-bbe9-4675-9d52-490575ffc53d";
 const OPERATOR: &str = "5c22c469-63e9-48fd-a4d4-748ca3c77ebf";
 const VIEWER: &str = "b2609a0b-dd2b-4550-8c65-6018eee38dc1";
@@ -35,15 +37,22 @@ const ADA_EMAIL: &str = "ada.lovelace@example.com";
 /// An API key of the workspace: a service key with the Operator role.
 const KEY_ID: &str = "ci-pipeline-key";
 
-/// The fixture workspace plus one API key.
+/// The reference workspace plus one API key.
 async fn sim(faults: FaultPlan) -> SimServer {
-    let mut workspace: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
-    workspace["api_keys"] = serde_json::json!([{
-        "client_id": KEY_ID, "name": "CI pipeline", "type": "API_KEY_TYPE_SERVICE",
-        "role_id": OPERATOR, "role_name": "Operator",
-    }]);
+    let mut workspace = harness::reference_workspace();
+    let Workspace::Fixed { api_keys, .. } = &mut workspace else { panic!("the reference workspace is a fixed one") };
+    *api_keys = vec![SimApiKey {
+        client_id: KEY_ID.into(),
+        name: "CI pipeline".into(),
+        key_type: API_KEY_TYPE_SERVICE.into(),
+        role_id: OPERATOR.into(),
+        role_name: "Operator".into(),
+        created_time: None,
+        last_authenticated_time: None,
+        user: None,
+    }];
     let config = SimConfig { faults, ..SimConfig::default() };
-    SimServer::start(Workspace::from_json(&workspace.to_string()).unwrap(), config).await.unwrap()
+    SimServer::start(workspace, config).await.unwrap()
 }
 
 /// The binary with the simulator's credentials and URLs plus `args`; `-f` points into a scratch directory, which
@@ -233,6 +242,58 @@ async fn a_reset_after_the_invite_was_applied_sends_exactly_one_post() {
     sim.shutdown().await;
 }
 
+/// The invite's connection is refused (nothing listens on Torq's port: the POST surely never left the client). It
+/// is sent again after a backoff, once the port listens again, and exactly one POST reaches Torq; no re-list is
+/// needed to decide, because a refused connection cannot have been applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_sent_again_and_the_user_is_invited_once() {
+    let sim = sim(FaultPlan::new()).await;
+    // Before the invite, the role list and the two user lists are read (concurrently, one connection each);
+    // the proxy stops listening after those three, so the POST's own connection is refused.
+    const LOOKUPS: u64 = 3;
+    let proxy = RefusingProxy::start(sim.local_addr(), LOOKUPS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SimConfig::default();
+    let mut child = harness::clean_command()
+        .args(["--torq-client-id", &cfg.client_id, "--torq-client-secret", &cfg.client_secret])
+        .args(["--torq-api-url", &proxy.url(sim.local_addr(), &sim.api_url())])
+        .args(["--torq-auth-url", &sim.auth_url()])
+        .arg("-f")
+        .arg(dir.path().join("sync.c1z"))
+        .args(["--log-format", "console", "-p", "--create-account-email", "new.hire@example.com"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    // The binary's own log says when a send failed; only then does the port listen again.
+    let logs = LogWatch::start(child.stderr.take().unwrap());
+    let failed = logs.wait_for("cannot connect", Duration::from_secs(30)).await;
+    assert!(!proxy.is_listening());
+    assert_eq!(proxy.accepted(), LOOKUPS, "the refused request is the one after the lookups:\n{failed}");
+    proxy.listen_again().await;
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let stderr = logs.finished(Duration::from_secs(5)).await;
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+
+    let invited = sim.invited_users();
+    assert_eq!(invited.len(), 1, "{invited:?}");
+    assert_eq!(sim.stats().invites, 1, "exactly one POST reached Torq\n{stderr}");
+    assert_eq!(proxy.accepted(), LOOKUPS + 1, "the lookups and the one POST that got through");
+    let line = stdout(&out);
+    assert!(
+        line.starts_with(&format!("created: Torq user {} new.hire@example.com with role Viewer", invited[0].id)),
+        "{line}\n{stderr}"
+    );
+    let resends: Vec<&str> = stderr.lines().filter(|l| l.contains("invite not delivered; sending it again")).collect();
+    assert!(!resends.is_empty(), "the refused invite was sent again:\n{stderr}");
+    assert!(resends.iter().all(|l| l.contains("cannot connect")), "{resends:#?}");
+    assert!(!stderr.contains("checking the user list"), "a refused connection needs no re-list:\n{stderr}");
+    let stats = sim.stats();
+    assert_eq!((stats.users_local, stats.users_sso), (1, 1), "the users were listed once, before the invite");
+    sim.shutdown().await;
+}
+
 /// Torq failing with a 500 may or may not have applied the invite: it is not sent again; the user list decides
 /// what is reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,16 +329,6 @@ async fn rate_limited_and_unavailable_invites_are_sent_again() {
 
 const CLIENT_ID: &str = "strange-hydra-68836@tenant.example.test/pcc";
 const AUDIENCE: &str = "tenant.example.test";
-
-/// A fresh Ed25519 key: (public key, client secret text).
-fn test_key() -> ([u8; 32], String) {
-    let private: [u8; 32] = rand::random();
-    let public = ed25519_dalek::SigningKey::from_bytes(&private).verifying_key().to_bytes();
-    let jwk = serde_json::json!({
-        "kty": "OKP", "crv": "Ed25519", "d": URL_SAFE_NO_PAD.encode(private), "x": URL_SAFE_NO_PAD.encode(public),
-    });
-    (public, format!("secret-token:conductorone.com:v1:{}", URL_SAFE_NO_PAD.encode(jwk.to_string())))
-}
 
 /// The daemon against `sim` and `c1`, one task at a time (so the tasks run in queue order).
 fn daemon(sim: &SimServer, c1: &FakeC1, secret: &str, dir: &Path, provisioning: bool) -> tokio::process::Child {
@@ -385,11 +436,11 @@ fn user_trait(r: &Resource) -> UserTrait {
 async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
     // The fourth task's invite (the second POST) is refused by Torq.
     let sim = sim(FaultPlan::new().on(Endpoint::Invite, FaultKind::Status(403), 2, 1)).await;
-    let (public, secret) = test_key();
+    let (private, secret, _) = test_key();
     let c1 = FakeC1::start(FakeC1Config {
         client_id: CLIENT_ID.into(),
         audience: AUDIENCE.into(),
-        public_key: public,
+        public_key: public_of(&private),
         reject_all_tokens: false,
     })
     .await;
@@ -522,11 +573,11 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_mode_without_provisioning_refuses_every_provisioning_task() {
     let sim = sim(FaultPlan::new()).await;
-    let (public, secret) = test_key();
+    let (private, secret, _) = test_key();
     let c1 = FakeC1::start(FakeC1Config {
         client_id: CLIENT_ID.into(),
         audience: AUDIENCE.into(),
-        public_key: public,
+        public_key: public_of(&private),
         reject_all_tokens: false,
     })
     .await;

@@ -49,6 +49,8 @@ pub struct Record {
     pub unauthenticated_calls: u64,
     /// Every UploadAsset call that got past authorization (stalled and failed ones included).
     pub upload_attempts: u64,
+    /// FinishTask calls that were accepted and then never answered (see [`FakeC1::stall_finishes`]).
+    pub stalled_finishes: u64,
     pub user_agents: HashSet<String>,
     pub host_ids: HashSet<String>,
 }
@@ -73,6 +75,8 @@ struct Hostile {
     stall_uploads: u32,
     /// This many uploads (from the next one on) fail with `Unavailable` before their stream is read.
     fail_uploads: u32,
+    /// This many FinishTask calls (from the next one on) are accepted and then never answered.
+    stall_finishes: u32,
     /// `next_poll` of GetTask answers.
     next_poll: prost_types::Duration,
 }
@@ -83,6 +87,7 @@ impl Default for Hostile {
             token_expires_in: serde_json::json!(3600),
             stall_uploads: 0,
             fail_uploads: 0,
+            stall_finishes: 0,
             next_poll: prost_types::Duration { seconds: 0, nanos: 100_000_000 },
         }
     }
@@ -169,6 +174,11 @@ impl FakeC1 {
     /// The next `n` uploads fail with `Unavailable`.
     pub fn fail_uploads(&self, n: u32) {
         self.inner.hostile.lock().unwrap().fail_uploads = n;
+    }
+
+    /// The next `n` FinishTask calls are accepted and then never answered (the caller's deadline ends them).
+    pub fn stall_finishes(&self, n: u32) {
+        self.inner.hostile.lock().unwrap().stall_finishes = n;
     }
 
     /// GetTask answers ask for the next poll after `d`.
@@ -395,6 +405,16 @@ impl BatonService for Service {
         self.host(&finish.host_id)?;
         if finish.final_state.is_none() {
             return Err(Status::invalid_argument("final_state is required"));
+        }
+        let stall = {
+            let mut hostile = self.inner.hostile.lock().unwrap();
+            let stall = hostile.stall_finishes > 0;
+            hostile.stall_finishes = hostile.stall_finishes.saturating_sub(1);
+            stall
+        };
+        if stall {
+            self.inner.record.lock().unwrap().stalled_finishes += 1;
+            std::future::pending::<()>().await;
         }
         self.inner.record.lock().unwrap().finishes.push(finish);
         Ok(Response::new(BatonServiceFinishTaskResponse::default()))

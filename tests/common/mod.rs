@@ -6,3 +6,5 @@ pub mod c1z_reader;
 pub mod dump;
 pub mod fake_c1;
 pub mod harness;
+pub mod log_watch;
+pub mod refusing_proxy;

@@ -67,3 +67,78 @@ fn readme_quick_start_shows_what_demo_prints() {
     );
     assert!(dir.path().join("demo.c1z").is_file(), "the README says the demo writes demo.c1z");
 }
+
+/// `cmd` without the `BATON_*` variables of the developer's environment (config path, log level, quiet, file), which
+/// would change what the binary prints.
+fn without_baton_env(cmd: &mut Command) -> &mut Command {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BATON_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
+
+/// Digits replaced by `N`, so that a shown example and a real line compare by shape.
+fn digits_masked(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !out.ends_with('N') {
+                out.push('N');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// On a terminal a sync redraws a progress line; the README quotes one (`syncing: ...`). It must have the shape the
+/// binary draws. The binary runs under `script` (a pseudo-terminal) against the simulated Torq with some latency, so
+/// the line is drawn at least once.
+#[cfg(target_os = "linux")]
+#[test]
+fn readme_progress_line_has_the_shape_a_terminal_shows() {
+    use baton_torq::sim::{SimConfig, SimServer, Workspace};
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: `script` (util-linux) is not installed");
+        return;
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let quoted: Vec<String> = readme
+        .split('`')
+        .filter(|s| s.starts_with("syncing: "))
+        .map(digits_masked)
+        .collect();
+    assert!(!quoted.is_empty(), "the README quotes the progress line (`syncing: ...`)");
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let config = SimConfig { latency: std::time::Duration::from_millis(300), ..SimConfig::default() };
+    let server = runtime.block_on(SimServer::start(Workspace::demo(), config.clone())).expect("simulated Torq");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // `script` runs the binary on a pseudo-terminal.
+    let mut script = Command::new("script");
+    without_baton_env(&mut script)
+        .args(["-qefc", env!("CARGO_BIN_EXE_baton-torq"), "/dev/null"])
+        .current_dir(dir.path())
+        .env("TERM", "xterm")
+        .env("BATON_TORQ_CLIENT_ID", &config.client_id)
+        .env("BATON_TORQ_CLIENT_SECRET", &config.client_secret)
+        .env("BATON_TORQ_API_URL", server.api_url())
+        .env("BATON_TORQ_AUTH_URL", server.auth_url());
+    let out = script.stdin(std::process::Stdio::null()).output().expect("run baton-torq under script");
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "sync failed: {screen}");
+    let drawn: Vec<String> = screen
+        .split(['\r', '\n'])
+        .map(|l| l.trim_start_matches("\x1b[2K"))
+        .filter(|l| l.starts_with("syncing: "))
+        .map(|l| digits_masked(l.trim_end()))
+        .collect();
+    assert!(!drawn.is_empty(), "no progress line on a terminal: {screen:?}");
+    for line in &quoted {
+        assert!(drawn.contains(line), "README quotes the progress line as {line:?}; the binary draws {:?}", drawn[0]);
+    }
+    runtime.block_on(server.shutdown());
+}

@@ -479,6 +479,10 @@ pub fn describe_parse_error(e: &clap::Error, argv: &[String]) -> String {
                 None => String::new(),
             };
             match (value.is_empty(), secret) {
+                (true, _) if allowed.is_empty() => match example(&arg, &cmd) {
+                    Some(example) => format!("{name} needs a value; e.g. '{example}'"),
+                    None => with_help(format!("{name} needs a value")),
+                },
                 (true, _) => format!("{name} needs a value: one of {allowed}"),
                 (false, true) => with_help(format!("invalid value for {name}")),
                 (false, false) => format!("invalid value '{value}' for {name}: use one of {allowed}{did_you_mean}"),
@@ -508,6 +512,19 @@ pub fn describe_parse_error(e: &clap::Error, argv: &[String]) -> String {
                 None => with_help(format!("missing {}", wanted.join(" and "))),
             }
         }
+        ErrorKind::ValueValidation => {
+            let arg = one(ContextKind::InvalidArg).unwrap_or_default();
+            let value = one(ContextKind::InvalidValue).unwrap_or_default();
+            let name = arg_name(&arg, &cmd);
+            if arg.contains("secret") {
+                return with_help(format!("invalid value for {name}"));
+            }
+            let reason = std::error::Error::source(e).map(|r| format!(": {r}")).unwrap_or_default();
+            match example(&arg, &cmd) {
+                Some(example) => format!("invalid value '{value}' for {name}{reason}; e.g. '{example}'"),
+                None => with_help(format!("invalid value '{value}' for {name}{reason}")),
+            }
+        }
         _ => {
             let rendered = e.render().to_string();
             let first = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
@@ -530,6 +547,14 @@ fn arg_name(arg: &str, cmd: &clap::Command) -> String {
         Some(name) => format!("the {}", name.to_lowercase()),
         None => flag.to_string(),
     }
+}
+
+/// `--flag <default>` as an example of a valid value, for a flag that has a built-in default.
+fn example(arg: &str, cmd: &clap::Command) -> Option<String> {
+    let flag = arg.split_whitespace().next()?;
+    let long = flag.strip_prefix("--")?;
+    let default = all_args(cmd).find(|a| a.get_long() == Some(long))?.get_default_values().first()?.to_owned();
+    Some(format!("{flag} {}", default.to_string_lossy()))
 }
 
 /// The possible values of the positional `<NAME>` of `sub`.

@@ -106,11 +106,7 @@ fn readme_progress_line_has_the_shape_a_terminal_shows() {
         return;
     }
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
-    let quoted: Vec<String> = readme
-        .split('`')
-        .filter(|s| s.starts_with("syncing: "))
-        .map(digits_masked)
-        .collect();
+    let quoted: Vec<String> = readme.split('`').filter(|s| s.starts_with("syncing: ")).map(digits_masked).collect();
     assert!(!quoted.is_empty(), "the README quotes the progress line (`syncing: ...`)");
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -141,4 +137,61 @@ fn readme_progress_line_has_the_shape_a_terminal_shows() {
         assert!(drawn.contains(line), "README quotes the progress line as {line:?}; the binary draws {:?}", drawn[0]);
     }
     runtime.block_on(server.shutdown());
+}
+
+/// Rows `(typed, printed, exit code)` of the Troubleshooting table of command-line mistakes.
+fn troubleshooting_rows(readme: &str) -> Vec<(String, String, i32)> {
+    let start = readme.find("\n## Troubleshooting").expect("README has a '## Troubleshooting' section");
+    let rest = &readme[start..];
+    let table = rest.find("\n| Typed |").expect("Troubleshooting has the table of mistakes typed on the command line");
+    let inner = |cell: &str| -> String {
+        let cell = cell.trim();
+        let open = cell.find('`').map_or(0, |i| i + 1);
+        let close = cell.rfind('`').filter(|&j| j >= open).unwrap_or(cell.len());
+        cell[open..close].to_string()
+    };
+    rest[table + 1..]
+        .lines()
+        .skip(2) // header and separator
+        .take_while(|l| l.starts_with('|'))
+        .map(|row| {
+            let cells: Vec<&str> = row.trim_matches('|').split(" | ").collect();
+            assert_eq!(cells.len(), 3, "a row of three cells: {row}");
+            // The typed cell is the command in backticks, maybe followed by a remark: `baton-torq` (no credentials).
+            let typed = cells[0].trim();
+            let typed = typed.split('`').nth(1).unwrap_or(typed).to_string();
+            let code = cells[2].trim().parse().unwrap_or_else(|_| panic!("an exit code: {row}"));
+            (typed, inner(cells[1]), code)
+        })
+        .collect()
+}
+
+/// Every mistake in the Troubleshooting table, typed as shown, prints exactly the line shown (the table shortens
+/// "run 'baton-torq --help' for usage" to "…") and exits with the code shown.
+#[test]
+fn readme_troubleshooting_mistakes_print_what_the_table_shows() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let rows = troubleshooting_rows(&readme);
+    assert!(rows.len() >= 7, "the table lists the usual mistakes: {rows:#?}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut failures = Vec::new();
+    for (typed, printed, code) in rows {
+        let words: Vec<&str> = typed.split(' ').filter(|w| !w.is_empty()).collect();
+        // A row may show only the flags; the program name is then implied.
+        let args = match words.first() {
+            Some(&"baton-torq") => &words[1..],
+            _ => &words[..],
+        };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton-torq"));
+        without_baton_env(&mut cmd).args(args).args(["--log-format", "console"]).current_dir(dir.path());
+        let out = cmd.output().expect("run baton-torq");
+        let stderr = String::from_utf8_lossy(&out.stderr).trim_end().replace("run 'baton-torq --help' for usage", "…");
+        if stderr != printed || out.status.code() != Some(code) {
+            failures.push(format!(
+                "typed `{typed}`:\n  README: {printed} (exit {code})\n  binary: {stderr} (exit {:?})",
+                out.status.code()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "README's Troubleshooting table differs from the binary:\n{}", failures.join("\n"));
 }

@@ -195,3 +195,49 @@ fn readme_troubleshooting_mistakes_print_what_the_table_shows() {
     }
     assert!(failures.is_empty(), "README's Troubleshooting table differs from the binary:\n{}", failures.join("\n"));
 }
+
+/// README, Configuration: "an empty variable counts as unset". A deployment template often sets every variable,
+/// some of them empty (`BATON_TORQ_REGION=${REGION}`): the sync must then use the defaults, not fail on an empty
+/// value.
+#[test]
+fn readme_an_empty_variable_counts_as_unset() {
+    use baton_torq::sim::{SimConfig, SimServer, Workspace};
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    assert!(readme.contains("an empty variable counts as unset"), "the README states the rule this test checks");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let config = SimConfig::default();
+    let server = runtime.block_on(SimServer::start(Workspace::demo(), config.clone())).expect("simulated Torq");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton-torq"));
+    without_baton_env(&mut cmd).current_dir(dir.path());
+    for empty in [
+        "BATON_TORQ_REGION",
+        "BATON_FILE",
+        "BATON_LOG_LEVEL",
+        "BATON_LOG_FORMAT",
+        "BATON_HTTP_TIMEOUT_SECONDS",
+        "BATON_QUIET",
+        "BATON_VERBOSE",
+        "BATON_WAIT_FOR_LOCK",
+        "BATON_TASK_CONCURRENCY",
+        "BATON_CLIENT_ID",
+        "BATON_CLIENT_SECRET",
+        "BATON_PROVISIONING",
+        "BATON_CONFIG_PATH",
+    ] {
+        cmd.env(empty, "");
+    }
+    cmd.env("BATON_TORQ_CLIENT_ID", &config.client_id)
+        .env("BATON_TORQ_CLIENT_SECRET", &config.client_secret)
+        .env("BATON_TORQ_API_URL", server.api_url())
+        .env("BATON_TORQ_AUTH_URL", server.auth_url());
+    let out = cmd.output().expect("run baton-torq");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "empty variables must count as unset: {stderr}");
+    assert!(dir.path().join("sync.c1z").is_file(), "the default file sync.c1z is written: {stderr}");
+    assert!(
+        stderr.contains("\"message\":\"sync complete\""),
+        "the summary is printed (BATON_QUIET= is not quiet): {stderr}"
+    );
+    runtime.block_on(server.shutdown());
+}

@@ -154,7 +154,9 @@ pub fn parse(
 /// Reads the config file, if any, and returns `cmd` with the file's value as the (hidden) default of every flag
 /// whose `BATON_*` variable is unset, and what was taken from the file.
 pub fn apply(cmd: clap::Command) -> Result<(clap::Command, Option<Applied>), ConfigFileError> {
-    apply_file(std::env::var_os(CONFIG_PATH_ENV), without_empty_env(cmd))
+    // The file's keys are the flags' variables, so the empty ones are unbound only after the file is applied.
+    let (cmd, applied) = apply_file(std::env::var_os(CONFIG_PATH_ENV), cmd)?;
+    Ok((without_empty_env(cmd), applied))
 }
 
 /// `cmd` with every flag whose `BATON_*` variable is set but empty unbound from it: an empty variable counts as

@@ -388,7 +388,30 @@ pub fn check_output_path(path: &Path) -> Result<(), ConfigError> {
     if !parent.is_dir() {
         return Err(err(format!("directory {} does not exist; create it first", parent.display())));
     }
+    // Its latest sync is kept, so an existing file must be readable. A 0600 file left by a run as another user (sudo,
+    // a container's default user) is not: say so here rather than fail later with a vague I/O error.
+    if let Err(e) = std::fs::File::open(path) {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            return Err(err(format!(
+                "this user may not read it{}, so its latest sync cannot be kept; run as the file's owner, or choose another --file",
+                owner_of(path)
+            )));
+        }
+    }
     Ok(())
+}
+
+/// ` (it belongs to uid N)`, where the platform tells.
+fn owner_of(path: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            return format!(" (it belongs to uid {})", meta.uid());
+        }
+    }
+    let _ = path;
+    String::new()
 }
 
 // ---------------------------------------------------------------------------------------------------------------

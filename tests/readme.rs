@@ -241,3 +241,65 @@ fn readme_an_empty_variable_counts_as_unset() {
     );
     runtime.block_on(server.shutdown());
 }
+
+/// README, Troubleshooting: a sync file left by a run as another user (`sudo`, a container's default user) is mode
+/// 0600 and unreadable for the next run, whose latest sync it must keep. The run stops before calling Torq with one
+/// line saying whose file it is and what to do (exit 2), and leaves the file as it was. As root the binary runs as
+/// uid 65534 (root ignores file modes); as another user the file is made unreadable (mode 000).
+#[cfg(unix)]
+#[test]
+fn a_sync_file_of_another_user_is_named_with_the_fix() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    use std::os::unix::process::CommandExt as _;
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |cmd: &mut Command| {
+        without_baton_env(cmd).current_dir(dir.path()).args(["--log-format", "console"]).output().expect("run")
+    };
+    // A real sync file from an earlier run (the demo writes the same kind of file).
+    let first = run(Command::new(env!("CARGO_BIN_EXE_baton-torq")).args(["demo", "-f", "sync.c1z"]));
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let file = dir.path().join("sync.c1z");
+    let before = std::fs::read(&file).expect("read the first file");
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton-torq"));
+    // Nothing listens at this URL: the check comes before any request.
+    cmd.args(["--torq-client-id", "id", "--torq-client-secret", "secret"]).args([
+        "--torq-api-url",
+        "http://127.0.0.1:9/public/v1alpha",
+        "--torq-auth-url",
+        "http://127.0.0.1:9/v1/auth/token",
+    ]);
+    let as_root = std::fs::metadata(&file).expect("stat").uid() == 0;
+    if as_root {
+        mode(dir.path(), 0o777); // the folder is the other user's own, writable for them
+        cmd.uid(65534).gid(65534);
+    } else {
+        mode(&file, 0o000);
+    }
+    let out = without_baton_env(&mut cmd).current_dir(dir.path()).args(["--log-format", "console"]).output();
+    mode(dir.path(), 0o700);
+    mode(&file, 0o600);
+    let out = match out {
+        // The checkout may sit in a folder other users cannot enter; then this case cannot be shown here.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("skipped: the test binary is not reachable by another user ({e})");
+            return;
+        }
+        other => other.expect("run baton-torq as another user"),
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    let owner = if as_root { 0 } else { std::fs::metadata(&file).expect("stat").uid() };
+    assert_eq!(
+        stderr,
+        format!(
+            "error: invalid --file (sync.c1z): this user may not read it (it belongs to uid {owner}), so its latest sync \
+             cannot be kept; run as the file's owner, or choose another --file"
+        )
+    );
+    assert_eq!(std::fs::read(&file).expect("read the file again"), before, "the file is left as it was");
+}

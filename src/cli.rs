@@ -378,6 +378,15 @@ pub fn check_output_path(path: &Path) -> Result<(), ConfigError> {
     if path.as_os_str().is_empty() {
         return Err(err("the path is empty; pass a file name such as sync.c1z".into()));
     }
+    // The Go SDK can write to S3 (ConductorOne's docs show BATON_FILE=s3://...); without this the user would be told
+    // that a directory "s3:" does not exist.
+    if shown.to_ascii_lowercase().starts_with("s3://") {
+        return Err(err(
+            "baton-torq writes local files only, not to S3; write a local file (e.g. -f sync.c1z) and copy it, e.g. with \
+             'aws s3 cp'"
+                .into(),
+        ));
+    }
     if path.is_dir() {
         return Err(err("it is a directory; pass a file path such as DIR/sync.c1z".into()));
     }

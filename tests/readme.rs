@@ -303,3 +303,102 @@ fn a_sync_file_of_another_user_is_named_with_the_fix() {
     );
     assert_eq!(std::fs::read(&file).expect("read the file again"), before, "the file is left as it was");
 }
+
+/// The text of the fenced block that opens with "```sh" and contains `needle`, in the section `heading`.
+fn sh_block_with(readme: &str, heading: &str, needle: &str) -> String {
+    let start = readme.find(heading).unwrap_or_else(|| panic!("README has the section {heading}"));
+    let section_end = readme[start + heading.len()..].find("\n## ").map_or(readme.len(), |i| start + heading.len() + i);
+    let section = &readme[start..section_end];
+    section
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
+        .find(|block| block.contains(needle))
+        .unwrap_or_else(|| panic!("a ```sh block with {needle:?} in {heading}"))
+        .to_string()
+}
+
+/// `text` with `from` replaced by `to`; the test fails when the README or workflow no longer contains `from`.
+fn replaced(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "expected {from:?} in:\n{text}");
+    text.replace(from, to)
+}
+
+/// README, Install: the release-binary commands, run as a user copies them, against an archive made by the
+/// release workflow's own Package step from this build's binary. Only what cannot run here is swapped: the
+/// download address (the GitHub release of `<owner>`, which the project does not name) becomes a file:// URL of the
+/// packed folder, and `sudo install ... /usr/local/bin/` installs into a temporary folder. Catches a renamed archive,
+/// a checksum file that `sha256sum -c` cannot check, a changed folder layout and a changed `--version` line.
+#[cfg(target_os = "linux")]
+#[test]
+fn readme_install_commands_work_on_the_archive_the_release_workflow_packs() {
+    for tool in ["bash", "curl", "sha256sum", "tar", "install"] {
+        if Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map_or(true, |o| !o.status.success())
+        {
+            eprintln!("skipped: `{tool}` is not installed");
+            return;
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("read README.md");
+    let install = sh_block_with(&readme, "\n## Install", "curl -fsSLO");
+    let first = install.lines().next().unwrap_or_default();
+    let setting = |key: &str| {
+        first
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or_else(|| panic!("the block starts by setting {key}: {first}"))
+            .to_string()
+    };
+    let (tag, target) = (setting("tag="), setting("target="));
+    let expected = install
+        .lines()
+        .find(|l| l.starts_with("baton-torq --version"))
+        .and_then(|l| l.split_once('#'))
+        .map(|(_, shown)| shown.trim().to_string())
+        .expect("the block ends with `baton-torq --version  # <what it prints>`");
+
+    // The release workflow's Package step (the Linux job's, the first in the file), run on this build's binary.
+    let workflow = std::fs::read_to_string(root.join(".github/workflows/release.yml")).expect("read release.yml");
+    let step = "      - name: Package\n        run: |\n";
+    let at = workflow.find(step).expect("release.yml has a Package step") + step.len();
+    let package: String =
+        workflow[at..].lines().take_while(|l| l.starts_with("          ")).map(|l| format!("{}\n", &l[10..])).collect();
+    let package = replaced(&package, "${{ matrix.target }}", &target);
+    let package = replaced(
+        &package,
+        &format!("\"target/{target}/release/baton-torq\""),
+        &format!("'{}'", env!("CARGO_BIN_EXE_baton-torq")),
+    );
+    let repo = tempfile::tempdir().expect("temp dir");
+    for file in ["README.md", "LICENSE", "baton_capabilities.json"] {
+        std::fs::copy(root.join(file), repo.path().join(file)).expect("copy a packaged file");
+    }
+    let packed = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &package])
+        .current_dir(repo.path())
+        .env("GITHUB_REF_NAME", &tag)
+        .output()
+        .expect("run the Package step");
+    assert!(packed.status.success(), "Package step failed: {}", String::from_utf8_lossy(&packed.stderr));
+
+    let user = tempfile::tempdir().expect("temp dir");
+    let bin = user.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin dir");
+    let script = replaced(
+        &install,
+        "https://github.com/<owner>/baton-torq/releases/download/$tag",
+        &format!("file://{}/dist", repo.path().display()),
+    );
+    let script = replaced(&script, "sudo install", "install");
+    let script = replaced(&script, "/usr/local/bin/", &format!("{}/", bin.display()));
+    let mut run = Command::new("bash");
+    without_baton_env(&mut run)
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(user.path())
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()));
+    let out = run.output().expect("run the README's install commands");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the install commands failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.lines().last(), Some(expected.as_str()), "what `baton-torq --version` prints:\n{stdout}");
+}

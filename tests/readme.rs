@@ -402,3 +402,50 @@ fn readme_install_commands_work_on_the_archive_the_release_workflow_packs() {
     assert!(out.status.success(), "the install commands failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout.lines().last(), Some(expected.as_str()), "what `baton-torq --version` prints:\n{stdout}");
 }
+
+/// `value` with what changes from run to run (times, ids, sizes, memory) set to null, keys kept in order.
+fn stable_json(mut value: serde_json::Value) -> serde_json::Value {
+    if let Some(record) = value.as_object_mut() {
+        for key in ["timestamp", "sync_id", "file_bytes", "duration_seconds", "peak_rss_bytes"] {
+            if let Some(v) = record.get_mut(key) {
+                *v = serde_json::Value::Null;
+            }
+        }
+    }
+    value
+}
+
+/// README, Output and exit codes: the JSON summary of the demo and the JSON error record it shows are what the
+/// binary prints, field by field and in the same order, apart from times, ids, sizes and memory.
+#[test]
+fn readme_json_examples_are_what_the_binary_prints() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let shown: Vec<serde_json::Value> = readme
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("```").map(|(block, _)| block.trim()))
+        .map(|block| {
+            serde_json::from_str(block).unwrap_or_else(|e| panic!("README's JSON example parses: {e}: {block}"))
+        })
+        .collect();
+    let find = |message: &str| {
+        shown
+            .iter()
+            .find(|v| v["message"] == message)
+            .cloned()
+            .unwrap_or_else(|| panic!("README shows a JSON record with message {message:?}"))
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton-torq"));
+        let out = without_baton_env(&mut cmd).args(args).current_dir(dir.path()).output().expect("run baton-torq");
+        let line = String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default().to_string();
+        serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|e| panic!("a JSON record: {e}: {line}"))
+    };
+    let summary = run(&["demo", "--log-format", "json"]);
+    // Compared as text, so that the order of the fields counts too.
+    let text = |v: serde_json::Value| stable_json(v).to_string();
+    assert_eq!(text(find("sync complete")), text(summary), "README's JSON summary (left) vs the binary's");
+    let error = run(&["--log-format", "json", "--region", "eu"]);
+    assert_eq!(text(find("baton-torq failed")), text(error), "README's JSON error (left) vs the binary's");
+}

@@ -125,8 +125,8 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
         }
         // --- end service mode ---
         None => {
-            let settings = cli::torq_settings(&cli.torq)?;
             cli::check_output_path(&cli.common.file)?;
+            let settings = cli::torq_settings(&cli.torq)?;
             sync_with(settings, cli.common.file.clone(), &cli, style).await
         }
     }

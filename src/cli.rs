@@ -378,6 +378,15 @@ pub fn check_output_path(path: &Path) -> Result<(), ConfigError> {
     if path.as_os_str().is_empty() {
         return Err(err("the path is empty; pass a file name such as sync.c1z".into()));
     }
+    // The Go SDK can write to S3 (ConductorOne's docs show BATON_FILE=s3://...); without this the user would be told
+    // that a directory "s3:" does not exist.
+    if shown.to_ascii_lowercase().starts_with("s3://") {
+        return Err(err(
+            "baton-torq writes local files only, not to S3; write a local file (e.g. -f sync.c1z) and copy it, e.g. with \
+             'aws s3 cp'"
+                .into(),
+        ));
+    }
     if path.is_dir() {
         return Err(err("it is a directory; pass a file path such as DIR/sync.c1z".into()));
     }
@@ -388,7 +397,30 @@ pub fn check_output_path(path: &Path) -> Result<(), ConfigError> {
     if !parent.is_dir() {
         return Err(err(format!("directory {} does not exist; create it first", parent.display())));
     }
+    // Its latest sync is kept, so an existing file must be readable. A 0600 file left by a run as another user (sudo,
+    // a container's default user) is not: say so here rather than fail later with a vague I/O error.
+    if let Err(e) = std::fs::File::open(path) {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            return Err(err(format!(
+                "this user may not read it{}, so its latest sync cannot be kept; run as the file's owner, or choose another --file",
+                owner_of(path)
+            )));
+        }
+    }
     Ok(())
+}
+
+/// ` (it belongs to uid N)`, where the platform tells.
+fn owner_of(path: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            return format!(" (it belongs to uid {})", meta.uid());
+        }
+    }
+    let _ = path;
+    String::new()
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -479,6 +511,10 @@ pub fn describe_parse_error(e: &clap::Error, argv: &[String]) -> String {
                 None => String::new(),
             };
             match (value.is_empty(), secret) {
+                (true, _) if allowed.is_empty() => match example(&arg, &cmd) {
+                    Some(example) => format!("{name} needs a value; e.g. '{example}'"),
+                    None => with_help(format!("{name} needs a value")),
+                },
                 (true, _) => format!("{name} needs a value: one of {allowed}"),
                 (false, true) => with_help(format!("invalid value for {name}")),
                 (false, false) => format!("invalid value '{value}' for {name}: use one of {allowed}{did_you_mean}"),
@@ -508,6 +544,19 @@ pub fn describe_parse_error(e: &clap::Error, argv: &[String]) -> String {
                 None => with_help(format!("missing {}", wanted.join(" and "))),
             }
         }
+        ErrorKind::ValueValidation => {
+            let arg = one(ContextKind::InvalidArg).unwrap_or_default();
+            let value = one(ContextKind::InvalidValue).unwrap_or_default();
+            let name = arg_name(&arg, &cmd);
+            if arg.contains("secret") {
+                return with_help(format!("invalid value for {name}"));
+            }
+            let reason = std::error::Error::source(e).map(|r| format!(": {r}")).unwrap_or_default();
+            match example(&arg, &cmd) {
+                Some(example) => format!("invalid value '{value}' for {name}{reason}; e.g. '{example}'"),
+                None => with_help(format!("invalid value '{value}' for {name}{reason}")),
+            }
+        }
         _ => {
             let rendered = e.render().to_string();
             let first = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
@@ -530,6 +579,14 @@ fn arg_name(arg: &str, cmd: &clap::Command) -> String {
         Some(name) => format!("the {}", name.to_lowercase()),
         None => flag.to_string(),
     }
+}
+
+/// `--flag <default>` as an example of a valid value, for a flag that has a built-in default.
+fn example(arg: &str, cmd: &clap::Command) -> Option<String> {
+    let flag = arg.split_whitespace().next()?;
+    let long = flag.strip_prefix("--")?;
+    let default = all_args(cmd).find(|a| a.get_long() == Some(long))?.get_default_values().first()?.to_owned();
+    Some(format!("{flag} {}", default.to_string_lossy()))
 }
 
 /// The possible values of the positional `<NAME>` of `sub`.

@@ -154,7 +154,27 @@ pub fn parse(
 /// Reads the config file, if any, and returns `cmd` with the file's value as the (hidden) default of every flag
 /// whose `BATON_*` variable is unset, and what was taken from the file.
 pub fn apply(cmd: clap::Command) -> Result<(clap::Command, Option<Applied>), ConfigFileError> {
-    apply_file(std::env::var_os(CONFIG_PATH_ENV), cmd)
+    // The file's keys are the flags' variables, so the empty ones are unbound only after the file is applied.
+    let (cmd, applied) = apply_file(std::env::var_os(CONFIG_PATH_ENV), cmd)?;
+    Ok((without_empty_env(cmd), applied))
+}
+
+/// `cmd` with every flag whose `BATON_*` variable is set but empty unbound from it: an empty variable counts as
+/// unset (as in viper), so `BATON_TORQ_REGION=` keeps the default instead of failing as an empty value.
+fn without_empty_env(mut cmd: clap::Command) -> clap::Command {
+    let empty: Vec<clap::Id> = cmd
+        .get_arguments()
+        .filter(|a| a.get_env().is_some_and(|env| std::env::var_os(env).is_some_and(|v| v.is_empty())))
+        .map(|a| a.get_id().clone())
+        .collect();
+    for id in empty {
+        cmd = cmd.mut_arg(id, |a| a.env(None));
+    }
+    let subcommands: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_owned()).collect();
+    for name in subcommands {
+        cmd = cmd.mut_subcommand(name, without_empty_env);
+    }
+    cmd
 }
 
 /// [`apply`] with the value of `BATON_CONFIG_PATH` given.

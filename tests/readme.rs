@@ -67,3 +67,385 @@ fn readme_quick_start_shows_what_demo_prints() {
     );
     assert!(dir.path().join("demo.c1z").is_file(), "the README says the demo writes demo.c1z");
 }
+
+/// `cmd` without the `BATON_*` variables of the developer's environment (config path, log level, quiet, file), which
+/// would change what the binary prints.
+fn without_baton_env(cmd: &mut Command) -> &mut Command {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BATON_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
+
+/// Digits replaced by `N`, so that a shown example and a real line compare by shape.
+fn digits_masked(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !out.ends_with('N') {
+                out.push('N');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// On a terminal a sync redraws a progress line; the README quotes one (`syncing: ...`). It must have the shape the
+/// binary draws. The binary runs under `script` (a pseudo-terminal) against the simulated Torq with some latency, so
+/// the line is drawn at least once.
+#[cfg(target_os = "linux")]
+#[test]
+fn readme_progress_line_has_the_shape_a_terminal_shows() {
+    use baton_torq::sim::{SimConfig, SimServer, Workspace};
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: `script` (util-linux) is not installed");
+        return;
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let quoted: Vec<String> = readme.split('`').filter(|s| s.starts_with("syncing: ")).map(digits_masked).collect();
+    assert!(!quoted.is_empty(), "the README quotes the progress line (`syncing: ...`)");
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let config = SimConfig { latency: std::time::Duration::from_millis(300), ..SimConfig::default() };
+    let server = runtime.block_on(SimServer::start(Workspace::demo(), config.clone())).expect("simulated Torq");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // `script` runs the binary on a pseudo-terminal.
+    let mut script = Command::new("script");
+    without_baton_env(&mut script)
+        .args(["-qefc", env!("CARGO_BIN_EXE_baton-torq"), "/dev/null"])
+        .current_dir(dir.path())
+        .env("TERM", "xterm")
+        .env("BATON_TORQ_CLIENT_ID", &config.client_id)
+        .env("BATON_TORQ_CLIENT_SECRET", &config.client_secret)
+        .env("BATON_TORQ_API_URL", server.api_url())
+        .env("BATON_TORQ_AUTH_URL", server.auth_url());
+    let out = script.stdin(std::process::Stdio::null()).output().expect("run baton-torq under script");
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "sync failed: {screen}");
+    let drawn: Vec<String> = screen
+        .split(['\r', '\n'])
+        .map(|l| l.trim_start_matches("\x1b[2K"))
+        .filter(|l| l.starts_with("syncing: "))
+        .map(|l| digits_masked(l.trim_end()))
+        .collect();
+    assert!(!drawn.is_empty(), "no progress line on a terminal: {screen:?}");
+    for line in &quoted {
+        assert!(drawn.contains(line), "README quotes the progress line as {line:?}; the binary draws {:?}", drawn[0]);
+    }
+    runtime.block_on(server.shutdown());
+}
+
+/// Rows `(typed, printed, exit code)` of the Troubleshooting table of command-line mistakes.
+fn troubleshooting_rows(readme: &str) -> Vec<(String, String, i32)> {
+    let start = readme.find("\n## Troubleshooting").expect("README has a '## Troubleshooting' section");
+    let rest = &readme[start..];
+    let table = rest.find("\n| Typed |").expect("Troubleshooting has the table of mistakes typed on the command line");
+    let inner = |cell: &str| -> String {
+        let cell = cell.trim();
+        let open = cell.find('`').map_or(0, |i| i + 1);
+        let close = cell.rfind('`').filter(|&j| j >= open).unwrap_or(cell.len());
+        cell[open..close].to_string()
+    };
+    rest[table + 1..]
+        .lines()
+        .skip(2) // header and separator
+        .take_while(|l| l.starts_with('|'))
+        .map(|row| {
+            let cells: Vec<&str> = row.trim_matches('|').split(" | ").collect();
+            assert_eq!(cells.len(), 3, "a row of three cells: {row}");
+            // The typed cell is the command in backticks, maybe followed by a remark: `baton-torq` (no credentials).
+            let typed = cells[0].trim();
+            let typed = typed.split('`').nth(1).unwrap_or(typed).to_string();
+            let code = cells[2].trim().parse().unwrap_or_else(|_| panic!("an exit code: {row}"));
+            (typed, inner(cells[1]), code)
+        })
+        .collect()
+}
+
+/// Every mistake in the Troubleshooting table, typed as shown, prints exactly the line shown (the table shortens
+/// "run 'baton-torq --help' for usage" to "…") and exits with the code shown.
+#[test]
+fn readme_troubleshooting_mistakes_print_what_the_table_shows() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let rows = troubleshooting_rows(&readme);
+    assert!(rows.len() >= 7, "the table lists the usual mistakes: {rows:#?}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut failures = Vec::new();
+    for (typed, printed, code) in rows {
+        let words: Vec<&str> = typed.split(' ').filter(|w| !w.is_empty()).collect();
+        // A row may show only the flags; the program name is then implied.
+        let args = match words.first() {
+            Some(&"baton-torq") => &words[1..],
+            _ => &words[..],
+        };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton-torq"));
+        without_baton_env(&mut cmd).args(args).args(["--log-format", "console"]).current_dir(dir.path());
+        let out = cmd.output().expect("run baton-torq");
+        let stderr = String::from_utf8_lossy(&out.stderr).trim_end().replace("run 'baton-torq --help' for usage", "…");
+        if stderr != printed || out.status.code() != Some(code) {
+            failures.push(format!(
+                "typed `{typed}`:\n  README: {printed} (exit {code})\n  binary: {stderr} (exit {:?})",
+                out.status.code()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "README's Troubleshooting table differs from the binary:\n{}", failures.join("\n"));
+}
+
+/// README, Configuration: "an empty variable counts as unset". A deployment template often sets every variable,
+/// some of them empty (`BATON_TORQ_REGION=${REGION}`): the sync must then use the defaults, not fail on an empty
+/// value.
+#[test]
+fn readme_an_empty_variable_counts_as_unset() {
+    use baton_torq::sim::{SimConfig, SimServer, Workspace};
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    assert!(readme.contains("an empty variable counts as unset"), "the README states the rule this test checks");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let config = SimConfig::default();
+    let server = runtime.block_on(SimServer::start(Workspace::demo(), config.clone())).expect("simulated Torq");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton-torq"));
+    without_baton_env(&mut cmd).current_dir(dir.path());
+    for empty in [
+        "BATON_TORQ_REGION",
+        "BATON_FILE",
+        "BATON_LOG_LEVEL",
+        "BATON_LOG_FORMAT",
+        "BATON_HTTP_TIMEOUT_SECONDS",
+        "BATON_QUIET",
+        "BATON_VERBOSE",
+        "BATON_WAIT_FOR_LOCK",
+        "BATON_TASK_CONCURRENCY",
+        "BATON_CLIENT_ID",
+        "BATON_CLIENT_SECRET",
+        "BATON_PROVISIONING",
+        "BATON_CONFIG_PATH",
+    ] {
+        cmd.env(empty, "");
+    }
+    cmd.env("BATON_TORQ_CLIENT_ID", &config.client_id)
+        .env("BATON_TORQ_CLIENT_SECRET", &config.client_secret)
+        .env("BATON_TORQ_API_URL", server.api_url())
+        .env("BATON_TORQ_AUTH_URL", server.auth_url());
+    let out = cmd.output().expect("run baton-torq");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "empty variables must count as unset: {stderr}");
+    assert!(dir.path().join("sync.c1z").is_file(), "the default file sync.c1z is written: {stderr}");
+    assert!(
+        stderr.contains("\"message\":\"sync complete\""),
+        "the summary is printed (BATON_QUIET= is not quiet): {stderr}"
+    );
+    runtime.block_on(server.shutdown());
+}
+
+/// README, Troubleshooting: a sync file left by a run as another user (`sudo`, a container's default user) is mode
+/// 0600 and unreadable for the next run, whose latest sync it must keep. The run stops before calling Torq with one
+/// line saying whose file it is and what to do (exit 2), and leaves the file as it was. As root the binary runs as
+/// uid 65534 (root ignores file modes); as another user the file is made unreadable (mode 000).
+#[cfg(unix)]
+#[test]
+fn a_sync_file_of_another_user_is_named_with_the_fix() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    use std::os::unix::process::CommandExt as _;
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |cmd: &mut Command| {
+        without_baton_env(cmd).current_dir(dir.path()).args(["--log-format", "console"]).output().expect("run")
+    };
+    // A real sync file from an earlier run (the demo writes the same kind of file).
+    let first = run(Command::new(env!("CARGO_BIN_EXE_baton-torq")).args(["demo", "-f", "sync.c1z"]));
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let file = dir.path().join("sync.c1z");
+    let before = std::fs::read(&file).expect("read the first file");
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton-torq"));
+    // Nothing listens at this URL: the check comes before any request.
+    cmd.args(["--torq-client-id", "id", "--torq-client-secret", "secret"]).args([
+        "--torq-api-url",
+        "http://127.0.0.1:9/public/v1alpha",
+        "--torq-auth-url",
+        "http://127.0.0.1:9/v1/auth/token",
+    ]);
+    let as_root = std::fs::metadata(&file).expect("stat").uid() == 0;
+    if as_root {
+        mode(dir.path(), 0o777); // the folder is the other user's own, writable for them
+        cmd.uid(65534).gid(65534);
+    } else {
+        mode(&file, 0o000);
+    }
+    let out = without_baton_env(&mut cmd).current_dir(dir.path()).args(["--log-format", "console"]).output();
+    mode(dir.path(), 0o700);
+    mode(&file, 0o600);
+    let out = match out {
+        // The checkout may sit in a folder other users cannot enter; then this case cannot be shown here.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("skipped: the test binary is not reachable by another user ({e})");
+            return;
+        }
+        other => other.expect("run baton-torq as another user"),
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    let owner = if as_root { 0 } else { std::fs::metadata(&file).expect("stat").uid() };
+    assert_eq!(
+        stderr,
+        format!(
+            "error: invalid --file (sync.c1z): this user may not read it (it belongs to uid {owner}), so its latest sync \
+             cannot be kept; run as the file's owner, or choose another --file"
+        )
+    );
+    assert_eq!(std::fs::read(&file).expect("read the file again"), before, "the file is left as it was");
+}
+
+/// The text of the fenced block that opens with "```sh" and contains `needle`, in the section `heading`.
+fn sh_block_with(readme: &str, heading: &str, needle: &str) -> String {
+    let start = readme.find(heading).unwrap_or_else(|| panic!("README has the section {heading}"));
+    let section_end = readme[start + heading.len()..].find("\n## ").map_or(readme.len(), |i| start + heading.len() + i);
+    let section = &readme[start..section_end];
+    section
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
+        .find(|block| block.contains(needle))
+        .unwrap_or_else(|| panic!("a ```sh block with {needle:?} in {heading}"))
+        .to_string()
+}
+
+/// `text` with `from` replaced by `to`; the test fails when the README or workflow no longer contains `from`.
+fn replaced(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "expected {from:?} in:\n{text}");
+    text.replace(from, to)
+}
+
+/// README, Install: the release-binary commands, run as a user copies them, against an archive made by the
+/// release workflow's own Package step from this build's binary. Only what cannot run here is swapped: the
+/// download address (the GitHub release of `<owner>`, which the project does not name) becomes a file:// URL of the
+/// packed folder, and `sudo install ... /usr/local/bin/` installs into a temporary folder. Catches a renamed archive,
+/// a checksum file that `sha256sum -c` cannot check, a changed folder layout and a changed `--version` line.
+#[cfg(target_os = "linux")]
+#[test]
+fn readme_install_commands_work_on_the_archive_the_release_workflow_packs() {
+    for tool in ["bash", "curl", "sha256sum", "tar", "install"] {
+        if Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map_or(true, |o| !o.status.success())
+        {
+            eprintln!("skipped: `{tool}` is not installed");
+            return;
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("read README.md");
+    let install = sh_block_with(&readme, "\n## Install", "curl -fsSLO");
+    let first = install.lines().next().unwrap_or_default();
+    let setting = |key: &str| {
+        first
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or_else(|| panic!("the block starts by setting {key}: {first}"))
+            .to_string()
+    };
+    let (tag, target) = (setting("tag="), setting("target="));
+    let expected = install
+        .lines()
+        .find(|l| l.starts_with("baton-torq --version"))
+        .and_then(|l| l.split_once('#'))
+        .map(|(_, shown)| shown.trim().to_string())
+        .expect("the block ends with `baton-torq --version  # <what it prints>`");
+
+    // The release workflow's Package step (the Linux job's, the first in the file), run on this build's binary.
+    let workflow = std::fs::read_to_string(root.join(".github/workflows/release.yml")).expect("read release.yml");
+    let step = "      - name: Package\n        run: |\n";
+    let at = workflow.find(step).expect("release.yml has a Package step") + step.len();
+    let package: String =
+        workflow[at..].lines().take_while(|l| l.starts_with("          ")).map(|l| format!("{}\n", &l[10..])).collect();
+    let package = replaced(&package, "${{ matrix.target }}", &target);
+    let package = replaced(
+        &package,
+        &format!("\"target/{target}/release/baton-torq\""),
+        &format!("'{}'", env!("CARGO_BIN_EXE_baton-torq")),
+    );
+    let repo = tempfile::tempdir().expect("temp dir");
+    for file in ["README.md", "LICENSE", "baton_capabilities.json"] {
+        std::fs::copy(root.join(file), repo.path().join(file)).expect("copy a packaged file");
+    }
+    let packed = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &package])
+        .current_dir(repo.path())
+        .env("GITHUB_REF_NAME", &tag)
+        .output()
+        .expect("run the Package step");
+    assert!(packed.status.success(), "Package step failed: {}", String::from_utf8_lossy(&packed.stderr));
+
+    let user = tempfile::tempdir().expect("temp dir");
+    let bin = user.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin dir");
+    let script = replaced(
+        &install,
+        "https://github.com/<owner>/baton-torq/releases/download/$tag",
+        &format!("file://{}/dist", repo.path().display()),
+    );
+    let script = replaced(&script, "sudo install", "install");
+    let script = replaced(&script, "/usr/local/bin/", &format!("{}/", bin.display()));
+    let mut run = Command::new("bash");
+    without_baton_env(&mut run)
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(user.path())
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()));
+    let out = run.output().expect("run the README's install commands");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the install commands failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.lines().last(), Some(expected.as_str()), "what `baton-torq --version` prints:\n{stdout}");
+}
+
+/// `value` with what changes from run to run (times, ids, sizes, memory) set to null, keys kept in order.
+fn stable_json(mut value: serde_json::Value) -> serde_json::Value {
+    if let Some(record) = value.as_object_mut() {
+        for key in ["timestamp", "sync_id", "file_bytes", "duration_seconds", "peak_rss_bytes"] {
+            if let Some(v) = record.get_mut(key) {
+                *v = serde_json::Value::Null;
+            }
+        }
+    }
+    value
+}
+
+/// README, Output and exit codes: the JSON summary of the demo and the JSON error record it shows are what the
+/// binary prints, field by field and in the same order, apart from times, ids, sizes and memory.
+#[test]
+fn readme_json_examples_are_what_the_binary_prints() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let shown: Vec<serde_json::Value> = readme
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("```").map(|(block, _)| block.trim()))
+        .map(|block| {
+            serde_json::from_str(block).unwrap_or_else(|e| panic!("README's JSON example parses: {e}: {block}"))
+        })
+        .collect();
+    let find = |message: &str| {
+        shown
+            .iter()
+            .find(|v| v["message"] == message)
+            .cloned()
+            .unwrap_or_else(|| panic!("README shows a JSON record with message {message:?}"))
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton-torq"));
+        let out = without_baton_env(&mut cmd).args(args).current_dir(dir.path()).output().expect("run baton-torq");
+        let line = String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default().to_string();
+        serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|e| panic!("a JSON record: {e}: {line}"))
+    };
+    let summary = run(&["demo", "--log-format", "json"]);
+    // Compared as text, so that the order of the fields counts too.
+    let text = |v: serde_json::Value| stable_json(v).to_string();
+    assert_eq!(text(find("sync complete")), text(summary), "README's JSON summary (left) vs the binary's");
+    let error = run(&["--log-format", "json", "--region", "eu"]);
+    assert_eq!(text(find("baton-torq failed")), text(error), "README's JSON error (left) vs the binary's");
+}

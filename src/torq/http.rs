@@ -408,34 +408,6 @@ pub(crate) async fn error_detail(resp: Response, timeout: Duration) -> String {
     }
 }
 
-/// Follows a paged list: counts pages and refuses a page token the server already sent (a server that cycles
-/// through tokens would otherwise repeat the list until `max_pages`).
-pub(crate) struct PageGuard {
-    seen: std::collections::HashSet<String>,
-    pages: u64,
-    max_pages: u64,
-}
-
-impl PageGuard {
-    pub(crate) fn new(max_pages: u64) -> PageGuard {
-        PageGuard { seen: std::collections::HashSet::new(), pages: 1, max_pages }
-    }
-
-    /// The number of the page about to be requested (1 for the first).
-    pub(crate) fn page(&self) -> u64 {
-        self.pages
-    }
-
-    /// Accepts `next` (non-empty) as the token of the next page of `request`.
-    pub(crate) fn advance(&mut self, next: &str, request: &str) -> Result<(), TorqError> {
-        if !self.seen.insert(next.to_string()) || self.pages >= self.max_pages {
-            return Err(TorqError::EndlessPaging { request: request.to_string(), pages: self.pages });
-        }
-        self.pages += 1;
-        Ok(())
-    }
-}
-
 /// A transport error as one short line (reqwest's Display nests sources; we keep the innermost cause).
 pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
     let kind = if e.is_connect() {
@@ -467,19 +439,5 @@ mod tests {
         assert!(matches!(classify(StatusCode::BAD_GATEWAY, false), Class::Retry));
         assert!(matches!(classify(StatusCode::FORBIDDEN, true), Class::Forbidden));
         assert!(matches!(classify(StatusCode::NOT_FOUND, true), Class::Fatal));
-    }
-
-    #[test]
-    fn page_guard_stops_on_any_repeated_token_and_at_the_cap() {
-        let mut g = PageGuard::new(10);
-        assert_eq!(g.page(), 1);
-        g.advance("A", "GET /x").unwrap();
-        g.advance("B", "GET /x").unwrap();
-        assert_eq!(g.page(), 3);
-        // A cycle A -> B -> A, not only an immediate repeat.
-        assert!(matches!(g.advance("A", "GET /x"), Err(TorqError::EndlessPaging { pages: 3, .. })));
-        let mut g = PageGuard::new(2);
-        g.advance("A", "GET /x").unwrap();
-        assert!(matches!(g.advance("B", "GET /x"), Err(TorqError::EndlessPaging { pages: 2, .. })));
     }
 }

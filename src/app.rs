@@ -6,7 +6,6 @@
 //! message is only shown when it is true.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -24,7 +23,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit code for a failed sync or runtime error.
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code after Ctrl-C / SIGTERM.
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -45,10 +44,6 @@ pub enum AppError {
 }
 
 impl AppError {
-    pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(self.code())
-    }
-
     /// The process exit code for this error (also reported in the JSON error record).
     pub fn code(&self) -> u8 {
         match self {
@@ -161,7 +156,7 @@ async fn create_account_once(cli: &Cli) -> Result<(), AppError> {
 }
 
 /// Default output of `demo`: never the default (or configured) file of a real sync.
-pub const DEMO_FILE: &str = "demo.c1z";
+pub(crate) const DEMO_FILE: &str = "demo.c1z";
 
 /// `demo` writes demo.c1z unless -f was typed on its command line: a BATON_FILE or config-file `file` is meant
 /// for real syncs, and demo data there would become the "previous sync" of the next real one.
@@ -238,7 +233,7 @@ fn report(summary: &SyncSummary, style: SummaryStyle) {
 
 /// The JSON summary: one record shaped like the log records (timestamp, level, message, target) whose fields
 /// are the summary's, as real JSON values (objects, numbers, null), not strings.
-pub fn summary_record(summary: &SyncSummary) -> serde_json::Value {
+pub(crate) fn summary_record(summary: &SyncSummary) -> serde_json::Value {
     use serde_json::{Map, Value};
     let mut fields = match serde_json::to_value(summary) {
         Ok(Value::Object(map)) => map,

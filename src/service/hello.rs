@@ -6,7 +6,7 @@ use crate::proto::baton_v1::baton_service_hello_request::{BuildInfo, OsInfo};
 use crate::proto::baton_v1::BatonServiceHelloRequest;
 
 /// Hello request body (host_id is filled in by the client): metadata, build info, OS info without empty fields.
-pub fn request(task_id: &str) -> BatonServiceHelloRequest {
+pub(crate) fn request(task_id: &str) -> BatonServiceHelloRequest {
     let rustc = option_env!("BATON_TORQ_RUSTC_VERSION").unwrap_or("");
     BatonServiceHelloRequest {
         host_id: String::new(),
@@ -23,7 +23,7 @@ pub fn request(task_id: &str) -> BatonServiceHelloRequest {
 }
 
 /// The machine's hostname, or `baton-torq` when it has none.
-pub fn hostname_or_default() -> String {
+pub(crate) fn hostname_or_default() -> String {
     let name = gethostname::gethostname().to_string_lossy().trim().to_owned();
     if name.is_empty() {
         "baton-torq".to_owned()

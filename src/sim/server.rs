@@ -264,11 +264,6 @@ impl SimServer {
         format!("http://{}{TOKEN_PATH}", self.addr)
     }
 
-    /// The socket address the server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// The users invited through `users/invite` so far, in order.
     pub fn invited_users(&self) -> Vec<SimUser> {
         self.shared.invited.lock().unwrap_or_else(PoisonError::into_inner).clone()

@@ -25,7 +25,7 @@ const ERROR_BODY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Why a bounded body read stopped before the end of the body.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     #[error("the response body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("the response body was not complete within {} s", .0.as_secs_f64())]
@@ -40,7 +40,7 @@ pub enum BodyError {
 ///
 /// `into` is not grown past `limit`; a caller that wipes it afterwards (token answers) reserves `limit` up front so
 /// no reallocation leaves a copy behind.
-pub async fn read_body(
+pub(crate) async fn read_body(
     mut resp: Response,
     into: &mut Vec<u8>,
     limit: usize,

@@ -27,7 +27,7 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// What an invite came to.
 #[derive(Clone, Debug, PartialEq)]
-pub enum InviteOutcome {
+pub(crate) enum InviteOutcome {
     /// Torq created the user (status `INVITATION_SENT`); the user as Torq answered it, or as the user list shows it
     /// when the answer was lost.
     Invited(UserRecord),
@@ -60,7 +60,7 @@ enum Next {
 impl TorqClient {
     /// Invites `email` with `role_id` (Torq's default role, Viewer, when `None`). The caller has already checked
     /// that no user has this email; see the module documentation for when the POST is sent again.
-    pub async fn invite_user(&self, email: &str, role_id: Option<&str>) -> Result<InviteOutcome, TorqError> {
+    pub(crate) async fn invite_user(&self, email: &str, role_id: Option<&str>) -> Result<InviteOutcome, TorqError> {
         const REQUEST: &str = "POST /users/invite";
         let url = self.endpoint("users/invite")?;
         let body = serde_json::to_vec(&InviteBody { email, role_id })

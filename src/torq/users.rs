@@ -24,7 +24,7 @@ use super::{TorqClient, TorqError};
 
 /// The callback's answer when it can take no more records (the sync was cancelled or failed).
 #[derive(Debug)]
-pub struct SinkClosed;
+pub(crate) struct SinkClosed;
 
 /// Safety net against a server that keeps sending new page tokens forever.
 const MAX_USER_PAGES: u64 = 100_000;
@@ -35,7 +35,12 @@ type SharedSink<F> = Arc<Mutex<F>>;
 impl TorqClient {
     /// Streams every user with `sso_provision == sso` into `on_user`; returns how many the final attempt of each
     /// page delivered. Cancelling `stop` ends a body read at once with [`TorqError::SinkClosed`].
-    pub async fn stream_users<F>(&self, sso: bool, stop: &CancellationToken, on_user: F) -> Result<u64, TorqError>
+    pub(crate) async fn stream_users<F>(
+        &self,
+        sso: bool,
+        stop: &CancellationToken,
+        on_user: F,
+    ) -> Result<u64, TorqError>
     where
         F: FnMut(UserRecord) -> Result<(), SinkClosed> + Send + 'static,
     {

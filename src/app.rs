@@ -35,10 +35,8 @@ pub enum AppError {
     Demo(std::io::Error),
     #[error(transparent)]
     Lock(#[from] LockError),
-    // --- service mode (src/service) ---
     #[error(transparent)]
     Service(#[from] crate::service::ServiceError),
-    // --- end service mode ---
     #[error(transparent)]
     Provision(#[from] crate::provision::ProvisionError),
 }
@@ -48,7 +46,7 @@ impl AppError {
     pub fn code(&self) -> u8 {
         match self {
             AppError::Config(_) | AppError::Lock(LockError::Io { .. } | LockError::Symlink { .. }) => EXIT_USAGE,
-            AppError::Service(e) if e.is_usage() => EXIT_USAGE, // service mode
+            AppError::Service(e) if e.is_usage() => EXIT_USAGE,
             AppError::Provision(e) if e.is_usage() => EXIT_USAGE,
             AppError::Sync(SyncError::Interrupted | SyncError::C1z(C1zError::Interrupted)) => EXIT_INTERRUPTED,
             AppError::Sync(SyncError::C1z(e)) if is_output_path_problem(e) => EXIT_USAGE,
@@ -109,16 +107,15 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
             server.shutdown().await;
             result
         }
-        // --- provisioning (src/provision.rs): --create-account-* invite a user instead of syncing ---
+        // --create-account-* invites a user instead of syncing (src/provision.rs).
         None if cli.provisioning.create_account_requested() => create_account_once(&cli).await,
-        // --- service mode (src/service): --client-id/--client-secret run the ConductorOne daemon ---
+        // --client-id/--client-secret run the ConductorOne daemon (src/service).
         None if crate::service::requested(&cli.service) => {
             let mut config = crate::service::ServiceConfig::from_args(&cli.service)?;
             config.provisioning = cli.provisioning.provisioning;
             let client = TorqClient::new(cli::torq_settings(&cli.torq)?)?;
             Ok(crate::service::run(config, client).await?)
         }
-        // --- end service mode ---
         None => {
             let settings = cli::torq_settings(&cli.torq)?;
             cli::check_output_path(&cli.common.file)?;

@@ -74,14 +74,10 @@ pub struct Cli {
     pub torq: TorqArgs,
     #[command(flatten)]
     pub common: CommonArgs,
-    // --- service mode (src/service) ---
     #[command(flatten)]
     pub service: ServiceArgs,
-    // --- end service mode ---
-    // --- provisioning (src/provision.rs) ---
     #[command(flatten)]
     pub(crate) provisioning: ProvisioningArgs,
-    // --- end provisioning ---
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,7 +209,6 @@ fn parse_secret(s: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(s.to_string()))
 }
 
-// --- service mode (src/service) ---
 /// ConductorOne service-mode flags. Giving `--client-id` (with `--client-secret`) runs baton-torq as a daemon.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Service mode (ConductorOne daemon)")]
@@ -240,9 +235,7 @@ pub struct ServiceArgs {
     #[arg(long, env = "BATON_C1Z_TEMP_DIR", hide = true, hide_env_values = true, value_name = "DIR")]
     pub(crate) c1z_temp_dir: Option<PathBuf>,
 }
-// --- end service mode ---
 
-// --- provisioning (src/provision.rs) ---
 /// Provisioning flags, with the Baton SDK's names. Any `--create-account-*` flag runs account creation (an invite)
 /// instead of a sync; `--provisioning` must be set for it, and for provisioning tasks in service mode.
 #[derive(Debug, Args)]
@@ -270,7 +263,6 @@ impl ProvisioningArgs {
             || self.create_account_profile.is_some()
     }
 }
-// --- end provisioning ---
 
 /// A configuration problem: one line, naming the flag and its environment variable.
 #[derive(Debug, thiserror::Error)]
@@ -390,9 +382,6 @@ pub(crate) fn check_output_path(path: &Path) -> Result<(), ConfigError> {
     }
     Ok(())
 }
-
-// ---------------------------------------------------------------------------------------------------------------
-// Command-line errors
 
 /// Flags of the Go connector (baton-sdk) that baton-torq does not have, with what to do instead.
 const GO_ONLY_FLAGS: &[(&[&str], &str)] = &[

@@ -56,25 +56,3 @@ fn os_info() -> OsInfo {
         os,
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hello_has_no_empty_os_field() {
-        let os = request("").os_info.unwrap();
-        for v in [
-            &os.hostname,
-            &os.os,
-            &os.platform,
-            &os.platform_version,
-            &os.platform_family,
-            &os.kernel_version,
-            &os.kernel_arch,
-            &os.virtualization_system,
-        ] {
-            assert!(!v.is_empty(), "{os:?}");
-        }
-    }
-}

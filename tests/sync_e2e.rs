@@ -22,6 +22,17 @@ fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
+/// A sync of `server` into a new folder that must succeed; returns the file's reader, the sync's id and the folder
+/// (the file lives as long as it does).
+async fn sync_ok(server: &SimServer) -> (C1zReader, String, tempfile::TempDir) {
+    let dir = tmp();
+    let file = dir.path().join("sync.c1z");
+    assert_success(&run(server, &file, &[]).await);
+    let reader = C1zReader::open(&file);
+    let sync_id = reader.default_sync_id();
+    (reader, sync_id, dir)
+}
+
 /// The simulated Torq serving the reference workspace, and an empty folder for the sync file.
 async fn reference_server() -> (SimServer, tempfile::TempDir) {
     (SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap(), tmp())
@@ -130,12 +141,7 @@ async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
 async fn many_users_and_roles_take_a_constant_number_of_requests() {
     let spec = GeneratedSpec { users: 3000, roles: 250, sso_percent: 30, seed: 7, ..GeneratedSpec::default() };
     let server = SimServer::start(Workspace::generated(spec), SimConfig::default()).await.unwrap();
-    let dir = tmp();
-    let file = dir.path().join("sync.c1z");
-    let out = run(&server, &file, &[]).await;
-    assert_success(&out);
-    let reader = C1zReader::open(&file);
-    let sync_id = reader.default_sync_id();
+    let (reader, sync_id, _dir) = sync_ok(&server).await;
     reader.check_integrity(&sync_id);
     assert_eq!(reader.entitlements(&sync_id).len(), 250);
     assert_eq!(reader.resources(&sync_id).iter().filter(|r| r.resource_type_id == "user").count(), 3000);
@@ -163,12 +169,7 @@ async fn a_302_renews_the_token_and_retries() {
         ..Default::default()
     };
     let server = SimServer::start(reference_workspace(), cfg).await.unwrap();
-    let dir = tmp();
-    let file = dir.path().join("sync.c1z");
-    let out = run(&server, &file, &[]).await;
-    assert_success(&out);
-    let reader = C1zReader::open(&file);
-    let sync_id = reader.default_sync_id();
+    let (reader, sync_id, _dir) = sync_ok(&server).await;
     assert_eq!(reader.grants(&sync_id).len(), 12);
     let stats = server.stats();
     assert_eq!(stats.token, 2, "a new token after the 302");

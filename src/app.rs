@@ -6,7 +6,6 @@
 //! message is only shown when it is true.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -24,7 +23,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit code for a failed sync or runtime error.
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code after Ctrl-C / SIGTERM.
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -36,24 +35,18 @@ pub enum AppError {
     Demo(std::io::Error),
     #[error(transparent)]
     Lock(#[from] LockError),
-    // --- service mode (src/service) ---
     #[error(transparent)]
     Service(#[from] crate::service::ServiceError),
-    // --- end service mode ---
     #[error(transparent)]
     Provision(#[from] crate::provision::ProvisionError),
 }
 
 impl AppError {
-    pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(self.code())
-    }
-
     /// The process exit code for this error (also reported in the JSON error record).
     pub fn code(&self) -> u8 {
         match self {
             AppError::Config(_) | AppError::Lock(LockError::Io { .. } | LockError::Symlink { .. }) => EXIT_USAGE,
-            AppError::Service(e) if e.is_usage() => EXIT_USAGE, // service mode
+            AppError::Service(e) if e.is_usage() => EXIT_USAGE,
             AppError::Provision(e) if e.is_usage() => EXIT_USAGE,
             AppError::Sync(SyncError::Interrupted | SyncError::C1z(C1zError::Interrupted)) => EXIT_INTERRUPTED,
             AppError::Sync(SyncError::C1z(e)) if is_output_path_problem(e) => EXIT_USAGE,
@@ -114,16 +107,15 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
             server.shutdown().await;
             result
         }
-        // --- provisioning (src/provision.rs): --create-account-* invite a user instead of syncing ---
+        // --create-account-* invites a user instead of syncing (src/provision.rs).
         None if cli.provisioning.create_account_requested() => create_account_once(&cli).await,
-        // --- service mode (src/service): --client-id/--client-secret run the ConductorOne daemon ---
+        // --client-id/--client-secret run the ConductorOne daemon (src/service).
         None if crate::service::requested(&cli.service) => {
             let mut config = crate::service::ServiceConfig::from_args(&cli.service)?;
             config.provisioning = cli.provisioning.provisioning;
             let client = TorqClient::new(cli::torq_settings(&cli.torq)?)?;
             Ok(crate::service::run(config, client).await?)
         }
-        // --- end service mode ---
         None => {
             cli::check_output_path(&cli.common.file)?;
             let settings = cli::torq_settings(&cli.torq)?;
@@ -161,7 +153,7 @@ async fn create_account_once(cli: &Cli) -> Result<(), AppError> {
 }
 
 /// Default output of `demo`: never the default (or configured) file of a real sync.
-pub const DEMO_FILE: &str = "demo.c1z";
+pub(crate) const DEMO_FILE: &str = "demo.c1z";
 
 /// `demo` writes demo.c1z unless -f was typed on its command line: a BATON_FILE or config-file `file` is meant
 /// for real syncs, and demo data there would become the "previous sync" of the next real one.
@@ -238,7 +230,7 @@ fn report(summary: &SyncSummary, style: SummaryStyle) {
 
 /// The JSON summary: one record shaped like the log records (timestamp, level, message, target) whose fields
 /// are the summary's, as real JSON values (objects, numbers, null), not strings.
-pub fn summary_record(summary: &SyncSummary) -> serde_json::Value {
+pub(crate) fn summary_record(summary: &SyncSummary) -> serde_json::Value {
     use serde_json::{Map, Value};
     let mut fields = match serde_json::to_value(summary) {
         Ok(Value::Object(map)) => map,

@@ -66,26 +66,22 @@ Exit codes:
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
     /// Print version
     #[arg(short = 'v', long, short_alias = 'V', action = clap::ArgAction::Version)]
-    pub version: (),
+    pub(crate) version: (),
     #[command(flatten)]
     pub torq: TorqArgs,
     #[command(flatten)]
     pub common: CommonArgs,
-    // --- service mode (src/service) ---
     #[command(flatten)]
     pub service: ServiceArgs,
-    // --- end service mode ---
-    // --- provisioning (src/provision.rs) ---
     #[command(flatten)]
-    pub provisioning: ProvisioningArgs,
-    // --- end provisioning ---
+    pub(crate) provisioning: ProvisioningArgs,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Print the connector's capabilities as JSON (the content of baton_capabilities.json).
     Capabilities,
     /// Sync a built-in sample workspace into demo.c1z (no credentials needed; never touches sync.c1z)
@@ -107,22 +103,22 @@ pub enum Command {
 pub struct TorqArgs {
     /// Torq API key client ID (Torq: avatar > API Keys > Create API key)
     #[arg(long, env = "BATON_TORQ_CLIENT_ID", hide_env_values = true, value_name = "ID")]
-    pub torq_client_id: Option<String>,
+    pub(crate) torq_client_id: Option<String>,
     /// Torq API key client secret; prefer BATON_TORQ_CLIENT_SECRET (a flag's value shows in `ps`); never printed or logged
     #[arg(long, env = "BATON_TORQ_CLIENT_SECRET", hide_env_values = true, value_name = "SECRET", value_parser = parse_secret)]
-    pub torq_client_secret: Option<SecretString>,
+    pub(crate) torq_client_secret: Option<SecretString>,
     /// Torq region: selects the API and auth hosts
     #[arg(long, env = "BATON_TORQ_REGION", value_enum, ignore_case = true, default_value_t = Region::Us, hide_env_values = true)]
-    pub torq_region: Region,
+    pub(crate) torq_region: Region,
     /// Override the API base URL, e.g. https://api.torq.io/public/v1alpha (proxies, tests)
     #[arg(long, env = "BATON_TORQ_API_URL", hide_env_values = true, value_name = "URL")]
-    pub torq_api_url: Option<String>,
+    pub(crate) torq_api_url: Option<String>,
     /// Override the token URL, e.g. https://auth.torq.io/v1/auth/token (proxies, tests)
     #[arg(long, env = "BATON_TORQ_AUTH_URL", hide_env_values = true, value_name = "URL")]
-    pub torq_auth_url: Option<String>,
+    pub(crate) torq_auth_url: Option<String>,
     /// Seconds to wait for Torq to answer a request (and between chunks of a long answer)
     #[arg(long, env = "BATON_HTTP_TIMEOUT_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=1800), hide_env_values = true, value_name = "SECONDS")]
-    pub http_timeout_seconds: u64,
+    pub(crate) http_timeout_seconds: u64,
 }
 
 /// Flags shared by every command.
@@ -139,7 +135,7 @@ pub struct CommonArgs {
         hide_env_values = true,
         value_name = "FILE"
     )]
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Log level
     #[arg(long, env = "BATON_LOG_LEVEL", value_enum, ignore_case = true, default_value_t = LogLevel::Info, global = true, hide_env_values = true)]
     pub log_level: LogLevel,
@@ -151,10 +147,10 @@ pub struct CommonArgs {
     pub verbose: bool,
     /// When another run is writing the same --file, wait for it instead of failing at once
     #[arg(long, env = "BATON_WAIT_FOR_LOCK", global = true, hide_env_values = true)]
-    pub wait_for_lock: bool,
+    pub(crate) wait_for_lock: bool,
     /// Leave out the end-of-sync summary and the progress line (errors and warnings are still logged)
     #[arg(short = 'q', long, env = "BATON_QUIET", global = true, hide_env_values = true)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// Whether --file was typed on the command line (set by `main` from clap's value source; `demo` ignores a
     /// file that only comes from BATON_FILE or the config file).
     #[arg(skip)]
@@ -162,7 +158,7 @@ pub struct CommonArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Region {
+pub(crate) enum Region {
     Us,
     Eu,
 }
@@ -213,64 +209,60 @@ fn parse_secret(s: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(s.to_string()))
 }
 
-// --- service mode (src/service) ---
 /// ConductorOne service-mode flags. Giving `--client-id` (with `--client-secret`) runs baton-torq as a daemon.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Service mode (ConductorOne daemon)")]
 pub struct ServiceArgs {
     /// ConductorOne client ID, generated with the connector's credentials in ConductorOne; selects service mode
     #[arg(long, env = "BATON_CLIENT_ID", hide_env_values = true, value_name = "ID")]
-    pub client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
     /// ConductorOne client secret (secret-token:conductorone.com:v1:...); prefer BATON_CLIENT_SECRET (a flag's value shows in `ps`); never printed or logged
     #[arg(long, env = "BATON_CLIENT_SECRET", hide_env_values = true, value_name = "SECRET", value_parser = parse_secret)]
-    pub client_secret: Option<SecretString>,
+    pub(crate) client_secret: Option<SecretString>,
     /// Tasks run at the same time in service mode
     #[arg(long, env = "BATON_TASK_CONCURRENCY", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=100), hide_env_values = true, value_name = "N")]
-    pub task_concurrency: u8,
+    pub(crate) task_concurrency: u8,
     /// Override the ConductorOne host[:port] for the token endpoint and the API (default: from the client ID)
     #[arg(long, env = "BATON_C1_API_HOST", hide = true, hide_env_values = true, value_name = "HOST")]
-    pub c1_api_host: Option<String>,
+    pub(crate) c1_api_host: Option<String>,
     /// Host id reported to ConductorOne (default: the hostname)
     #[arg(long, env = "BATON_HOST_ID", hide = true, hide_env_values = true, value_name = "ID")]
-    pub host_id: Option<String>,
+    pub(crate) host_id: Option<String>,
     /// Extra PEM root certificate(s) to trust for ConductorOne (tests, private CAs / TLS-inspecting proxies)
     #[arg(long, env = "BATON_C1_CA_CERT_FILE", hide = true, hide_env_values = true, value_name = "PEM")]
-    pub c1_ca_cert_file: Option<PathBuf>,
+    pub(crate) c1_ca_cert_file: Option<PathBuf>,
     /// Existing directory for the temporary sync files of service mode (default: the OS temp dir)
     #[arg(long, env = "BATON_C1Z_TEMP_DIR", hide = true, hide_env_values = true, value_name = "DIR")]
-    pub c1z_temp_dir: Option<PathBuf>,
+    pub(crate) c1z_temp_dir: Option<PathBuf>,
 }
-// --- end service mode ---
 
-// --- provisioning (src/provision.rs) ---
 /// Provisioning flags, with the Baton SDK's names. Any `--create-account-*` flag runs account creation (an invite)
 /// instead of a sync; `--provisioning` must be set for it, and for provisioning tasks in service mode.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Provisioning (invite a user instead of syncing)")]
-pub struct ProvisioningArgs {
+pub(crate) struct ProvisioningArgs {
     /// Allow baton-torq to change Torq: needed by --create-account-* and by provisioning tasks in service mode
     #[arg(short = 'p', long, env = "BATON_PROVISIONING", hide_env_values = true)]
-    pub provisioning: bool,
+    pub(crate) provisioning: bool,
     /// Invite this email address to the Torq workspace (needs an API key with the Owner role)
     #[arg(long, env = "BATON_CREATE_ACCOUNT_EMAIL", hide_env_values = true, value_name = "EMAIL")]
-    pub create_account_email: Option<String>,
+    pub(crate) create_account_email: Option<String>,
     /// Login of the account to create; used as the email when it is an email address
     #[arg(long, env = "BATON_CREATE_ACCOUNT_LOGIN", hide_env_values = true, value_name = "LOGIN")]
-    pub create_account_login: Option<String>,
+    pub(crate) create_account_login: Option<String>,
     /// Profile of the account as a JSON object: "role" (a role name or id; Torq's default when absent), "email"
     #[arg(long, env = "BATON_CREATE_ACCOUNT_PROFILE", hide_env_values = true, value_name = "JSON")]
-    pub create_account_profile: Option<String>,
+    pub(crate) create_account_profile: Option<String>,
 }
 
 impl ProvisioningArgs {
     /// Whether a `--create-account-*` flag asks for account creation.
-    pub fn create_account_requested(&self) -> bool {
+    pub(crate) fn create_account_requested(&self) -> bool {
         self.create_account_email.is_some()
             || self.create_account_login.is_some()
             || self.create_account_profile.is_some()
     }
 }
-// --- end provisioning ---
 
 /// A configuration problem: one line, naming the flag and its environment variable.
 #[derive(Debug, thiserror::Error)]
@@ -341,7 +333,7 @@ pub fn torq_settings(args: &TorqArgs) -> Result<TorqSettings, ConfigError> {
 }
 
 /// An absolute https URL without credentials, query or fragment; plain http only for loopback hosts.
-pub fn checked_url(raw: &str, flag: &'static str, env: &'static str) -> Result<Url, ConfigError> {
+pub(crate) fn checked_url(raw: &str, flag: &'static str, env: &'static str) -> Result<Url, ConfigError> {
     let invalid = |reason: String| ConfigError::Invalid { flag, env, reason };
     let url = Url::parse(raw.trim())
         .map_err(|e| invalid(format!("{e}; expected a URL such as https://api.torq.io/public/v1alpha")))?;
@@ -372,7 +364,7 @@ pub fn checked_url(raw: &str, flag: &'static str, env: &'static str) -> Result<U
 }
 
 /// Checks the output path before any network traffic: not a directory, its directory exists.
-pub fn check_output_path(path: &Path) -> Result<(), ConfigError> {
+pub(crate) fn check_output_path(path: &Path) -> Result<(), ConfigError> {
     let shown = path.display().to_string();
     let err = |reason: String| ConfigError::File { path: shown.clone(), reason };
     if path.as_os_str().is_empty() {
@@ -422,9 +414,6 @@ fn owner_of(path: &Path) -> String {
     let _ = path;
     String::new()
 }
-
-// ---------------------------------------------------------------------------------------------------------------
-// Command-line errors
 
 /// Flags of the Go connector (baton-sdk) that baton-torq does not have, with what to do instead.
 const GO_ONLY_FLAGS: &[(&[&str], &str)] = &[

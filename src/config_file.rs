@@ -24,9 +24,9 @@ use secrecy::zeroize::Zeroizing;
 use serde_norway::Value;
 
 /// Environment variable naming the config file.
-pub const CONFIG_PATH_ENV: &str = "BATON_CONFIG_PATH";
+pub(crate) const CONFIG_PATH_ENV: &str = "BATON_CONFIG_PATH";
 /// Config file read from the working directory when `BATON_CONFIG_PATH` is not set.
-pub const DEFAULT_CONFIG_FILE: &str = ".baton.yaml";
+pub(crate) const DEFAULT_CONFIG_FILE: &str = ".baton.yaml";
 
 /// A config file problem: one line naming the file and what to change.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +54,7 @@ pub enum ConfigFileError {
 
 /// Keys that decide where connections go (and so where credentials are sent) or which CA is trusted: a config
 /// file that sets one gets a warning naming it.
-pub const ENDPOINT_KEYS: [&str; 4] = ["torq-api-url", "torq-auth-url", "c1-api-host", "c1-ca-cert-file"];
+pub(crate) const ENDPOINT_KEYS: [&str; 4] = ["torq-api-url", "torq-auth-url", "c1-api-host", "c1-ca-cert-file"];
 
 /// What was taken from a config file (key names only; values are never kept for logging).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -74,7 +74,7 @@ impl Applied {
 }
 
 /// Flag name -> environment variable, for every flag of `cmd` (and its subcommands) that has one.
-pub fn known_keys(cmd: &clap::Command) -> BTreeMap<String, String> {
+pub(crate) fn known_keys(cmd: &clap::Command) -> BTreeMap<String, String> {
     let mut keys = BTreeMap::new();
     collect_keys(cmd, &mut keys);
     keys
@@ -93,7 +93,7 @@ fn collect_keys(cmd: &clap::Command, keys: &mut BTreeMap<String, String>) {
 
 /// Which file to read: `BATON_CONFIG_PATH` (must be YAML and must exist) or `./.baton.yaml` (optional).
 /// `Ok(None)` when there is nothing to read.
-pub fn locate(config_path_env: Option<OsString>) -> Result<Option<PathBuf>, ConfigFileError> {
+pub(crate) fn locate(config_path_env: Option<OsString>) -> Result<Option<PathBuf>, ConfigFileError> {
     match config_path_env.filter(|p| !p.is_empty()) {
         Some(raw) => {
             let path = PathBuf::from(raw);
@@ -114,7 +114,7 @@ pub fn locate(config_path_env: Option<OsString>) -> Result<Option<PathBuf>, Conf
 }
 
 /// Parses the file's text into (key, environment variable, value) triples, checking every key.
-pub fn parse(
+pub(crate) fn parse(
     path: &Path,
     text: &str,
     keys: &BTreeMap<String, String>,
@@ -178,7 +178,7 @@ fn without_empty_env(mut cmd: clap::Command) -> clap::Command {
 }
 
 /// [`apply`] with the value of `BATON_CONFIG_PATH` given.
-pub fn apply_file(
+pub(crate) fn apply_file(
     config_path_env: Option<OsString>,
     mut cmd: clap::Command,
 ) -> Result<(clap::Command, Option<Applied>), ConfigFileError> {

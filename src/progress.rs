@@ -26,19 +26,19 @@ const CLEAR_LINE: &str = "\r\x1b[2K";
 static LINE_SHOWN: AtomicBool = AtomicBool::new(false);
 
 /// True when a progress display makes sense: console logs and stderr is a terminal.
-pub fn wanted(console_logs: bool) -> bool {
+pub(crate) fn wanted(console_logs: bool) -> bool {
     console_logs && std::io::stderr().is_terminal()
 }
 
 /// The running display; [`Ticker::stop`] ends it and clears the line.
-pub struct Ticker {
+pub(crate) struct Ticker {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
 
 impl Ticker {
     /// Starts redrawing `progress` on stderr.
-    pub fn start(progress: Arc<SyncProgress>) -> Ticker {
+    pub(crate) fn start(progress: Arc<SyncProgress>) -> Ticker {
         let (stop, mut stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let started = Instant::now();
@@ -59,7 +59,7 @@ impl Ticker {
     }
 
     /// Stops the display and clears its line.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -31,7 +31,7 @@ use crate::proto::connector_v2::{AccountInfo, Entitlement, Grant, Resource};
 use crate::torq::{InviteOutcome, RoleRecord, TorqClient, TorqError, UserRecord};
 
 /// Longest email address accepted (RFC 5321's path limit minus the angle brackets).
-pub const MAX_EMAIL_LEN: usize = 254;
+pub(crate) const MAX_EMAIL_LEN: usize = 254;
 
 /// Where a Torq role is changed, since the public API cannot do it.
 const WHERE_ROLES_CHANGE: &str = "change it in the Torq UI (Settings > Users), or for SSO users in the SSO claim \
@@ -82,7 +82,7 @@ pub enum ProvisionError {
 
 impl ProvisionError {
     /// Bad input, refused before anything was written (exit code 2 in one-shot mode).
-    pub fn is_usage(&self) -> bool {
+    pub(crate) fn is_usage(&self) -> bool {
         matches!(
             self,
             ProvisionError::Disabled
@@ -97,7 +97,7 @@ impl ProvisionError {
     }
 
     /// Worth trying again later (Torq unreachable, rate limited or failing): the only non-final failures.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             ProvisionError::Torq(TorqError::Unavailable { .. } | TorqError::WriteFailed { .. }) => true,
             ProvisionError::Torq(TorqError::Api { status, .. }) => *status == 429 || *status >= 500,
@@ -108,7 +108,7 @@ impl ProvisionError {
 
 /// A profile value as far as account creation cares: text, or something else (named in errors).
 #[derive(Clone, Debug, PartialEq)]
-pub enum ProfileValue {
+pub(crate) enum ProfileValue {
     Text(String),
     Other(&'static str),
 }
@@ -116,16 +116,16 @@ pub enum ProfileValue {
 /// A checked account-creation request: a valid email and, optionally, the role as given (resolved later
 /// against the workspace's roles).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccountRequest {
-    pub email: String,
-    pub role: Option<String>,
+pub(crate) struct AccountRequest {
+    pub(crate) email: String,
+    pub(crate) role: Option<String>,
 }
 
 impl AccountRequest {
     /// From Baton's pieces: an email (`AccountInfo`'s primary email, or `--create-account-email`), a login and a
     /// profile. The email is the given one, else the profile's `email`, else the login when it is an address;
     /// the role is the profile's `role` (or its alias `role_id`); empty means Torq's default.
-    pub fn new(
+    pub(crate) fn new(
         email: Option<&str>,
         login: Option<&str>,
         profile: &BTreeMap<String, ProfileValue>,
@@ -168,7 +168,7 @@ impl AccountRequest {
     }
 
     /// From the one-shot flags; `profile_json` must be a JSON object (e.g. `{"role":"Operator"}`).
-    pub fn from_flags(
+    pub(crate) fn from_flags(
         email: Option<&str>,
         login: Option<&str>,
         profile_json: Option<&str>,
@@ -194,7 +194,7 @@ impl AccountRequest {
     }
 
     /// From a service-mode task's `AccountInfo`: the primary email (or the first one), the login, the profile.
-    pub fn from_account_info(info: &AccountInfo) -> Result<AccountRequest, ProvisionError> {
+    pub(crate) fn from_account_info(info: &AccountInfo) -> Result<AccountRequest, ProvisionError> {
         let email = info.emails.iter().find(|e| e.is_primary).or(info.emails.first()).map(|e| e.address.as_str());
         let profile = info
             .profile
@@ -230,7 +230,7 @@ fn struct_value(v: &prost_types::Value) -> ProfileValue {
 
 /// One `@` between a non-empty local part and domain, no whitespace or control characters, at most
 /// [`MAX_EMAIL_LEN`] bytes. Deliberately not a full RFC 5322 parser: Torq decides the rest.
-pub fn check_email(email: &str) -> Result<(), ProvisionError> {
+pub(crate) fn check_email(email: &str) -> Result<(), ProvisionError> {
     let bad = |reason| Err(ProvisionError::BadEmail { email: email.chars().take(300).collect(), reason });
     if email.len() > MAX_EMAIL_LEN {
         return bad("longer than 254 characters");
@@ -248,7 +248,7 @@ pub fn check_email(email: &str) -> Result<(), ProvisionError> {
 }
 
 /// The role `wanted` names: a role id, else a name (exact, then case-insensitive).
-pub fn resolve_role<'a>(wanted: &str, roles: &'a [RoleRecord]) -> Result<&'a RoleRecord, ProvisionError> {
+pub(crate) fn resolve_role<'a>(wanted: &str, roles: &'a [RoleRecord]) -> Result<&'a RoleRecord, ProvisionError> {
     if let Some(r) = roles.iter().find(|r| r.id == wanted).or_else(|| roles.iter().find(|r| r.name == wanted)) {
         return Ok(r);
     }
@@ -272,14 +272,14 @@ pub fn resolve_role<'a>(wanted: &str, roles: &'a [RoleRecord]) -> Result<&'a Rol
 
 /// A Torq user and the name of their role (the role id when the role list does not have it).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Account {
-    pub user: UserRecord,
-    pub role_name: String,
+pub(crate) struct Account {
+    pub(crate) user: UserRecord,
+    pub(crate) role_name: String,
 }
 
 /// What account creation came to.
 #[derive(Clone, Debug, PartialEq)]
-pub enum AccountOutcome {
+pub(crate) enum AccountOutcome {
     /// Torq invited the user (status INVITATION_SENT until they accept).
     Created(Account),
     /// A user with that email was already there; nothing was sent.
@@ -287,14 +287,14 @@ pub enum AccountOutcome {
 }
 
 impl AccountOutcome {
-    pub fn account(&self) -> &Account {
+    pub(crate) fn account(&self) -> &Account {
         match self {
             AccountOutcome::Created(a) | AccountOutcome::AlreadyExists(a) => a,
         }
     }
 
     /// The one line the one-shot CLI prints.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         match self {
             AccountOutcome::Created(a) => format!(
                 "created: Torq user {} {} with role {} (invitation sent; the user sets up their login from Torq's email)",
@@ -310,7 +310,7 @@ impl AccountOutcome {
 
 /// Creates an account of `resource_type` through that type's account manager (see
 /// `crate::connector::syncer::AccountManager`); only `user` has one.
-pub async fn create_account(
+pub(crate) async fn create_account(
     client: &TorqClient,
     resource_type: &str,
     request: &AccountRequest,
@@ -323,7 +323,7 @@ pub async fn create_account(
 
 /// The `user` type's account creation: invites the user, or finds them in place. The role list and the user
 /// lists are read first; the invite is sent only when the role is known and no user has the email.
-pub async fn invite(client: &TorqClient, request: &AccountRequest) -> Result<AccountOutcome, ProvisionError> {
+pub(crate) async fn invite(client: &TorqClient, request: &AccountRequest) -> Result<AccountOutcome, ProvisionError> {
     let (roles, existing) = tokio::join!(client.list_roles(), client.find_user_by_email(&request.email));
     let roles = roles?;
     let role = request.role.as_deref().map(|wanted| resolve_role(wanted, &roles)).transpose()?;
@@ -362,7 +362,7 @@ fn member_role_id(entitlement: &Entitlement) -> Option<String> {
 /// A grant of a role's `member` entitlement to a user or an API key: the existing grant when the principal already
 /// holds the role (Torq's public API cannot change a user's or a key's role), an explanation otherwise. Reads the
 /// user lists (or the API key list) only.
-pub async fn check_grant(
+pub(crate) async fn check_grant(
     client: &TorqClient,
     entitlement: &Entitlement,
     principal: &Resource,
@@ -416,7 +416,7 @@ pub async fn check_grant(
 }
 
 /// Why a revoke cannot be done through Torq's public API.
-pub fn revoke_refusal() -> ProvisionError {
+pub(crate) fn revoke_refusal() -> ProvisionError {
     ProvisionError::NotSupported(format!(
         "Torq's public API cannot remove a user's role (every Torq user holds exactly one role); \
          {WHERE_ROLES_CHANGE}; to remove the user, delete them in the Torq UI"
@@ -424,7 +424,7 @@ pub fn revoke_refusal() -> ProvisionError {
 }
 
 /// Why a delete cannot be done through Torq's public API.
-pub fn delete_refusal(resource_type: &str) -> ProvisionError {
+pub(crate) fn delete_refusal(resource_type: &str) -> ProvisionError {
     ProvisionError::NotSupported(format!(
         "Torq's public API does not document removing a {resource_type}: remove it in the Torq UI (Settings > Users); \
          for SSO users also remove them from the identity provider's Torq assignment"

@@ -31,13 +31,13 @@ pub fn install_early() {
 }
 
 /// A registered interest in stop requests; signals that arrive after it was created are not lost.
-pub struct StopListener {
+pub(crate) struct StopListener {
     #[cfg(unix)]
     streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
 }
 
 /// Starts listening (must run inside the tokio runtime). From now on stop requests no longer end the process.
-pub fn listen() -> StopListener {
+pub(crate) fn listen() -> StopListener {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -58,13 +58,8 @@ pub fn listen() -> StopListener {
 }
 
 impl StopListener {
-    /// Returns when SIGINT or SIGTERM arrives (only Ctrl-C where the signals cannot be watched).
-    pub async fn wait(mut self) {
-        self.next().await;
-    }
-
     /// Returns when the next SIGINT or SIGTERM arrives; can be called again for the one after.
-    pub async fn next(&mut self) {
+    pub(crate) async fn next(&mut self) {
         #[cfg(unix)]
         if let Some((int, term)) = &mut self.streams {
             tokio::select! {
@@ -77,15 +72,10 @@ impl StopListener {
     }
 }
 
-/// Returns when SIGINT or SIGTERM arrives.
-pub async fn stop_requested() {
-    listen().wait().await;
-}
-
 /// Waits for the next stop request on `listener` (the first one is being handled) and then exits the process at
 /// once with 130, without waiting for anything. Only for a state where an abrupt end loses nothing: the caller
 /// has already decided that the output file is left as it was (work files are removed by the next run).
-pub async fn exit_on_second(mut listener: StopListener, what: &'static str) {
+pub(crate) async fn exit_on_second(mut listener: StopListener, what: &'static str) {
     listener.next().await;
     tracing::warn!("second stop request: exiting at once; {what}");
     std::process::exit(EARLY_EXIT_CODE);

@@ -127,6 +127,20 @@ fn write_sync(target: &Path, users: &[&str], opts: WriterOptions) -> c1z::Finish
     w.finish().expect("finish")
 }
 
+/// A writer (default options) for `target` holding both resource types, `users` and role `r1` with its
+/// entitlement; no grants yet.
+fn writer_with_users_and_r1(target: &Path, users: &[&str]) -> C1zWriter {
+    let mut w = C1zWriter::create(target, WriterOptions::default()).unwrap();
+    w.put_resource_type(&user_type()).unwrap();
+    w.put_resource_type(&role_type()).unwrap();
+    for u in users {
+        w.put_resource(&user(u)).unwrap();
+    }
+    w.put_resource(&role("r1")).unwrap();
+    w.put_entitlement(&entitlement("r1")).unwrap();
+    w
+}
+
 fn dir_entries(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> =
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -160,16 +174,9 @@ fn round_trip_through_independent_reader() {
     let dir = tempfile::tempdir().unwrap();
     let target = target_in(&dir);
     let users = ["u1", "u2", "u3"];
-    let mut w = C1zWriter::create(&target, WriterOptions::default()).unwrap();
+    let mut w = writer_with_users_and_r1(&target, &users);
     let sync_id = w.sync_id().to_string();
     assert_eq!(w.previous_sync_id(), None);
-    w.put_resource_type(&user_type()).unwrap();
-    w.put_resource_type(&role_type()).unwrap();
-    for u in users {
-        w.put_resource(&user(u)).unwrap();
-    }
-    w.put_resource(&role("r1")).unwrap();
-    w.put_entitlement(&entitlement("r1")).unwrap();
     for u in users {
         w.put_grant(&grant("r1", u)).unwrap();
     }
@@ -297,12 +304,7 @@ fn dedupe_returns_false_and_writes_nothing() {
 fn dangling_grants_are_removed_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let target = target_in(&dir);
-    let mut w = C1zWriter::create(&target, WriterOptions::default()).unwrap();
-    w.put_resource_type(&user_type()).unwrap();
-    w.put_resource_type(&role_type()).unwrap();
-    w.put_resource(&user("u1")).unwrap();
-    w.put_resource(&role("r1")).unwrap();
-    w.put_entitlement(&entitlement("r1")).unwrap();
+    let mut w = writer_with_users_and_r1(&target, &["u1"]);
     w.put_grant(&grant("r1", "u1")).unwrap();
     w.put_grant(&grant("r1", "ghost")).unwrap(); // principal missing
     w.put_grant(&grant("r9", "u1")).unwrap(); // entitlement missing
@@ -332,12 +334,7 @@ fn dangling_check_ignores_rows_of_the_previous_sync() {
     let dir = tempfile::tempdir().unwrap();
     let target = target_in(&dir);
     write_sync(&target, &["u1", "u2"], WriterOptions::default());
-    let mut w = C1zWriter::create(&target, WriterOptions::default()).unwrap();
-    w.put_resource_type(&user_type()).unwrap();
-    w.put_resource_type(&role_type()).unwrap();
-    w.put_resource(&user("u1")).unwrap();
-    w.put_resource(&role("r1")).unwrap();
-    w.put_entitlement(&entitlement("r1")).unwrap();
+    let mut w = writer_with_users_and_r1(&target, &["u1"]);
     w.put_grant(&grant("r1", "u1")).unwrap();
     w.put_grant(&grant("r1", "u2")).unwrap();
     let removed = w.remove_dangling_grants().unwrap();

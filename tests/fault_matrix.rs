@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use baton_torq::sim::{Endpoint, FaultKind, FaultPlan, SimConfig, SimRole, SimServer, Workspace};
 use common::harness::{
-    assert_success, clean_command, command, content, listing, reference_workspace as fixture, run, sim_user, stderr,
+    assert_success, command, command_with, content, listing, reference_workspace as fixture, run, sim_user, stderr,
 };
 
 /// Upper bound for a failing run (the retry budget is about 8 s of backoff).
@@ -208,17 +208,10 @@ async fn torq_unreachable() {
     // A port nobody listens on: bind, note the port, close.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let started = Instant::now();
-    let out = clean_command()
-        .args(["--torq-client-id", "id", "--torq-client-secret", "secret", "--log-format", "console"])
-        .arg("--torq-api-url")
-        .arg(format!("http://127.0.0.1:{port}/public/v1alpha"))
-        .arg("--torq-auth-url")
-        .arg(format!("http://127.0.0.1:{port}/v1/auth/token"))
-        .arg("-f")
-        .arg(&file)
-        .output()
-        .await
-        .unwrap();
+    let api = format!("http://127.0.0.1:{port}/public/v1alpha");
+    let auth = format!("http://127.0.0.1:{port}/v1/auth/token");
+    let out =
+        command_with("id", "secret", &api, &auth, &file).args(["--log-format", "console"]).output().await.unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(started.elapsed() < FAIL_WITHIN);
     assert!(stderr(&out).contains("cannot connect"), "{}", stderr(&out));

@@ -91,12 +91,9 @@ async fn serve(
             if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i + 4;
             }
-            let mut chunk = [0u8; 4096];
-            let n = socket.read(&mut chunk).await?;
-            if n == 0 {
+            if !read_more(&mut socket, &mut buf).await? {
                 return Ok(());
             }
-            buf.extend_from_slice(&chunk[..n]);
         };
         let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
         let length: usize = head
@@ -105,12 +102,9 @@ async fn serve(
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         while buf.len() < head_end + length {
-            let mut chunk = [0u8; 4096];
-            let n = socket.read(&mut chunk).await?;
-            if n == 0 {
+            if !read_more(&mut socket, &mut buf).await? {
                 return Ok(());
             }
-            buf.extend_from_slice(&chunk[..n]);
         }
         buf.drain(..head_end + length);
         let line = head.lines().next().unwrap_or("").to_owned();
@@ -162,6 +156,14 @@ async fn serve(
     }
 }
 
+/// Appends what the client sent next to `buf`; false when the client closed the connection.
+async fn read_more(socket: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut chunk = [0u8; 4096];
+    let n = socket.read(&mut chunk).await?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n > 0)
+}
+
 fn chunked_head(status: u16) -> String {
     format!("HTTP/1.1 {status} Hostile\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
 }
@@ -205,14 +207,35 @@ async fn sync_as(
 /// shows the client stopped reading.
 const STOPPED_READING: u64 = 48 * 1024 * 1024;
 
+/// Starts a hostile server with these answers for the token, the role lists and the rest, and runs a sync against
+/// it with `--http-timeout-seconds timeout` that must fail (exit 1) saying `expected`. Returns the server (for its
+/// counters), the sync's folder and the sync's wall time.
+async fn failing_sync(
+    [token, roles, users]: [Answer; 3],
+    timeout: u64,
+    expected: &str,
+) -> (Hostile, tempfile::TempDir, Duration) {
+    let server = Hostile::start(token, roles, users).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr, took) = sync(&server.api_url(), &server.auth_url(), timeout, dir.path()).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(expected), "expected {expected:?} in: {stderr}");
+    (server, dir, took)
+}
+
+/// Bound for a run that gives up on a dripping body: 6 attempts of at most 2 s each plus backoff (at most ~16 s
+/// with jitter), never the whole endless body.
+const GIVES_UP_WITHIN: Duration = Duration::from_secs(90);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_body_that_never_ends_is_read_only_up_to_64_kib() {
     // Every token request gets a 500 whose body never ends.
-    let server = Hostile::start(Answer::Endless(500), Answer::Json(ONE_ROLE), Answer::Json(NO_USERS)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (code, stderr, _) = sync(&server.api_url(), &server.auth_url(), 10, dir.path()).await;
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("did not answer POST token endpoint after 6 attempts (last: HTTP 500"), "{stderr}");
+    let (server, dir, _) = failing_sync(
+        [Answer::Endless(500), Answer::Json(ONE_ROLE), Answer::Json(NO_USERS)],
+        10,
+        "did not answer POST token endpoint after 6 attempts (last: HTTP 500",
+    )
+    .await;
     assert_eq!(server.requests().len(), 6, "{:?}", server.requests());
     let written = server.max_body_written();
     assert!(written < STOPPED_READING, "the client read {written} bytes of an error body");
@@ -221,25 +244,23 @@ async fn an_error_body_that_never_ends_is_read_only_up_to_64_kib() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_body_that_drips_forever_is_given_up_on() {
-    let server = Hostile::start(Answer::Json(TOKEN_OK), Answer::Drip(503), Answer::Json(NO_USERS)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (code, stderr, took) = sync(&server.api_url(), &server.auth_url(), 2, dir.path()).await;
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("did not answer GET /roles after 6 attempts (last: HTTP 503"), "{stderr}");
-    // 6 attempts of at most 2 s each plus backoff (at most ~16 s with jitter); never the whole endless body.
-    assert!(took < Duration::from_secs(90), "took {took:?}");
+    let (_, _, took) = failing_sync(
+        [Answer::Json(TOKEN_OK), Answer::Drip(503), Answer::Json(NO_USERS)],
+        2,
+        "did not answer GET /roles after 6 attempts (last: HTTP 503",
+    )
+    .await;
+    assert!(took < GIVES_UP_WITHIN, "took {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_answer_that_never_ends_is_refused_at_64_kib() {
-    let server = Hostile::start(Answer::Endless(200), Answer::Json(ONE_ROLE), Answer::Json(NO_USERS)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (code, stderr, _) = sync(&server.api_url(), &server.auth_url(), 10, dir.path()).await;
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains("Torq sent a response to POST token endpoint that this client cannot read (the response body is larger than 65536 bytes)"),
-        "{stderr}"
-    );
+    let (server, _, _) = failing_sync(
+        [Answer::Endless(200), Answer::Json(ONE_ROLE), Answer::Json(NO_USERS)],
+        10,
+        "Torq sent a response to POST token endpoint that this client cannot read (the response body is larger than 65536 bytes)",
+    )
+    .await;
     // Refused, not retried: a token answer of that size is not a token answer.
     assert_eq!(server.requests().len(), 1, "{:?}", server.requests());
     let written = server.max_body_written();
@@ -248,46 +269,36 @@ async fn a_token_answer_that_never_ends_is_refused_at_64_kib() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_answer_that_drips_forever_times_out() {
-    let server = Hostile::start(Answer::Drip(200), Answer::Json(ONE_ROLE), Answer::Json(NO_USERS)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (code, stderr, took) = sync(&server.api_url(), &server.auth_url(), 2, dir.path()).await;
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains(
-            "did not answer POST token endpoint after 6 attempts (last: the response body was not complete within 2 s)"
-        ),
-        "{stderr}"
-    );
-    assert!(took < Duration::from_secs(90), "took {took:?}");
+    let (_, _, took) = failing_sync(
+        [Answer::Drip(200), Answer::Json(ONE_ROLE), Answer::Json(NO_USERS)],
+        2,
+        "did not answer POST token endpoint after 6 attempts (last: the response body was not complete within 2 s)",
+    )
+    .await;
+    assert!(took < GIVES_UP_WITHIN, "took {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_page_that_never_ends_is_refused_at_16_mib() {
-    let server = Hostile::start(Answer::Json(TOKEN_OK), Answer::Endless(200), Answer::Json(NO_USERS)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (code, stderr, _) = sync(&server.api_url(), &server.auth_url(), 10, dir.path()).await;
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains("Torq sent a response to GET /roles that this client cannot read (the response body is larger than 16777216 bytes)"),
-        "{stderr}"
-    );
+    let (server, _, _) = failing_sync(
+        [Answer::Json(TOKEN_OK), Answer::Endless(200), Answer::Json(NO_USERS)],
+        10,
+        "Torq sent a response to GET /roles that this client cannot read (the response body is larger than 16777216 bytes)",
+    )
+    .await;
     let written = server.max_body_written();
     assert!(written < 16 * 1024 * 1024 + STOPPED_READING, "the client read {written} bytes of a role page");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_page_that_drips_forever_times_out() {
-    let server = Hostile::start(Answer::Json(TOKEN_OK), Answer::Drip(200), Answer::Json(NO_USERS)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (code, stderr, took) = sync(&server.api_url(), &server.auth_url(), 2, dir.path()).await;
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains(
-            "did not answer GET /roles after 6 attempts (last: the response body was not complete within 2 s)"
-        ),
-        "{stderr}"
-    );
-    assert!(took < Duration::from_secs(90), "took {took:?}");
+    let (_, _, took) = failing_sync(
+        [Answer::Json(TOKEN_OK), Answer::Drip(200), Answer::Json(NO_USERS)],
+        2,
+        "did not answer GET /roles after 6 attempts (last: the response body was not complete within 2 s)",
+    )
+    .await;
+    assert!(took < GIVES_UP_WITHIN, "took {took:?}");
 }
 
 /// A token endpoint in front of the simulated Torq's: it gets a real token (same client credentials) and hands it
@@ -324,20 +335,29 @@ async fn relaying_token_endpoint(sim_auth_url: String, lifetime: serde_json::Val
     (url, issued)
 }
 
+/// A sync of the simulated Torq whose tokens come through [`relaying_token_endpoint`] with `expires_in` set to
+/// `lifetime`; returns (exit code, stderr, tokens handed out, the sync's folder).
+async fn sync_with_token_lifetime(
+    server: &SimServer,
+    lifetime: &serde_json::Value,
+) -> (Option<i32>, String, u64, tempfile::TempDir) {
+    let (auth, issued) = relaying_token_endpoint(server.auth_url(), lifetime.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SimConfig::default();
+    let (code, stderr, _) = sync_as(&cfg.client_id, &cfg.client_secret, &server.api_url(), &auth, 10, dir.path()).await;
+    (code, stderr, issued.load(Ordering::Relaxed), dir)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_token_lifetime_is_clamped_instead_of_crashing() {
     let server = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     for lifetime in
         [serde_json::json!(18446744073709551615u64), serde_json::json!(1e300), serde_json::json!("9223372036854775807")]
     {
-        let (auth, issued) = relaying_token_endpoint(server.auth_url(), lifetime.clone()).await;
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = SimConfig::default();
-        let (code, stderr, _) =
-            sync_as(&cfg.client_id, &cfg.client_secret, &server.api_url(), &auth, 10, dir.path()).await;
+        let (code, stderr, issued, dir) = sync_with_token_lifetime(&server, &lifetime).await;
         assert_eq!(code, Some(0), "expires_in {lifetime}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
-        assert_eq!(issued.load(Ordering::Relaxed), 1, "expires_in {lifetime}: one token serves the whole sync");
+        assert_eq!(issued, 1, "expires_in {lifetime}: one token serves the whole sync");
         assert!(dir.path().join("sync.c1z").exists());
     }
 }
@@ -347,15 +367,10 @@ async fn a_token_without_a_usable_lifetime_is_used_for_one_request() {
     let server = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     for lifetime in [serde_json::json!(0), serde_json::json!(-1)] {
         let before = server.stats();
-        let (auth, issued) = relaying_token_endpoint(server.auth_url(), lifetime.clone()).await;
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = SimConfig::default();
-        let (code, stderr, _) =
-            sync_as(&cfg.client_id, &cfg.client_secret, &server.api_url(), &auth, 10, dir.path()).await;
+        let (code, stderr, issued, _) = sync_with_token_lifetime(&server, &lifetime).await;
         assert_eq!(code, Some(0), "expires_in {lifetime}: {stderr}");
         assert!(stderr.contains("without a usable lifetime"), "{stderr}");
-        let after = server.stats();
-        let api_requests = after.api_requests() - before.api_requests();
-        assert_eq!(issued.load(Ordering::Relaxed), api_requests, "expires_in {lifetime}: one token per API request");
+        let api_requests = server.stats().api_requests() - before.api_requests();
+        assert_eq!(issued, api_requests, "expires_in {lifetime}: one token per API request");
     }
 }

@@ -70,6 +70,63 @@ fn write_ca(dir: &Path, fake: &FakeC1) -> std::path::PathBuf {
     path
 }
 
+/// What a daemon test starts from: a fresh client key and its secret, a fake ConductorOne that knows the key, a
+/// folder holding the fake's CA certificate, and an empty folder for the daemon's temporary sync files.
+struct Daemon {
+    private: [u8; 32],
+    secret: String,
+    jwk_part: String,
+    c1: FakeC1,
+    dir: tempfile::TempDir,
+    work: tempfile::TempDir,
+    ca: std::path::PathBuf,
+}
+
+impl Daemon {
+    async fn new() -> Daemon {
+        let (private, secret, jwk_part) = test_key();
+        let c1 = fake(&private, false).await;
+        let dir = tempfile::tempdir().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let ca = write_ca(dir.path(), &c1);
+        Daemon { private, secret, jwk_part, c1, dir, work, ca }
+    }
+
+    /// The daemon's command against Torq at `api`/`auth`, trusting the fake's certificate.
+    fn command(&self, api: &str, auth: &str) -> tokio::process::Command {
+        command(api, auth, CLIENT_ID, &self.secret, &self.c1, Some(&self.ca), self.work.path())
+    }
+
+    /// Starts the daemon with JSON logs on a piped stderr and stdout discarded.
+    fn spawn(&self, api: &str, auth: &str) -> tokio::process::Child {
+        self.command(api, auth)
+            .args(["--log-format", "json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Output must not contain the secret, its key part, the private key or any issued token.
+    fn assert_no_secret(&self, text: &str) {
+        assert_no_secret(text, &self.secret, &self.jwk_part, &self.private);
+    }
+
+    /// Nothing left in the folder for temporary sync files.
+    fn assert_work_dir_empty(&self) {
+        assert_eq!(std::fs::read_dir(self.work.path()).unwrap().count(), 0, "temporary sync files are removed");
+    }
+}
+
+/// SIGTERM to a daemon started by [`Daemon::spawn`]; it must exit 0 within 30 s. Returns its stderr.
+async fn stop(child: tokio::process::Child) -> String {
+    sigterm(&child);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    stderr
+}
+
 /// Output must not contain the secret, its key part, the private key or any issued token.
 fn assert_no_secret(text: &str, secret: &str, jwk_part: &str, private: &[u8; 32]) {
     assert!(!text.contains(secret), "the client secret leaked:\n{text}");
@@ -99,12 +156,9 @@ fn error_of(f: &baton_torq::proto::baton_v1::BatonServiceFinishTaskRequest) -> (
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_runs_each_task_type_uploads_the_sync_and_stops_on_sigterm() {
-    let (private, secret, jwk_part) = test_key();
-    let c1 = fake(&private, false).await;
+    let daemon = Daemon::new().await;
+    let (c1, dir) = (&daemon.c1, daemon.dir.path());
     let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let ca = write_ca(dir.path(), &c1);
 
     c1.push_task(task("2hellotask000000000000000001", TaskType::Hello(HelloTask::default())));
     c1.push_task(task("2syncfulltask000000000000001", TaskType::SyncFull(SyncFullTask::default())));
@@ -113,8 +167,9 @@ async fn daemon_runs_each_task_type_uploads_the_sync_and_stops_on_sigterm() {
     c1.push_task(task("2cancelledtask00000000000001", TaskType::SyncFull(SyncFullTask::default())));
     c1.cancel_on_heartbeat("2cancelledtask00000000000001");
 
-    let stderr_path = dir.path().join("stderr.log");
-    let mut child = command(&sim.api_url(), &sim.auth_url(), CLIENT_ID, &secret, &c1, Some(&ca), work.path())
+    let stderr_path = dir.join("stderr.log");
+    let mut child = daemon
+        .command(&sim.api_url(), &sim.auth_url())
         .args(["--log-level", "debug", "--log-format", "json"])
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
@@ -171,7 +226,7 @@ async fn daemon_runs_each_task_type_uploads_the_sync_and_stops_on_sigterm() {
     assert_eq!(upload.host_id, HOST_ID);
     let (last, full) = upload.chunk_sizes.split_last().unwrap();
     assert!(full.iter().all(|s| *s == 512 * 1024) && *last <= 512 * 1024, "{:?}", upload.chunk_sizes);
-    let file = dir.path().join("uploaded.c1z");
+    let file = dir.join("uploaded.c1z");
     std::fs::write(&file, &upload.data).unwrap();
     assert_uploaded_c1z_equals_fixture(&file);
 
@@ -195,9 +250,9 @@ async fn daemon_runs_each_task_type_uploads_the_sync_and_stops_on_sigterm() {
     });
 
     // No secrets at debug level; no temp file left behind.
-    assert_no_secret(&stderr, &secret, &jwk_part, &private);
+    daemon.assert_no_secret(&stderr);
     assert!(stderr.contains("task finished"), "{stderr}");
-    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "temporary sync files are removed");
+    daemon.assert_work_dir_empty();
     sim.shutdown().await;
 }
 
@@ -232,25 +287,17 @@ fn assert_uploaded_c1z_equals_fixture(file: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn torq_down_fails_the_sync_task_retryably_and_the_daemon_keeps_polling() {
-    let (private, secret, jwk_part) = test_key();
-    let c1 = fake(&private, false).await;
+    let daemon = Daemon::new().await;
+    let c1 = &daemon.c1;
     // Nothing listens on this port: every Torq request is refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let api = format!("http://127.0.0.1:{port}/public/v1alpha");
     let auth = format!("http://127.0.0.1:{port}/v1/auth/token");
-    let dir = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let ca = write_ca(dir.path(), &c1);
     c1.push_task(task("2torqdowntask000000000000001", TaskType::SyncFull(SyncFullTask::default())));
 
-    let child = command(&api, &auth, CLIENT_ID, &secret, &c1, Some(&ca), work.path())
-        .args(["--log-format", "json"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = daemon.spawn(&api, &auth);
     c1.wait_for("FinishTask of the sync", Duration::from_secs(90), |r| !r.finishes.is_empty()).await;
     let (code, message, non_retryable) = error_of(&c1.finish_of("2torqdowntask000000000000001").unwrap());
     assert_eq!(code, tonic::Code::Unavailable as i32, "{message}");
@@ -263,12 +310,9 @@ async fn torq_down_fails_the_sync_task_retryably_and_the_daemon_keeps_polling() 
         r.hellos.iter().any(|h| h.task_id == "2laterhello0000000000000001")
     })
     .await;
-    sigterm(&child);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert_no_secret(&stderr, &secret, &jwk_part, &private);
-    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
+    let stderr = stop(child).await;
+    daemon.assert_no_secret(&stderr);
+    daemon.assert_work_dir_empty();
 }
 
 /// Runs the binary with `client_id`/`secret` and returns (exit code, stderr); asserts one line, empty stdout.
@@ -354,35 +398,24 @@ async fn a_token_endpoint_answering_401_stops_the_daemon_with_exit_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_sync_finishes_the_task_as_cancelled_and_exits_0() {
-    let (private, secret, jwk_part) = test_key();
-    let c1 = fake(&private, false).await;
+    let daemon = Daemon::new().await;
+    let c1 = &daemon.c1;
     // Every Torq answer takes 2 s, so the sync is still running when SIGTERM arrives.
     let slow = SimConfig { latency: Duration::from_secs(2), ..SimConfig::default() };
     let sim = SimServer::start(reference_workspace(), slow).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let ca = write_ca(dir.path(), &c1);
     let id = "2inflighttask000000000000001";
     c1.push_task(task(id, TaskType::SyncFull(SyncFullTask::default())));
-    let child = command(&sim.api_url(), &sim.auth_url(), CLIENT_ID, &secret, &c1, Some(&ca), work.path())
-        .args(["--log-format", "json"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = daemon.spawn(&sim.api_url(), &sim.auth_url());
     c1.wait_for("the first heartbeat", Duration::from_secs(30), |r| r.heartbeats.iter().any(|h| h == id)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    sigterm(&child);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stderr = stop(child).await;
     let (code, message, non_retryable) = error_of(&c1.finish_of(id).expect("the in-flight task is finished"));
     assert_eq!(code, tonic::Code::Cancelled as i32, "{message}");
     assert!(message.contains("shutting down"), "{message}");
     assert!(!non_retryable, "ConductorOne may run it again");
     assert!(c1.with_record(|r| r.uploads.is_empty()));
-    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "the temporary sync file is removed");
-    assert_no_secret(&stderr, &secret, &jwk_part, &private);
+    daemon.assert_work_dir_empty();
+    daemon.assert_no_secret(&stderr);
     sim.shutdown().await;
 }
 
@@ -390,35 +423,24 @@ async fn sigterm_during_a_sync_finishes_the_task_as_cancelled_and_exits_0() {
 /// naming only types the connector does not have fails as InvalidArgument.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_task_limited_to_resource_types_uploads_only_those() {
-    let (private, secret, _) = test_key();
-    let c1 = fake(&private, false).await;
+    let daemon = Daemon::new().await;
+    let c1 = &daemon.c1;
     let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let ca = write_ca(dir.path(), &c1);
     let limited = SyncFullTask { sync_resource_type_ids: vec!["user".into()], ..Default::default() };
     c1.push_task(task("2userssynctask00000000000001", TaskType::SyncFull(limited)));
     let unknown = SyncFullTask { sync_resource_type_ids: vec!["group".into()], ..Default::default() };
     c1.push_task(task("2unknowntypes00000000000001", TaskType::SyncFull(unknown)));
 
-    let child = command(&sim.api_url(), &sim.auth_url(), CLIENT_ID, &secret, &c1, Some(&ca), work.path())
-        .args(["--log-format", "json"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = daemon.spawn(&sim.api_url(), &sim.auth_url());
     c1.wait_for("two FinishTasks", Duration::from_secs(60), |r| r.finishes.len() >= 2).await;
-    sigterm(&child);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    stop(child).await;
 
     let f = c1.finish_of("2userssynctask00000000000001").expect("FinishTask");
     assert!(matches!(f.final_state, Some(FinalState::Success(_))), "{f:?}");
     let upload = c1
         .with_record(|r| r.uploads.iter().find(|u| u.task_id == "2userssynctask00000000000001").cloned())
         .expect("upload");
-    let file = dir.path().join("users.c1z");
+    let file = daemon.dir.path().join("users.c1z");
     std::fs::write(&file, &upload.data).unwrap();
     let reader = C1zReader::open(&file);
     let sync_id = reader.default_sync_id();

@@ -14,12 +14,28 @@ use baton_torq::sim::{
 use common::c1z_reader::C1zReader;
 use common::dump::dump;
 use common::harness::{
-    assert_success, bin, clean_command, clean_std_command, reference_workspace, run, sim_user, stderr,
+    assert_success, bin, clean_std_command, command_with, reference_workspace, run, sim_user, stderr,
 };
 use serde_json::Value;
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
+}
+
+/// A sync of `server` into a new folder that must succeed; returns the file's reader, the sync's id and the folder
+/// (the file lives as long as it does).
+async fn sync_ok(server: &SimServer) -> (C1zReader, String, tempfile::TempDir) {
+    let dir = tmp();
+    let file = dir.path().join("sync.c1z");
+    assert_success(&run(server, &file, &[]).await);
+    let reader = C1zReader::open(&file);
+    let sync_id = reader.default_sync_id();
+    (reader, sync_id, dir)
+}
+
+/// The simulated Torq serving the reference workspace, and an empty folder for the sync file.
+async fn reference_server() -> (SimServer, tempfile::TempDir) {
+    (SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap(), tmp())
 }
 
 fn ids_from_reference(name: &str, list_key: &str, pick: impl Fn(&Value) -> String) -> BTreeSet<String> {
@@ -32,8 +48,7 @@ fn ids_from_reference(name: &str, list_key: &str, pick: impl Fn(&Value) -> Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
-    let server = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
-    let dir = tmp();
+    let (server, dir) = reference_server().await;
     let file = dir.path().join("sync.c1z");
     let out = run(&server, &file, &["--log-format", "json"]).await;
     assert_success(&out);
@@ -126,12 +141,7 @@ async fn fixture_workspace_syncs_into_a_valid_c1z_with_the_go_connectors_ids() {
 async fn many_users_and_roles_take_a_constant_number_of_requests() {
     let spec = GeneratedSpec { users: 3000, roles: 250, sso_percent: 30, seed: 7, ..GeneratedSpec::default() };
     let server = SimServer::start(Workspace::generated(spec), SimConfig::default()).await.unwrap();
-    let dir = tmp();
-    let file = dir.path().join("sync.c1z");
-    let out = run(&server, &file, &[]).await;
-    assert_success(&out);
-    let reader = C1zReader::open(&file);
-    let sync_id = reader.default_sync_id();
+    let (reader, sync_id, _dir) = sync_ok(&server).await;
     reader.check_integrity(&sync_id);
     assert_eq!(reader.entitlements(&sync_id).len(), 250);
     assert_eq!(reader.resources(&sync_id).iter().filter(|r| r.resource_type_id == "user").count(), 3000);
@@ -159,12 +169,7 @@ async fn a_302_renews_the_token_and_retries() {
         ..Default::default()
     };
     let server = SimServer::start(reference_workspace(), cfg).await.unwrap();
-    let dir = tmp();
-    let file = dir.path().join("sync.c1z");
-    let out = run(&server, &file, &[]).await;
-    assert_success(&out);
-    let reader = C1zReader::open(&file);
-    let sync_id = reader.default_sync_id();
+    let (reader, sync_id, _dir) = sync_ok(&server).await;
     assert_eq!(reader.grants(&sync_id).len(), 12);
     let stats = server.stats();
     assert_eq!(stats.token, 2, "a new token after the 302");
@@ -243,8 +248,7 @@ async fn a_user_in_both_lists_is_written_once_and_an_unknown_role_gets_no_grant(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_c1z_is_extended_keeping_the_previous_sync() {
-    let server = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
-    let dir = tmp();
+    let (server, dir) = reference_server().await;
     let file = dir.path().join("sync.c1z");
     assert_success(&run(&server, &file, &[]).await);
     let first = C1zReader::open(&file).default_sync_id();
@@ -264,8 +268,7 @@ async fn an_existing_c1z_is_extended_keeping_the_previous_sync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_that_is_not_a_c1z_is_refused_and_left_unchanged() {
-    let server = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
-    let dir = tmp();
+    let (server, dir) = reference_server().await;
     let file = dir.path().join("notes.txt");
     std::fs::write(&file, b"my precious notes\n").unwrap();
     let out = run(&server, &file, &[]).await;
@@ -297,14 +300,10 @@ fn missing_credentials_are_one_clear_line_and_exit_2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credentials_fail_with_one_line_and_no_secret() {
-    let server = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
-    let dir = tmp();
+    let (server, dir) = reference_server().await;
     let file = dir.path().join("sync.c1z");
-    let out = clean_command()
-        .args(["--torq-client-id", "sim-client-id", "--torq-client-secret", "wrong-secret-value-123"])
-        .args(["--torq-api-url", &server.api_url(), "--torq-auth-url", &server.auth_url(), "--verbose"])
-        .arg("-f")
-        .arg(&file)
+    let out = command_with("sim-client-id", "wrong-secret-value-123", &server.api_url(), &server.auth_url(), &file)
+        .arg("--verbose")
         .output()
         .await
         .unwrap();

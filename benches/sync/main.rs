@@ -83,15 +83,14 @@ struct Target {
 }
 
 const TARGETS: &[Target] = &[
-    // Below the Go connector's 50-51 MB peak RSS for the same workspace (measured in the issue).
+    // Below the Go connector's peak RSS for the same workspace (docs/performance.md has the numbers).
     Target {
         users: 10_000,
         roles: 10,
         wall_s: None,
         rss_bytes: Some(48_000_000),
-        // No larger than before the footprint work (1,274,291-1,275,829 bytes in three runs). The order in which
-        // the two user lists interleave moves the size of one build by up to 0.3% from run to run (1,274,535-
-        // 1,278,549 measured), so this flags real regressions (a smaller zstd hash table: +2.8%), not that noise.
+        // No larger than before the footprint work, with room for the run-to-run noise of the order in which the
+        // two user lists interleave, so it flags real regressions only (docs/performance.md has the numbers).
         file_bytes: Some(1_279_000),
         per_user_vs: None,
     },
@@ -245,7 +244,7 @@ async fn run_case(case: Case, dir: &Path) -> Result<Measured, String> {
 }
 
 /// Above this many users the Go connector's user list exceeds a 4 MiB message limit in its SDK and the sync
-/// fails (measured at 20,000 users; the issue puts the limit near 14,000).
+/// fails (docs/performance.md says where the limit was seen).
 const GO_MAX_USERS: u64 = 14_000;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -19,14 +19,14 @@ use crate::proto::connector_v2::{
 use crate::torq::UserRecord;
 
 /// Profile key of the invitee's email in the account-creation schema (and in `--create-account-profile`).
-pub const EMAIL_FIELD: &str = "email";
+pub(crate) const EMAIL_FIELD: &str = "email";
 /// Profile key of the role (a role name or id).
-pub const ROLE_FIELD: &str = "role";
+pub(crate) const ROLE_FIELD: &str = "role";
 /// Accepted alias of [`ROLE_FIELD`].
-pub const ROLE_ID_ALIAS: &str = "role_id";
+pub(crate) const ROLE_ID_ALIAS: &str = "role_id";
 
 /// Credential options of an invite: only "no password" (Torq emails the invitee, who sets up their login).
-pub fn no_password() -> CredentialDetailsAccountProvisioning {
+pub(crate) fn no_password() -> CredentialDetailsAccountProvisioning {
     let no_password = CapabilityDetailCredentialOption::NoPassword as i32;
     CredentialDetailsAccountProvisioning {
         supported_credential_options: vec![no_password],
@@ -35,7 +35,7 @@ pub fn no_password() -> CredentialDetailsAccountProvisioning {
 }
 
 /// The fields ConductorOne asks for when it creates a Torq account.
-pub fn account_creation_schema() -> ConnectorAccountCreationSchema {
+pub(crate) fn account_creation_schema() -> ConnectorAccountCreationSchema {
     let string_field = |display_name: &str, required: bool, description: &str, placeholder: &str, order: i32| Field {
         display_name: display_name.into(),
         required,
@@ -59,7 +59,7 @@ pub fn account_creation_schema() -> ConnectorAccountCreationSchema {
 }
 
 /// CreateAccount succeeded: Torq invited the user, who is returned as the `user` resource a sync would write.
-pub fn created(user: &UserRecord) -> CreateAccountResponse {
+pub(crate) fn created(user: &UserRecord) -> CreateAccountResponse {
     CreateAccountResponse {
         result: Some(AccountResult::Success(SuccessResult {
             resource: Some(user::user_resource(user)),
@@ -71,7 +71,7 @@ pub fn created(user: &UserRecord) -> CreateAccountResponse {
 }
 
 /// CreateAccount found the account in place: a user with that email exists.
-pub fn already_exists(user: &UserRecord) -> CreateAccountResponse {
+pub(crate) fn already_exists(user: &UserRecord) -> CreateAccountResponse {
     CreateAccountResponse {
         result: Some(AccountResult::AlreadyExists(AlreadyExistsResult {
             resource: Some(user::user_resource(user)),
@@ -82,7 +82,7 @@ pub fn already_exists(user: &UserRecord) -> CreateAccountResponse {
 }
 
 /// Grant answered without a change: the principal already holds the entitlement (`grant` is the existing one).
-pub fn grant_already_exists(grant: Grant) -> GrantManagerServiceGrantResponse {
+pub(crate) fn grant_already_exists(grant: Grant) -> GrantManagerServiceGrantResponse {
     GrantManagerServiceGrantResponse {
         annotations: vec![pack("GrantAlreadyExists", &GrantAlreadyExists {})],
         grants: vec![grant],

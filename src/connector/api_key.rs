@@ -19,13 +19,13 @@ use crate::proto::connector_v2::{
 };
 use crate::torq::{ApiKeyRecord, ApiKeyType, TorqClient, TorqError};
 
-pub const API_KEY_TYPE_ID: &str = "api_key";
+pub(crate) const API_KEY_TYPE_ID: &str = "api_key";
 
 /// The scope a key's role needs to list API keys (Torq's scope tables: `apikey.read`).
-pub const LIST_SCOPE: &str = "apikey.read";
+pub(crate) const LIST_SCOPE: &str = "apikey.read";
 
 /// `api_key`: "API Key", TRAIT_USER, annotated SkipEntitlementsAndGrants (keys offer no entitlements).
-pub fn resource_type() -> ResourceType {
+pub(crate) fn resource_type() -> ResourceType {
     ResourceType {
         id: API_KEY_TYPE_ID.into(),
         display_name: "API Key".into(),
@@ -36,7 +36,7 @@ pub fn resource_type() -> ResourceType {
 }
 
 /// The `api_key` syncer.
-pub struct ApiKeySyncer;
+pub(crate) struct ApiKeySyncer;
 
 impl ResourceSyncer for ApiKeySyncer {
     fn type_id(&self) -> &'static str {
@@ -85,7 +85,7 @@ impl ResourceSyncer for ApiKeySyncer {
 }
 
 /// The key's row: its resource, its role grant, its type as the summary bucket.
-pub fn api_key_row(key: &ApiKeyRecord) -> Row {
+pub(crate) fn api_key_row(key: &ApiKeyRecord) -> Row {
     Row {
         resource: api_key_resource(key),
         entitlements: Vec::new(),
@@ -99,12 +99,12 @@ pub fn api_key_row(key: &ApiKeyRecord) -> Row {
 }
 
 /// The key's resource id (the client id).
-pub fn api_key_id(client_id: &str) -> ResourceId {
+pub(crate) fn api_key_id(client_id: &str) -> ResourceId {
     ResourceId { resource_type: API_KEY_TYPE_ID.into(), resource: client_id.into(), ..Default::default() }
 }
 
 /// `type` in the profile: `service`, `private`, or Torq's raw value for anything else.
-pub fn type_label(t: &ApiKeyType) -> &str {
+pub(crate) fn type_label(t: &ApiKeyType) -> &str {
     match t {
         ApiKeyType::Service => "service",
         ApiKeyType::Private => "private",
@@ -116,7 +116,7 @@ pub fn type_label(t: &ApiKeyType) -> &str {
 /// SERVICE, login = client id, status ENABLED, `created_at` = created_time, `last_login` =
 /// last_authenticated_time (absent when Torq omits it), no email; profile {client_id, name, type, role_id,
 /// role_name} plus {owner_user_id, owner_email} for a private key.
-pub fn api_key_resource(key: &ApiKeyRecord) -> Resource {
+pub(crate) fn api_key_resource(key: &ApiKeyRecord) -> Resource {
     let mut fields = vec![
         ("client_id", text(&key.client_id)),
         ("name", text(&key.name)),
@@ -150,7 +150,7 @@ pub fn api_key_resource(key: &ApiKeyRecord) -> Resource {
 
 /// `role:<role_id>:member:api_key:<client_id>`; `None` when the key has no role. A role that is not in the role
 /// list is caught at the end of the sync (warning naming both, no grant), as for users.
-pub fn role_grant(key: &ApiKeyRecord) -> Option<Grant> {
+pub(crate) fn role_grant(key: &ApiKeyRecord) -> Option<Grant> {
     role::membership_grant(&key.role_id, &api_key_id(&key.client_id))
 }
 

@@ -12,7 +12,7 @@ use crate::proto::connector_v2::{
 
 /// Each resource type of [`SYNCERS`] with what its syncer offers (a syncer with an account manager adds account
 /// provisioning); the connector as a whole offers the union, and the credential options of account creation.
-pub fn connector_capabilities() -> ConnectorCapabilities {
+pub(crate) fn connector_capabilities() -> ConnectorCapabilities {
     let mut per_type: Vec<ResourceTypeCapability> = SYNCERS
         .iter()
         .map(|s| {
@@ -39,7 +39,7 @@ pub fn connector_capabilities() -> ConnectorCapabilities {
 }
 
 /// The JSON printed by `baton-torq capabilities` (ends with a newline).
-pub fn capabilities_json() -> String {
+pub(crate) fn capabilities_json() -> String {
     let caps = connector_capabilities();
     let resource_types: Vec<Value> = caps
         .resource_type_capabilities

@@ -3,12 +3,12 @@
 use super::{account_creation, capabilities};
 use crate::proto::connector_v2::ConnectorMetadata;
 
-pub const DISPLAY_NAME: &str = "Torq";
-pub const DESCRIPTION: &str =
+pub(crate) const DISPLAY_NAME: &str = "Torq";
+pub(crate) const DESCRIPTION: &str =
     "Syncs Torq workspace users, API keys, roles (with their scopes and SSO claim mappings) and role memberships, \
      and invites new users (account provisioning).";
 
-pub fn connector_metadata() -> ConnectorMetadata {
+pub(crate) fn connector_metadata() -> ConnectorMetadata {
     ConnectorMetadata {
         display_name: DISPLAY_NAME.into(),
         description: DESCRIPTION.into(),

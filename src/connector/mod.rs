@@ -10,10 +10,10 @@
 //! What this module must not do: write files or know about the c1z (rows go to a [`syncer::RowSink`]), or talk
 //! HTTP itself (it calls `crate::torq`).
 
-pub mod account_creation;
-pub mod api_key;
-pub mod capabilities;
-pub mod metadata;
+pub(crate) mod account_creation;
+pub(crate) mod api_key;
+pub(crate) mod capabilities;
+pub(crate) mod metadata;
 pub mod role;
 pub mod syncer;
 pub mod user;
@@ -22,10 +22,10 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 use prost_types::{value::Kind, Any, Struct, Timestamp, Value};
 
-pub use syncer::{ResourceSyncer, Synced};
+pub(crate) use syncer::{ResourceSyncer, Synced};
 
 /// Every resource type this connector syncs, in the order the summary lists them.
-pub const SYNCERS: &[&dyn ResourceSyncer] = &[&user::UserSyncer, &role::RoleSyncer, &api_key::ApiKeySyncer];
+pub(crate) const SYNCERS: &[&dyn ResourceSyncer] = &[&user::UserSyncer, &role::RoleSyncer, &api_key::ApiKeySyncer];
 
 /// Every resource type, sorted by id (as the capabilities list them).
 pub fn resource_types() -> Vec<crate::proto::connector_v2::ResourceType> {
@@ -35,13 +35,13 @@ pub fn resource_types() -> Vec<crate::proto::connector_v2::ResourceType> {
 }
 
 /// The syncer of resource type `id`.
-pub fn syncer(id: &str) -> Option<&'static dyn ResourceSyncer> {
+pub(crate) fn syncer(id: &str) -> Option<&'static dyn ResourceSyncer> {
     SYNCERS.iter().copied().find(|s| s.type_id() == id)
 }
 
 /// The syncers a request asks for: all of them for an empty list, else those named (in [`SYNCERS`] order).
 /// Ids this connector does not have are returned separately.
-pub fn select(ids: &[String]) -> (Vec<&'static dyn ResourceSyncer>, Vec<String>) {
+pub(crate) fn select(ids: &[String]) -> (Vec<&'static dyn ResourceSyncer>, Vec<String>) {
     if ids.is_empty() {
         return (SYNCERS.to_vec(), Vec::new());
     }
@@ -51,7 +51,7 @@ pub fn select(ids: &[String]) -> (Vec<&'static dyn ResourceSyncer>, Vec<String>)
 }
 
 /// The known resource type ids, comma-separated (for messages).
-pub fn type_ids() -> String {
+pub(crate) fn type_ids() -> String {
     SYNCERS.iter().map(|s| s.type_id()).collect::<Vec<_>>().join(", ")
 }
 

@@ -17,13 +17,13 @@ use crate::proto::connector_v2::{
 };
 use crate::torq::{ClaimMappingRecord, RoleRecord, TorqClient, TorqError};
 
-pub const ROLE_TYPE_ID: &str = "role";
+pub(crate) const ROLE_TYPE_ID: &str = "role";
 
 /// Slug of the membership entitlement.
-pub const MEMBER_SLUG: &str = "member";
+pub(crate) const MEMBER_SLUG: &str = "member";
 
 /// `role`: "Role", TRAIT_ROLE (as the Go connector).
-pub fn resource_type() -> ResourceType {
+pub(crate) fn resource_type() -> ResourceType {
     ResourceType {
         id: ROLE_TYPE_ID.into(),
         display_name: "Role".into(),
@@ -33,7 +33,7 @@ pub fn resource_type() -> ResourceType {
 }
 
 /// The `role` syncer.
-pub struct RoleSyncer;
+pub(crate) struct RoleSyncer;
 
 impl ResourceSyncer for RoleSyncer {
     fn type_id(&self) -> &'static str {
@@ -134,19 +134,19 @@ pub fn role_rows(roles: &[RoleRecord], mappings: Option<&[ClaimMappingRecord]>) 
 }
 
 /// `role:<role_id>:member`, as the Go SDK's `NewEntitlementID` builds it.
-pub fn member_entitlement_id(role_id: &str) -> String {
+pub(crate) fn member_entitlement_id(role_id: &str) -> String {
     format!("{ROLE_TYPE_ID}:{role_id}:{MEMBER_SLUG}")
 }
 
 /// The role's resource id.
-pub fn role_id(role_id: &str) -> ResourceId {
+pub(crate) fn role_id(role_id: &str) -> ResourceId {
     ResourceId { resource_type: ROLE_TYPE_ID.into(), resource: role_id.into(), ..Default::default() }
 }
 
 /// The grant of membership in role `role_id` to `principal`, `role:<role_id>:member:<type>:<id>` as the Go SDK
 /// builds grant ids; `None` when either id is empty. The entitlement and the principal are carried as id-only
 /// stubs: readers join on ids, and a million grants stay small.
-pub fn membership_grant(role_id_text: &str, principal: &ResourceId) -> Option<Grant> {
+pub(crate) fn membership_grant(role_id_text: &str, principal: &ResourceId) -> Option<Grant> {
     if role_id_text.is_empty() || principal.resource.is_empty() {
         return None;
     }
@@ -173,7 +173,7 @@ fn display_name(role: &RoleRecord) -> &str {
 }
 
 /// The resource description: Torq's description, then the scopes the role grants, on one line.
-pub fn description(role: &RoleRecord) -> String {
+pub(crate) fn description(role: &RoleRecord) -> String {
     let own = role.description.trim_end();
     if role.scope_names.is_empty() {
         return role.description.clone();

@@ -26,11 +26,11 @@ use crate::provision::{AccountOutcome, AccountRequest, ProvisionError};
 use crate::torq::{SinkClosed, TorqClient, TorqError};
 
 /// Rows per batch sent to the writer.
-pub const BATCH_ROWS: usize = 1024;
+pub(crate) const BATCH_ROWS: usize = 1024;
 
 /// How a syncer finished.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Synced {
+pub(crate) enum Synced {
     /// Everything was listed: the resource type is written.
     Done,
     /// Torq would not hand the list out (e.g. HTTP 403). Nothing was sent to the sink, the resource type is left
@@ -48,19 +48,19 @@ pub struct Row {
     /// does not exist at the end of the sync is removed with a warning.
     pub grants: Vec<Grant>,
     /// Summary bucket, e.g. a user's status ("verified") or an API key's type ("service"); "" for none.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
 }
 
 /// What flows from the syncers to the writer.
 #[derive(Debug)]
-pub enum Batch {
+pub(crate) enum Batch {
     ResourceType(ResourceType),
     Rows { resource_type: &'static str, rows: Vec<Row> },
 }
 
 /// The sending end of the writer's channel, for one syncer.
 #[derive(Clone)]
-pub struct RowSink {
+pub(crate) struct RowSink {
     tx: mpsc::Sender<Batch>,
     resource_type: &'static str,
     stop: CancellationToken,
@@ -70,7 +70,7 @@ pub struct RowSink {
 impl RowSink {
     /// A sink for rows of `resource_type`; `stop` is cancelled when the sync is stopped (the syncer should stop
     /// fetching); `fetched` counts records received from Torq for the progress display.
-    pub fn new(
+    pub(crate) fn new(
         tx: mpsc::Sender<Batch>,
         resource_type: &'static str,
         stop: CancellationToken,
@@ -80,7 +80,7 @@ impl RowSink {
     }
 
     /// Sends rows to the writer (waits while the writer is behind).
-    pub async fn send(&self, rows: Vec<Row>) -> Result<(), TorqError> {
+    pub(crate) async fn send(&self, rows: Vec<Row>) -> Result<(), TorqError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -89,7 +89,7 @@ impl RowSink {
     }
 
     /// [`RowSink::send`] from a blocking thread (a streaming decoder).
-    pub fn blocking_send(&self, rows: Vec<Row>) -> Result<(), SinkClosed> {
+    pub(crate) fn blocking_send(&self, rows: Vec<Row>) -> Result<(), SinkClosed> {
         if self.stop.is_cancelled() {
             return Err(SinkClosed);
         }
@@ -101,22 +101,22 @@ impl RowSink {
     }
 
     /// The sync's stop token, for reads that must end when the sync is stopped (a stalled streamed body).
-    pub fn stop_token(&self) -> &CancellationToken {
+    pub(crate) fn stop_token(&self) -> &CancellationToken {
         &self.stop
     }
 
     /// True once the sync is being stopped: a syncer stops fetching.
-    pub fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.stop.is_cancelled()
     }
 
     /// Counts `n` records received from Torq (progress display).
-    pub fn fetched(&self, n: u64) {
+    pub(crate) fn fetched(&self, n: u64) {
         self.fetched.fetch_add(n, Ordering::Relaxed);
     }
 
     /// A buffer that collects rows from a streaming decoder and sends them in batches of [`BATCH_ROWS`].
-    pub fn buffer(&self) -> RowBuffer {
+    pub(crate) fn buffer(&self) -> RowBuffer {
         RowBuffer { sink: self.clone(), rows: Arc::new(Mutex::new(Vec::with_capacity(BATCH_ROWS))) }
     }
 }
@@ -124,14 +124,14 @@ impl RowSink {
 /// Rows collected on a blocking thread, sent in batches; cheap to clone (shared), so the decoder's callback can
 /// own one copy while the syncer flushes the rest with another.
 #[derive(Clone)]
-pub struct RowBuffer {
+pub(crate) struct RowBuffer {
     sink: RowSink,
     rows: Arc<Mutex<Vec<Row>>>,
 }
 
 impl RowBuffer {
     /// Adds a row (from a blocking thread), sending a full batch to the writer.
-    pub fn push_blocking(&self, row: Row) -> Result<(), SinkClosed> {
+    pub(crate) fn push_blocking(&self, row: Row) -> Result<(), SinkClosed> {
         let mut rows = self.rows.lock().map_err(|_| SinkClosed)?;
         rows.push(row);
         if rows.len() >= BATCH_ROWS {
@@ -143,14 +143,14 @@ impl RowBuffer {
     }
 
     /// Sends what is left.
-    pub async fn flush(&self) -> Result<(), TorqError> {
+    pub(crate) async fn flush(&self) -> Result<(), TorqError> {
         let rest = std::mem::take(&mut *self.rows.lock().map_err(|_| TorqError::SinkClosed)?);
         self.sink.send(rest).await
     }
 }
 
 /// One Baton resource type: what it is, and how its rows are listed from Torq.
-pub trait ResourceSyncer: Send + Sync {
+pub(crate) trait ResourceSyncer: Send + Sync {
     /// The resource type id (`user`, `role`, …), the first part of every resource's external id.
     fn type_id(&self) -> &'static str;
 
@@ -180,7 +180,7 @@ pub trait ResourceSyncer: Send + Sync {
 /// Account provisioning (the SDK's `AccountManager`): ConductorOne can create accounts of this resource type.
 /// Implemented next to the type's [`ResourceSyncer`], which hands it out through
 /// [`ResourceSyncer::account_manager`]. The flow itself (checks, the write) lives in `crate::provision`.
-pub trait AccountManager: Send + Sync {
+pub(crate) trait AccountManager: Send + Sync {
     /// The credential options account creation offers (the SDK's `CreateAccountCapabilityDetails`).
     fn credential_details(&self) -> CredentialDetailsAccountProvisioning;
 

@@ -16,10 +16,10 @@ use crate::proto::connector_v2::{
 use crate::provision::{AccountOutcome, AccountRequest, ProvisionError};
 use crate::torq::{SinkClosed, TorqClient, TorqError, UserRecord, UserStatus};
 
-pub const USER_TYPE_ID: &str = "user";
+pub(crate) const USER_TYPE_ID: &str = "user";
 
 /// `user`: "User", TRAIT_USER, annotated SkipEntitlementsAndGrants (as the Go connector).
-pub fn resource_type() -> ResourceType {
+pub(crate) fn resource_type() -> ResourceType {
     ResourceType {
         id: USER_TYPE_ID.into(),
         display_name: "User".into(),
@@ -30,7 +30,7 @@ pub fn resource_type() -> ResourceType {
 }
 
 /// The `user` syncer.
-pub struct UserSyncer;
+pub(crate) struct UserSyncer;
 
 impl ResourceSyncer for UserSyncer {
     fn type_id(&self) -> &'static str {
@@ -106,7 +106,7 @@ pub fn user_row(u: &UserRecord) -> Row {
 }
 
 /// Summary bucket for a user's Torq status.
-pub fn status_label(status: &UserStatus) -> &'static str {
+pub(crate) fn status_label(status: &UserStatus) -> &'static str {
     match status {
         UserStatus::Verified => "verified",
         UserStatus::InvitationSent => "invited",
@@ -116,15 +116,15 @@ pub fn status_label(status: &UserStatus) -> &'static str {
 }
 
 /// Details attached to an invited user's status.
-pub const INVITED_DETAILS: &str = "invitation sent, not accepted yet";
+pub(crate) const INVITED_DETAILS: &str = "invitation sent, not accepted yet";
 
 /// The user's resource id.
-pub fn user_id(user_id: &str) -> ResourceId {
+pub(crate) fn user_id(user_id: &str) -> ResourceId {
     ResourceId { resource_type: USER_TYPE_ID.into(), resource: user_id.into(), ..Default::default() }
 }
 
 /// (status, details) for a Torq status.
-pub fn status_of(status: &UserStatus) -> (user_trait::status::Status, String) {
+pub(crate) fn status_of(status: &UserStatus) -> (user_trait::status::Status, String) {
     use user_trait::status::Status;
     match status {
         UserStatus::Verified => (Status::Enabled, String::new()),

@@ -24,11 +24,11 @@ use crate::proto::baton_v1::{
 };
 
 /// Size of each `UploadAsset` data message.
-pub const UPLOAD_CHUNK: usize = 512 * 1024;
+pub(crate) const UPLOAD_CHUNK: usize = 512 * 1024;
 /// Deadline of unary calls.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The user agent of the gRPC channel and the token requests.
-pub const USER_AGENT: &str = concat!("baton-torq/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("baton-torq/", env!("CARGO_PKG_VERSION"));
 
 /// A failed call: no token, or the server's (or transport's) gRPC status.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -85,7 +85,7 @@ impl Default for UploadLimits {
 
 impl UploadLimits {
     /// The whole-upload deadline for a file of `size` bytes.
-    pub fn deadline(&self, size: u64) -> Duration {
+    pub(crate) fn deadline(&self, size: u64) -> Duration {
         let transfer = Duration::from_secs(size / self.min_bytes_per_second.max(1));
         self.base.saturating_add(transfer)
     }
@@ -136,7 +136,7 @@ impl std::fmt::Debug for C1Client {
 }
 
 /// A lazily connecting TLS channel to `api_host` (`host[:port]`, port 443 by default): system roots plus `extra_ca`.
-pub fn channel(api_host: &str, extra_ca: Option<&[u8]>) -> Result<Channel, String> {
+pub(crate) fn channel(api_host: &str, extra_ca: Option<&[u8]>) -> Result<Channel, String> {
     let authority = if api_host.contains(':') { api_host.to_owned() } else { format!("{api_host}:443") };
     let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(&authority).to_owned();
     let mut tls = ClientTlsConfig::new().with_native_roots().domain_name(host);
@@ -156,7 +156,7 @@ pub fn channel(api_host: &str, extra_ca: Option<&[u8]>) -> Result<Channel, Strin
 }
 
 impl C1Client {
-    pub fn new(channel: Channel, tokens: Arc<TokenSource>, host_id: String) -> C1Client {
+    pub(crate) fn new(channel: Channel, tokens: Arc<TokenSource>, host_id: String) -> C1Client {
         C1Client { grpc: BatonServiceClient::new(channel), tokens, host_id, upload_limits: UploadLimits::default() }
     }
 
@@ -192,20 +192,20 @@ impl C1Client {
     }
 
     /// `Hello` with this host's id; `request.host_id` is filled in.
-    pub async fn hello(&self, mut request: BatonServiceHelloRequest) -> Result<(), CallError> {
+    pub(crate) async fn hello(&self, mut request: BatonServiceHelloRequest) -> Result<(), CallError> {
         request.host_id = self.host_id.clone();
         let req = self.authed(request, Some(CALL_TIMEOUT)).await?;
         let r = self.grpc.clone().hello(req).await;
         self.after(r).await.map(|_| ())
     }
 
-    pub async fn get_task(&self) -> Result<BatonServiceGetTaskResponse, CallError> {
+    pub(crate) async fn get_task(&self) -> Result<BatonServiceGetTaskResponse, CallError> {
         let req = self.authed(BatonServiceGetTaskRequest { host_id: self.host_id.clone() }, Some(CALL_TIMEOUT)).await?;
         let r = self.grpc.clone().get_task(req).await;
         self.after(r).await
     }
 
-    pub async fn heartbeat(&self, task_id: &str) -> Result<BatonServiceHeartbeatResponse, CallError> {
+    pub(crate) async fn heartbeat(&self, task_id: &str) -> Result<BatonServiceHeartbeatResponse, CallError> {
         let msg = BatonServiceHeartbeatRequest {
             host_id: self.host_id.clone(),
             task_id: task_id.to_owned(),
@@ -217,7 +217,7 @@ impl C1Client {
     }
 
     /// `FinishTask`; `request.host_id` is filled in.
-    pub async fn finish_task(&self, mut request: BatonServiceFinishTaskRequest) -> Result<(), CallError> {
+    pub(crate) async fn finish_task(&self, mut request: BatonServiceFinishTaskRequest) -> Result<(), CallError> {
         request.host_id = self.host_id.clone();
         let req = self.authed(request, Some(CALL_TIMEOUT)).await?;
         let r = self.grpc.clone().finish_task(req).await;

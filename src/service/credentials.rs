@@ -20,11 +20,11 @@ const ASSERTION_SKEW: Duration = Duration::from_secs(120);
 /// What is wrong with a credential. Messages describe the expected shape, never the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct CredentialError(pub String);
+pub(crate) struct CredentialError(pub String);
 
 /// A parsed ConductorOne client id, e.g. `strange-hydra-68836@acme.conductor.one/pcc`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientId {
+pub(crate) struct ClientId {
     full: String,
     name: String,
     tenant_host: String,
@@ -33,7 +33,7 @@ pub struct ClientId {
 impl ClientId {
     /// Splits once on `@`, then the right side once on `/`; every part must be non-empty and the host a plain
     /// DNS name (no scheme, path or spaces).
-    pub fn parse(raw: &str) -> Result<ClientId, CredentialError> {
+    pub(crate) fn parse(raw: &str) -> Result<ClientId, CredentialError> {
         const SHAPE: &str = "expected <name>@<tenant-host>/<suffix>, e.g. strange-hydra-68836@acme.conductor.one/pcc";
         let full = raw.trim();
         let bad = |why: &str| CredentialError(format!("{why}; {SHAPE}"));
@@ -52,23 +52,23 @@ impl ClientId {
     }
 
     /// The whole id, as sent in `client_id`, `iss` and `sub`.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.full
     }
 
     /// The part before `@`.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// The tenant host (token and API host unless overridden; always the assertion's audience).
-    pub fn tenant_host(&self) -> &str {
+    pub(crate) fn tenant_host(&self) -> &str {
         &self.tenant_host
     }
 }
 
 /// The Ed25519 private key of a ConductorOne client secret. `Debug` shows nothing of the key.
-pub struct ClientKey {
+pub(crate) struct ClientKey {
     signing: SigningKey,
     kid: Option<String>,
 }
@@ -100,7 +100,7 @@ impl Drop for Jwk {
 impl ClientKey {
     /// Parses `secret-token:conductorone.com:v1:<unpadded base64url JWK JSON>`; the JWK must be an OKP Ed25519
     /// private key (`d` present; `x`, when present, must match it).
-    pub fn parse(secret: &SecretString) -> Result<ClientKey, CredentialError> {
+    pub(crate) fn parse(secret: &SecretString) -> Result<ClientKey, CredentialError> {
         const SHAPE: &str = "expected secret-token:conductorone.com:v1:<key> as shown when the credential was created";
         let bad = |why: &str| CredentialError(format!("{why}; {SHAPE}"));
         let raw = secret.expose_secret().trim();
@@ -143,14 +143,9 @@ impl ClientKey {
         Ok(ClientKey { signing, kid: jwk.kid.clone().filter(|k| !k.is_empty()) })
     }
 
-    /// The public half, raw 32 bytes (for tests and diagnostics; not secret).
-    pub fn public_key(&self) -> [u8; 32] {
-        self.signing.verifying_key().to_bytes()
-    }
-
     /// A compact EdDSA JWS: header `{alg, nonce (16 random bytes, hex), kid?}`, claims `{iss = sub = client id,
     /// aud = tenant host, iat, nbf = iat - 2 min, exp = iat + 2 min}`.
-    pub fn client_assertion(&self, client_id: &ClientId, now: SystemTime) -> SecretString {
+    pub(crate) fn client_assertion(&self, client_id: &ClientId, now: SystemTime) -> SecretString {
         let nonce: [u8; 16] = rand::random();
         let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let mut header = serde_json::Map::new();
@@ -204,7 +199,7 @@ pub fn encode_client_secret(private_key: &[u8; 32], kid: Option<&str>) -> Secret
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+    use ed25519_dalek::{Signature, Verifier as _};
 
     const KEY: [u8; 32] = [7; 32];
 
@@ -239,7 +234,7 @@ mod tests {
             (Some("n@t.example/s"), Some("n@t.example/s"), Some("t.example"))
         );
         assert_eq!((claims["nbf"].as_u64(), claims["exp"].as_u64()), (Some(1_000_000 - 120), Some(1_000_000 + 120)));
-        let vk = VerifyingKey::from_bytes(&key.public_key()).unwrap();
+        let vk = key.signing.verifying_key();
         let sig = Signature::from_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).unwrap();
         vk.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig).unwrap();
     }

@@ -10,11 +10,11 @@
 
 pub mod client;
 pub mod credentials;
-pub mod handlers;
-pub mod hello;
-pub mod outcome;
-pub mod poll;
-pub mod token;
+pub(crate) mod handlers;
+pub(crate) mod hello;
+pub(crate) mod outcome;
+pub(crate) mod poll;
+pub(crate) mod token;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,7 +48,7 @@ pub enum ServiceError {
 
 impl ServiceError {
     /// Whether this is a usage problem (exit code 2) rather than a runtime failure (exit code 1).
-    pub fn is_usage(&self) -> bool {
+    pub(crate) fn is_usage(&self) -> bool {
         matches!(
             self,
             ServiceError::Missing { .. }
@@ -62,22 +62,22 @@ impl ServiceError {
 /// Checked service-mode settings.
 #[derive(Debug)]
 pub struct ServiceConfig {
-    pub client_id: ClientId,
-    pub key: Arc<ClientKey>,
+    pub(crate) client_id: ClientId,
+    pub(crate) key: Arc<ClientKey>,
     /// `host[:port]` of the token endpoint and the gRPC API.
-    pub api_host: String,
-    pub host_id: String,
+    pub(crate) api_host: String,
+    pub(crate) host_id: String,
     /// PEM roots trusted in addition to the system's.
-    pub extra_ca: Option<Vec<u8>>,
-    pub task_concurrency: usize,
-    pub temp_dir: PathBuf,
+    pub(crate) extra_ca: Option<Vec<u8>>,
+    pub(crate) task_concurrency: usize,
+    pub(crate) temp_dir: PathBuf,
     /// `--provisioning`: grant, revoke, create_account and delete_resource tasks may run (otherwise they are
     /// refused, as the Baton SDK does).
-    pub provisioning: bool,
+    pub(crate) provisioning: bool,
 }
 
 /// Whether the command line asks for service mode (a client id or secret was given).
-pub fn requested(args: &ServiceArgs) -> bool {
+pub(crate) fn requested(args: &ServiceArgs) -> bool {
     args.client_id.as_deref().is_some_and(|s| !s.trim().is_empty()) || args.client_secret.is_some()
 }
 
@@ -165,7 +165,7 @@ fn checked_host(raw: &str) -> Result<String, ServiceError> {
 }
 
 /// Runs the daemon until SIGINT/SIGTERM. Returns `Ok` after a clean shutdown.
-pub async fn run(config: ServiceConfig, torq: TorqClient) -> Result<(), ServiceError> {
+pub(crate) async fn run(config: ServiceConfig, torq: TorqClient) -> Result<(), ServiceError> {
     let c1 = connect(&config)?;
 
     let shutdown = CancellationToken::new();

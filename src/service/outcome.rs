@@ -18,36 +18,36 @@ const FINISH_ATTEMPTS: u32 = 3;
 
 /// A finished task's answer.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct TaskSuccess {
+pub(crate) struct TaskSuccess {
     /// The connector response (e.g. a `CreateAccountResponse`), packed as the SDK's `anypb.New` packs it.
-    pub response: Option<Any>,
-    pub annotations: Vec<Any>,
+    pub(crate) response: Option<Any>,
+    pub(crate) annotations: Vec<Any>,
 }
 
 /// Why a task failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TaskFailure {
-    pub code: tonic::Code,
-    pub message: String,
+pub(crate) struct TaskFailure {
+    pub(crate) code: tonic::Code,
+    pub(crate) message: String,
     /// ConductorOne may run the task again (only for failures that can pass, e.g. Torq unavailable).
-    pub retryable: bool,
+    pub(crate) retryable: bool,
 }
 
 impl TaskFailure {
     /// A failure that running the task again cannot fix.
-    pub fn permanent(code: tonic::Code, message: impl Into<String>) -> TaskFailure {
+    pub(crate) fn permanent(code: tonic::Code, message: impl Into<String>) -> TaskFailure {
         TaskFailure { code, message: message.into(), retryable: false }
     }
 
     /// A failure that may pass (Torq or ConductorOne briefly unavailable).
-    pub fn retryable(code: tonic::Code, message: impl Into<String>) -> TaskFailure {
+    pub(crate) fn retryable(code: tonic::Code, message: impl Into<String>) -> TaskFailure {
         TaskFailure { code, message: message.into(), retryable: true }
     }
 }
 
 /// The gRPC code for a Torq failure, as the Baton SDK maps HTTP statuses (400 InvalidArgument, 401
 /// Unauthenticated, 403 PermissionDenied, 404 NotFound, 409 AlreadyExists, 429/5xx Unavailable).
-pub fn torq_code(e: &TorqError) -> tonic::Code {
+pub(crate) fn torq_code(e: &TorqError) -> tonic::Code {
     use tonic::Code;
     let by_status = |status: u16| match status {
         400 => Code::InvalidArgument,
@@ -71,7 +71,7 @@ pub fn torq_code(e: &TorqError) -> tonic::Code {
 }
 
 /// FinishTask with a fresh deadline, up to 3 attempts.
-pub async fn finish(c1: &C1Client, id: &str, result: Result<TaskSuccess, TaskFailure>) {
+pub(crate) async fn finish(c1: &C1Client, id: &str, result: Result<TaskSuccess, TaskFailure>) {
     let (status, final_state, outcome) = match result {
         Ok(ok) => (
             None,

@@ -47,13 +47,13 @@ fn poll_backoff() -> backon::ExponentialBackoff {
 }
 
 /// Runs the loop for one connector instance.
-pub struct Runner {
+pub(crate) struct Runner {
     shared: Arc<TaskContext>,
     concurrency: usize,
 }
 
 impl Runner {
-    pub fn new(c1: C1Client, torq: TorqClient, config: &ServiceConfig) -> Runner {
+    pub(crate) fn new(c1: C1Client, torq: TorqClient, config: &ServiceConfig) -> Runner {
         Runner {
             shared: Arc::new(TaskContext {
                 c1,
@@ -66,7 +66,7 @@ impl Runner {
     }
 
     /// Hello, then poll until `shutdown`; waits for in-flight tasks (cancelled, each finished with FinishTask).
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
+    pub(crate) async fn run(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
         let temp_dir = self.shared.temp_dir.clone();
         // Directory listing and removal are blocking; a failure here only leaves litter.
         let _ = tokio::task::spawn_blocking(move || sync_full::remove_stale_task_dirs(&temp_dir)).await;

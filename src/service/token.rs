@@ -41,7 +41,7 @@ pub enum TokenError {
 
 impl TokenError {
     /// Errors that retrying will not fix (bad credentials, untrusted certificate).
-    pub fn is_fatal(&self) -> bool {
+    pub(crate) fn is_fatal(&self) -> bool {
         matches!(self, TokenError::Rejected { .. } | TokenError::Tls { .. })
     }
 }
@@ -81,7 +81,7 @@ async fn bounded_body(url: &str, response: reqwest::Response) -> Result<Zeroizin
 }
 
 /// Hands out bearer tokens, exchanging a fresh assertion when the cached one is about to expire.
-pub struct TokenSource {
+pub(crate) struct TokenSource {
     http: reqwest::Client,
     url: String,
     client_id: ClientId,
@@ -96,12 +96,12 @@ impl std::fmt::Debug for TokenSource {
 }
 
 impl TokenSource {
-    pub fn new(http: reqwest::Client, api_host: &str, client_id: ClientId, key: Arc<ClientKey>) -> TokenSource {
+    pub(crate) fn new(http: reqwest::Client, api_host: &str, client_id: ClientId, key: Arc<ClientKey>) -> TokenSource {
         TokenSource { http, url: format!("https://{api_host}/auth/v1/token"), client_id, key, cached: Mutex::new(None) }
     }
 
     /// A valid bearer token (cached, or exchanged now).
-    pub async fn token(&self) -> Result<SecretString, TokenError> {
+    pub(crate) async fn token(&self) -> Result<SecretString, TokenError> {
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref() {
             if Instant::now() < c.renew_at {
@@ -116,7 +116,7 @@ impl TokenSource {
     }
 
     /// Drops the cached token (after the API answered Unauthenticated).
-    pub async fn invalidate(&self) {
+    pub(crate) async fn invalidate(&self) {
         *self.cached.lock().await = None;
     }
 

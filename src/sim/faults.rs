@@ -89,7 +89,7 @@ pub struct FaultRule {
 
 impl FaultRule {
     /// Does this rule hit request number `n` (1-based) of its endpoint?
-    pub fn hits(&self, n: u64) -> bool {
+    pub(crate) fn hits(&self, n: u64) -> bool {
         n >= self.first_request && n - self.first_request < self.times
     }
 }
@@ -145,9 +145,9 @@ impl FaultPlan {
 #[derive(Debug, Default)]
 pub(crate) struct Decision {
     /// Sum of all matching delays.
-    pub delay: Duration,
+    pub(crate) delay: Duration,
     /// The first matching non-delay fault.
-    pub kind: Option<FaultKind>,
+    pub(crate) kind: Option<FaultKind>,
 }
 
 /// The gRPC status code that grpc-gateway would put into the envelope for an HTTP status.

@@ -30,18 +30,18 @@ use rusqlite::{params, Connection};
 
 /// A user as the Go connector sees it.
 pub struct GoUser {
-    pub id: String,
-    pub email: String,
-    pub role_id: String,
-    pub verified: bool,
-    pub sso: bool,
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) role_id: String,
+    pub(crate) verified: bool,
+    pub(crate) sso: bool,
 }
 
 /// A role as the Go connector sees it.
 pub struct GoRole {
-    pub id: String,
-    pub name: String,
-    pub description: String,
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
 }
 
 /// The v0.1.9 tables and indexes, in the order the SDK creates them. Its grants' (resource type, resource)
@@ -94,7 +94,7 @@ fn now() -> String {
 }
 
 /// The `user` resource type as the Go connector declares it.
-pub fn user_type() -> ResourceType {
+pub(crate) fn user_type() -> ResourceType {
     ResourceType {
         id: "user".into(),
         display_name: "User".into(),
@@ -105,7 +105,7 @@ pub fn user_type() -> ResourceType {
 }
 
 /// The `role` resource type as the Go connector declares it.
-pub fn role_type() -> ResourceType {
+pub(crate) fn role_type() -> ResourceType {
     ResourceType {
         id: "role".into(),
         display_name: "Role".into(),
@@ -115,7 +115,7 @@ pub fn role_type() -> ResourceType {
 }
 
 /// A user resource as the Go connector builds it.
-pub fn user_resource(u: &GoUser) -> Resource {
+pub(crate) fn user_resource(u: &GoUser) -> Resource {
     let profile = Struct {
         fields: [
             ("first_name", text(&u.email)),
@@ -144,7 +144,7 @@ pub fn user_resource(u: &GoUser) -> Resource {
 }
 
 /// A role resource as the Go connector builds it.
-pub fn role_resource(r: &GoRole) -> Resource {
+pub(crate) fn role_resource(r: &GoRole) -> Resource {
     let profile = Struct {
         fields: [("role_description", text(&r.description)), ("role_id", text(&r.id)), ("role_name", text(&r.name))]
             .into_iter()
@@ -160,7 +160,7 @@ pub fn role_resource(r: &GoRole) -> Resource {
 }
 
 /// The role's `member` entitlement as the Go connector builds it.
-pub fn entitlement(r: &GoRole) -> Entitlement {
+pub(crate) fn entitlement(r: &GoRole) -> Entitlement {
     Entitlement {
         resource: Some(role_resource(r)),
         id: format!("role:{}:member", r.id),
@@ -174,7 +174,7 @@ pub fn entitlement(r: &GoRole) -> Entitlement {
 }
 
 /// A grant as the Go connector and its syncer write it (the role resource with an empty `ETag` annotation).
-pub fn grant(r: &GoRole, u: &GoUser) -> Grant {
+pub(crate) fn grant(r: &GoRole, u: &GoUser) -> Grant {
     let mut role = role_resource(r);
     role.annotations.push(Any { type_url: "type.googleapis.com/c1.connector.v2.ETag".into(), value: Vec::new() });
     let entitlement_id = format!("role:{}:member", r.id);

@@ -254,6 +254,11 @@ impl SimServer {
         Ok(SimServer { addr, shared, stop: Some(stop), task: Some(task) })
     }
 
+    /// The socket address the server listens on (tests put a proxy in front of it).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// Base URL of the public API, e.g. `http://127.0.0.1:PORT/public/v1alpha`.
     pub fn api_url(&self) -> String {
         format!("http://{}{API_PREFIX}", self.addr)
@@ -262,11 +267,6 @@ impl SimServer {
     /// URL of the token endpoint, e.g. `http://127.0.0.1:PORT/v1/auth/token`.
     pub fn auth_url(&self) -> String {
         format!("http://{}{TOKEN_PATH}", self.addr)
-    }
-
-    /// The socket address the server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
     }
 
     /// The users invited through `users/invite` so far, in order.
@@ -733,8 +733,17 @@ struct RolesPage<R> {
     next_page_token: Option<String>,
 }
 
-fn page_token(offset: u64) -> String {
-    format!("{PAGE_TOKEN_PREFIX}{offset:08x}")
+fn page_token(prefix: &str, offset: u64) -> String {
+    format!("{prefix}{offset:08x}")
+}
+
+/// The offset a role list's `page_token` (or `pageToken`) stands for: 0 without one, `None` for a token that is
+/// not one of ours (`prefix`) or points past the `count` roles.
+fn page_offset(query: &HashMap<String, String>, prefix: &str, count: u64) -> Option<u64> {
+    let Some(token) = query.get("page_token").or_else(|| query.get("pageToken")).filter(|t| !t.is_empty()) else {
+        return Some(0);
+    };
+    token.strip_prefix(prefix).and_then(|hex| u64::from_str_radix(hex, 16).ok()).filter(|&offset| offset <= count)
 }
 
 /// `users/roles`: `page_size` (default 50, clamped to 100) and an opaque `page_token`. The last page of a
@@ -759,25 +768,15 @@ async fn list_legacy_roles(
         },
     };
     let count = shared.workspace.role_count();
-    let offset = match param("page_token", "pageToken").filter(|s| !s.is_empty()) {
-        None => 0,
-        Some(token) => {
-            let offset = token
-                .strip_prefix(PAGE_TOKEN_PREFIX)
-                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-                .filter(|&offset| offset <= count);
-            match offset {
-                Some(offset) => offset,
-                None => return error(StatusCode::BAD_REQUEST, "invalid page_token"),
-            }
-        }
+    let Some(offset) = page_offset(&query, PAGE_TOKEN_PREFIX, count) else {
+        return error(StatusCode::BAD_REQUEST, "invalid page_token");
     };
     let roles = shared.workspace.role_page(offset, page_size);
     let end = offset + roles.len() as u64;
     let next_page_token = if endless_paging {
-        Some(page_token(0))
+        Some(page_token(PAGE_TOKEN_PREFIX, 0))
     } else if end < count {
-        Some(page_token(end))
+        Some(page_token(PAGE_TOKEN_PREFIX, end))
     } else if offset > 0 {
         Some(String::new())
     } else {
@@ -800,23 +799,13 @@ async fn list_rbac_roles(
 ) -> Response {
     let query = query_of(&uri);
     let count = shared.workspace.role_count();
-    let offset = match query.get("page_token").or_else(|| query.get("pageToken")).filter(|t| !t.is_empty()) {
-        None => 0,
-        Some(token) => {
-            let offset = token
-                .strip_prefix(RBAC_PAGE_TOKEN_PREFIX)
-                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-                .filter(|&offset| offset <= count);
-            match offset {
-                Some(offset) => offset,
-                None => return error(StatusCode::BAD_REQUEST, "invalid page_token"),
-            }
-        }
+    let Some(offset) = page_offset(&query, RBAC_PAGE_TOKEN_PREFIX, count) else {
+        return error(StatusCode::BAD_REQUEST, "invalid page_token");
     };
     let rest = count - offset;
     let (len, next_page_token) = if fault == Some(FaultKind::SplitPage) {
         let half = rest.div_ceil(2);
-        (half, Some(format!("{RBAC_PAGE_TOKEN_PREFIX}{:08x}", offset + half)))
+        (half, Some(page_token(RBAC_PAGE_TOKEN_PREFIX, offset + half)))
     } else {
         (rest, None)
     };

@@ -92,12 +92,12 @@ impl Default for SimInt64 {
 /// `claim_value` get role `role_id`; the first matching mapping in `rank` order wins.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimClaimMapping {
-    pub id: String,
-    pub claim_name: String,
-    pub claim_value: String,
-    pub role_id: String,
+    pub(crate) id: String,
+    pub(crate) claim_name: String,
+    pub(crate) claim_value: String,
+    pub(crate) role_id: String,
     #[serde(default)]
-    pub rank: SimInt64,
+    pub(crate) rank: SimInt64,
 }
 
 /// Parameters of a generated workspace. `GeneratedSpec { users: 1000, ..GeneratedSpec::default() }` leaves
@@ -215,7 +215,7 @@ impl Workspace {
     }
 
     /// All API keys.
-    pub fn api_keys(&self) -> Vec<SimApiKey> {
+    pub(crate) fn api_keys(&self) -> Vec<SimApiKey> {
         match self {
             Workspace::Fixed { api_keys, .. } => api_keys.clone(),
             Workspace::Generated(spec) => (0..u64::from(spec.api_keys)).map(|k| generated_api_key(spec, k)).collect(),
@@ -223,7 +223,7 @@ impl Workspace {
     }
 
     /// All SSO claim mappings.
-    pub fn claim_mappings(&self) -> Vec<SimClaimMapping> {
+    pub(crate) fn claim_mappings(&self) -> Vec<SimClaimMapping> {
         match self {
             Workspace::Fixed { claim_mappings, .. } => claim_mappings.clone(),
             Workspace::Generated(spec) => {
@@ -234,7 +234,7 @@ impl Workspace {
 
     /// Is there a user with this email (compared case-insensitively)? Generated workspaces answer without
     /// enumerating their users.
-    pub fn has_email(&self, email: &str) -> bool {
+    pub(crate) fn has_email(&self, email: &str) -> bool {
         match self {
             Workspace::Fixed { users, .. } => users.iter().any(|u| u.email.eq_ignore_ascii_case(email)),
             Workspace::Generated(spec) => {
@@ -269,16 +269,8 @@ impl Workspace {
         }
     }
 
-    /// Number of users (local and SSO).
-    pub fn user_count(&self) -> u64 {
-        match self {
-            Workspace::Fixed { users, .. } => users.len() as u64,
-            Workspace::Generated(spec) => spec.users,
-        }
-    }
-
     /// Number of roles.
-    pub fn role_count(&self) -> u64 {
+    pub(crate) fn role_count(&self) -> u64 {
         match self {
             Workspace::Fixed { roles, .. } => roles.len() as u64,
             Workspace::Generated(spec) => u64::from(spec.roles.max(1)),
@@ -446,7 +438,6 @@ mod tests {
     #[test]
     fn demo_workspace_loads() {
         let ws = Workspace::demo();
-        assert_eq!(ws.user_count(), 15);
         assert_eq!(ws.role_count(), 5);
         let role_ids: HashSet<String> = ws.roles().into_iter().map(|r| r.id).collect();
         let users: Vec<SimUser> = ws.users(false).chain(ws.users(true)).collect();

@@ -15,7 +15,7 @@ impl ListPage for ApiKeysPage {
 
 impl TorqClient {
     /// Every API key of the workspace, in API order.
-    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, TorqError> {
+    pub(crate) async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, TorqError> {
         self.list_all::<ApiKeysPage>("api-keys", "GET /api-keys", None).await
     }
 }

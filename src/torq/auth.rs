@@ -15,8 +15,8 @@ use super::{TorqClient, TorqError};
 /// A token with the generation number it was issued under, so a rejection invalidates only that token.
 #[derive(Clone)]
 pub(crate) struct Bearer {
-    pub secret: Arc<SecretString>,
-    pub generation: u64,
+    pub(crate) secret: Arc<SecretString>,
+    pub(crate) generation: u64,
 }
 
 #[derive(Default)]
@@ -38,8 +38,8 @@ fn renewal_margin(ttl: Duration) -> Duration {
 /// Lifetime assumed when the token answer has no `expires_in` (Torq documents 3600).
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// Bounds on a token's lifetime, whatever the server says.
-pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(1);
-pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(1);
+pub(crate) const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// A token answer is a few hundred bytes; more is not a token answer.
 const TOKEN_BODY_LIMIT: usize = 64 * 1024;
 
@@ -47,7 +47,7 @@ const TOKEN_BODY_LIMIT: usize = 64 * 1024;
 /// absent gives `default`; zero, negative or not a number gives `None`, "use it for one request only"; anything
 /// else is clamped to [`MIN_TOKEN_LIFETIME`] ..= [`MAX_TOKEN_LIFETIME`], so a huge value cannot overflow the clock.
 /// Shared with the ConductorOne token source (`crate::service::token`).
-pub fn token_lifetime(expires_in: Option<f64>, default: Duration) -> Option<Duration> {
+pub(crate) fn token_lifetime(expires_in: Option<f64>, default: Duration) -> Option<Duration> {
     match expires_in {
         None => Some(default),
         Some(s) if s.is_nan() || s <= 0.0 => None,
@@ -56,7 +56,7 @@ pub fn token_lifetime(expires_in: Option<f64>, default: Duration) -> Option<Dura
 }
 
 /// When a token of lifetime `ttl` obtained now is to be renewed; `None` if the clock cannot represent it.
-pub fn renew_time(now: Instant, ttl: Duration, margin: Duration) -> Option<Instant> {
+pub(crate) fn renew_time(now: Instant, ttl: Duration, margin: Duration) -> Option<Instant> {
     now.checked_add(ttl.saturating_sub(margin))
 }
 

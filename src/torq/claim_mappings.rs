@@ -14,7 +14,7 @@ impl ListPage for ClaimMappingsPage {
 
 impl TorqClient {
     /// Every SSO claim mapping of the workspace, in API order.
-    pub async fn list_claim_mappings(&self) -> Result<Vec<ClaimMappingRecord>, TorqError> {
+    pub(crate) async fn list_claim_mappings(&self) -> Result<Vec<ClaimMappingRecord>, TorqError> {
         self.list_all::<ClaimMappingsPage>("sso/claim_mappings", "GET /sso/claim_mappings", None).await
     }
 }

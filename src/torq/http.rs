@@ -25,7 +25,7 @@ const ERROR_BODY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Why a bounded body read stopped before the end of the body.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     #[error("the response body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("the response body was not complete within {} s", .0.as_secs_f64())]
@@ -40,7 +40,7 @@ pub enum BodyError {
 ///
 /// `into` is not grown past `limit`; a caller that wipes it afterwards (token answers) reserves `limit` up front so
 /// no reallocation leaves a copy behind.
-pub async fn read_body(
+pub(crate) async fn read_body(
     mut resp: Response,
     into: &mut Vec<u8>,
     limit: usize,
@@ -128,20 +128,10 @@ impl TorqClient {
     {
         let settings = &self.inner.settings;
         let counters = &self.inner.counters;
-        let mut backoff = backon::ExponentialBuilder::default()
-            .with_min_delay(settings.initial_backoff)
-            .with_max_delay(Duration::from_secs(30))
-            .with_factor(2.0)
-            .with_jitter()
-            .with_max_times(settings.max_attempts.saturating_sub(1) as usize)
-            .build();
-        let mut attempt: u32 = 0;
+        let mut retries = Retries::new(self);
         let mut token_renewed = false;
         loop {
-            attempt += 1;
-            if attempt > 1 {
-                counters.retries.fetch_add(1, Ordering::Relaxed);
-            }
+            retries.start_attempt();
             self.inner.limiter.until_ready().await;
             let bearer = if authenticated { Some(self.bearer().await?) } else { None };
             let mut builder = build(&self.inner.http);
@@ -158,16 +148,28 @@ impl TorqClient {
             let elapsed_ms = started.elapsed().as_millis() as u64;
             let outcome = match sent {
                 Err(_) => {
-                    tracing::debug!(request, attempt, elapsed_ms, "HTTP request timed out");
+                    tracing::debug!(request, attempt = retries.attempt(), elapsed_ms, "HTTP request timed out");
                     Outcome::transient(format!("no response within {} s", settings.timeout.as_secs_f64()))
                 }
                 Ok(Err(e)) => {
-                    tracing::debug!(request, attempt, elapsed_ms, error = %describe_transport(&e), "HTTP request failed");
+                    tracing::debug!(
+                        request,
+                        attempt = retries.attempt(),
+                        elapsed_ms,
+                        error = %describe_transport(&e),
+                        "HTTP request failed"
+                    );
                     Outcome::transient(describe_transport(&e))
                 }
                 Ok(Ok(resp)) => {
                     let status = resp.status();
-                    tracing::debug!(request, status = status.as_u16(), elapsed_ms, attempt, "HTTP request");
+                    tracing::debug!(
+                        request,
+                        status = status.as_u16(),
+                        elapsed_ms,
+                        attempt = retries.attempt(),
+                        "HTTP request"
+                    );
                     match classify(status, authenticated) {
                         Class::Success => match handle(resp).await {
                             Ok(v) => return Ok(v),
@@ -190,7 +192,7 @@ impl TorqClient {
                                 self.invalidate(b.generation).await;
                             }
                             token_renewed = true;
-                            attempt -= 1;
+                            retries.repeat_attempt();
                             continue;
                         }
                         Class::Retry => {
@@ -219,28 +221,76 @@ impl TorqClient {
             };
             match outcome {
                 Outcome::Fatal(e) => return Err(e),
-                Outcome::Transient { reason, retry_after } => match backoff.next() {
-                    Some(delay) => {
-                        let wait = retry_after.map_or(delay, |ra| ra.min(MAX_RETRY_AFTER).max(delay));
-                        tracing::warn!(
-                            request,
-                            attempt,
-                            reason = %reason,
-                            wait_ms = wait.as_millis() as u64,
-                            "Torq request failed; retrying"
-                        );
-                        tokio::time::sleep(wait).await;
-                    }
-                    None => {
-                        return Err(TorqError::Unavailable {
-                            request: request.to_string(),
-                            attempts: attempt,
-                            last: reason,
-                        })
-                    }
-                },
+                Outcome::Transient { reason, retry_after } => {
+                    retries.wait(request, reason, retry_after, "Torq request failed; retrying").await?
+                }
             }
         }
+    }
+}
+
+/// The attempt budget of one request and the wait between its attempts: exponential backoff with jitter from the
+/// client's settings, stretched to a server's `Retry-After` (at most [`MAX_RETRY_AFTER`]). Shared by reads
+/// ([`TorqClient::attempt_loop`]) and the invite, which decides itself whether a write may be sent again.
+pub(crate) struct Retries<'a> {
+    client: &'a TorqClient,
+    backoff: backon::ExponentialBackoff,
+    attempt: u32,
+}
+
+impl<'a> Retries<'a> {
+    pub(crate) fn new(client: &'a TorqClient) -> Self {
+        let settings = &client.inner.settings;
+        let backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(settings.initial_backoff)
+            .with_max_delay(Duration::from_secs(30))
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(settings.max_attempts.saturating_sub(1) as usize)
+            .build();
+        Retries { client, backoff, attempt: 0 }
+    }
+
+    /// Counts the attempt about to be made (every one after the first is a retry in the run's statistics).
+    pub(crate) fn start_attempt(&mut self) {
+        self.attempt += 1;
+        if self.attempt > 1 {
+            self.client.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The next attempt repeats this one without using the budget (a renewed token, not a failure).
+    fn repeat_attempt(&mut self) {
+        self.attempt -= 1;
+    }
+
+    /// The number of the current attempt (1 for the first).
+    pub(crate) fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// After a failed attempt: waits before the next one, logging `message` with the reason, or, when the budget is
+    /// spent, ends with [`TorqError::Unavailable`] carrying the last reason.
+    pub(crate) async fn wait(
+        &mut self,
+        request: &str,
+        reason: String,
+        retry_after: Option<Duration>,
+        message: &str,
+    ) -> Result<(), TorqError> {
+        let Some(delay) = self.backoff.next() else {
+            return Err(TorqError::Unavailable { request: request.to_string(), attempts: self.attempt, last: reason });
+        };
+        let wait = retry_after.map_or(delay, |ra| ra.min(MAX_RETRY_AFTER).max(delay));
+        tracing::warn!(
+            request,
+            attempt = self.attempt,
+            reason = %reason,
+            wait_ms = wait.as_millis() as u64,
+            "{message}"
+        );
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 }
 
@@ -358,34 +408,6 @@ pub(crate) async fn error_detail(resp: Response, timeout: Duration) -> String {
     }
 }
 
-/// Follows a paged list: counts pages and refuses a page token the server already sent (a server that cycles
-/// through tokens would otherwise repeat the list until `max_pages`).
-pub(crate) struct PageGuard {
-    seen: std::collections::HashSet<String>,
-    pages: u64,
-    max_pages: u64,
-}
-
-impl PageGuard {
-    pub(crate) fn new(max_pages: u64) -> PageGuard {
-        PageGuard { seen: std::collections::HashSet::new(), pages: 1, max_pages }
-    }
-
-    /// The number of the page about to be requested (1 for the first).
-    pub(crate) fn page(&self) -> u64 {
-        self.pages
-    }
-
-    /// Accepts `next` (non-empty) as the token of the next page of `request`.
-    pub(crate) fn advance(&mut self, next: &str, request: &str) -> Result<(), TorqError> {
-        if !self.seen.insert(next.to_string()) || self.pages >= self.max_pages {
-            return Err(TorqError::EndlessPaging { request: request.to_string(), pages: self.pages });
-        }
-        self.pages += 1;
-        Ok(())
-    }
-}
-
 /// A transport error as one short line (reqwest's Display nests sources; we keep the innermost cause).
 pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
     let kind = if e.is_connect() {
@@ -417,19 +439,5 @@ mod tests {
         assert!(matches!(classify(StatusCode::BAD_GATEWAY, false), Class::Retry));
         assert!(matches!(classify(StatusCode::FORBIDDEN, true), Class::Forbidden));
         assert!(matches!(classify(StatusCode::NOT_FOUND, true), Class::Fatal));
-    }
-
-    #[test]
-    fn page_guard_stops_on_any_repeated_token_and_at_the_cap() {
-        let mut g = PageGuard::new(10);
-        assert_eq!(g.page(), 1);
-        g.advance("A", "GET /x").unwrap();
-        g.advance("B", "GET /x").unwrap();
-        assert_eq!(g.page(), 3);
-        // A cycle A -> B -> A, not only an immediate repeat.
-        assert!(matches!(g.advance("A", "GET /x"), Err(TorqError::EndlessPaging { pages: 3, .. })));
-        let mut g = PageGuard::new(2);
-        g.advance("A", "GET /x").unwrap();
-        assert!(matches!(g.advance("B", "GET /x"), Err(TorqError::EndlessPaging { pages: 2, .. })));
     }
 }

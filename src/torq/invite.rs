@@ -15,22 +15,19 @@
 
 use std::time::Duration;
 
-use backon::BackoffBuilder;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Response;
 
-use super::http::{error_detail, read_body, retry_after, WriteAttempt};
+use super::http::{error_detail, read_body, retry_after, Retries, WriteAttempt};
 use super::models::UserRecord;
 use super::{TorqClient, TorqError};
 
-/// Longest `Retry-After` honoured for the invite.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 /// Largest invite answer read (one user object).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// What an invite came to.
 #[derive(Clone, Debug, PartialEq)]
-pub enum InviteOutcome {
+pub(crate) enum InviteOutcome {
     /// Torq created the user (status `INVITATION_SENT`); the user as Torq answered it, or as the user list shows it
     /// when the answer was lost.
     Invited(UserRecord),
@@ -63,25 +60,15 @@ enum Next {
 impl TorqClient {
     /// Invites `email` with `role_id` (Torq's default role, Viewer, when `None`). The caller has already checked
     /// that no user has this email; see the module documentation for when the POST is sent again.
-    pub async fn invite_user(&self, email: &str, role_id: Option<&str>) -> Result<InviteOutcome, TorqError> {
+    pub(crate) async fn invite_user(&self, email: &str, role_id: Option<&str>) -> Result<InviteOutcome, TorqError> {
         const REQUEST: &str = "POST /users/invite";
         let url = self.endpoint("users/invite")?;
         let body = serde_json::to_vec(&InviteBody { email, role_id })
             .map_err(|e| TorqError::Client(format!("cannot encode the invite: {e}")))?;
-        let settings = &self.inner.settings;
-        let mut backoff = backon::ExponentialBuilder::default()
-            .with_min_delay(settings.initial_backoff)
-            .with_max_delay(Duration::from_secs(30))
-            .with_factor(2.0)
-            .with_jitter()
-            .with_max_times(settings.max_attempts.saturating_sub(1) as usize)
-            .build();
-        let mut attempt: u32 = 0;
+        let timeout = self.inner.settings.timeout;
+        let mut retries = Retries::new(self);
         loop {
-            attempt += 1;
-            if attempt > 1 {
-                self.inner.counters.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+            retries.start_attempt();
             let sent = self
                 .send_write(REQUEST, |client| {
                     client.post(url.clone()).header(CONTENT_TYPE, "application/json").body(body.clone())
@@ -90,7 +77,7 @@ impl TorqClient {
             let next = match sent {
                 WriteAttempt::NotSent(reason) => Next::Retry { reason, retry_after: None },
                 WriteAttempt::MaybeSent(reason) => Next::Check { reason, failed_status: None },
-                WriteAttempt::Answered(resp) => judge(resp, REQUEST, settings.timeout).await,
+                WriteAttempt::Answered(resp) => judge(resp, REQUEST, timeout).await,
             };
             let (reason, retry_after) = match next {
                 Next::Done(result) => return result,
@@ -111,26 +98,7 @@ impl TorqClient {
                     (format!("{reason} (the user list shows no such user, so it did not take effect)"), None)
                 }
             };
-            match backoff.next() {
-                Some(delay) => {
-                    let wait = retry_after.map_or(delay, |ra| ra.min(MAX_RETRY_AFTER).max(delay));
-                    tracing::warn!(
-                        request = REQUEST,
-                        attempt,
-                        reason = %reason,
-                        wait_ms = wait.as_millis() as u64,
-                        "invite not delivered; sending it again"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                None => {
-                    return Err(TorqError::Unavailable {
-                        request: REQUEST.to_string(),
-                        attempts: attempt,
-                        last: reason,
-                    })
-                }
-            }
+            retries.wait(REQUEST, reason, retry_after, "invite not delivered; sending it again").await?;
         }
     }
 }

@@ -1,10 +1,15 @@
-//! Whole-body list requests shared by every small list endpoint (roles, API keys, claim mappings): one GET,
-//! decoded whole (at most 16 MiB, read within the request timeout), and a `next_page_token` followed when the answer carries one (through the page guard, so a
-//! cycling token cannot loop). The user lists are not small and have their own streamed decoder (`users.rs`).
+//! Paged lists: the one loop that follows `next_page_token` for every list endpoint, through a page guard so a
+//! cycling or endless token cannot loop, and the whole-body decoding of the small lists (roles, API keys, claim
+//! mappings: at most 16 MiB per page, read within the request timeout). The user lists are not small: `users.rs`
+//! streams each page's body through this same loop.
 
+use std::collections::HashSet;
+use std::future::Future;
+
+use reqwest::Response;
 use serde::de::DeserializeOwned;
 
-use super::http::{json_body, PageGuard, PAGE_BODY_LIMIT};
+use super::http::{json_body, Outcome, PAGE_BODY_LIMIT};
 use super::{TorqClient, TorqError};
 
 /// Safety net against a server that keeps inventing page tokens.
@@ -17,7 +22,62 @@ pub(crate) trait ListPage: DeserializeOwned + Send + 'static {
     fn into_parts(self) -> (Vec<Self::Item>, String);
 }
 
+/// One list to follow page by page.
+pub(crate) struct Paged<'a> {
+    /// Relative to the API base, e.g. `api-keys`.
+    pub(crate) path: &'a str,
+    /// How the list's requests are named in logs and errors, e.g. `GET /api-keys`; later pages add `(page N)`.
+    pub(crate) name: &'a str,
+    /// Sent with every page, before the page token.
+    pub(crate) query: Vec<(&'static str, String)>,
+    pub(crate) max_pages: u64,
+}
+
 impl TorqClient {
+    /// Requests every page of `list` (each with retries), hands each 2xx body and the request's name to `read`,
+    /// which answers the page's value and its `next_page_token` (empty on the last page), and gives the values
+    /// to `on_page` in order. `read` is retried with the request, so it must start each body afresh.
+    pub(crate) async fn each_page<T, R, Fut>(
+        &self,
+        list: Paged<'_>,
+        mut read: R,
+        mut on_page: impl FnMut(T),
+    ) -> Result<(), TorqError>
+    where
+        R: FnMut(Response, &str) -> Fut,
+        Fut: Future<Output = Result<(T, String), Outcome>>,
+    {
+        let url = self.endpoint(list.path)?;
+        let mut token = String::new();
+        let mut guard = PageGuard::new(list.max_pages);
+        loop {
+            let request = match guard.page() {
+                1 => list.name.to_string(),
+                n => format!("{} (page {n})", list.name),
+            };
+            let (value, next) = self
+                .attempt_loop(
+                    &request,
+                    true,
+                    |client| {
+                        let mut query = list.query.clone();
+                        if !token.is_empty() {
+                            query.push(("page_token", token.clone()));
+                        }
+                        client.get(url.clone()).query(&query)
+                    },
+                    |resp| read(resp, &request),
+                )
+                .await?;
+            on_page(value);
+            if next.is_empty() {
+                return Ok(());
+            }
+            guard.advance(&next, list.name)?;
+            token = next;
+        }
+    }
+
     /// Every item of the list at `path` (relative to the API base, e.g. `api-keys`). `page_size`, when given, is
     /// sent with every request; `name` is how requests are named in logs and errors (e.g. `GET /api-keys`).
     pub(crate) async fn list_all<P: ListPage>(
@@ -26,45 +86,66 @@ impl TorqClient {
         name: &str,
         page_size: Option<u32>,
     ) -> Result<Vec<P::Item>, TorqError> {
-        let url = self.endpoint(path)?;
-        let mut items = Vec::new();
-        let mut token = String::new();
-        let mut guard = PageGuard::new(MAX_PAGES);
         let timeout = self.inner.settings.timeout;
-        loop {
-            let request = match guard.page() {
-                1 => name.to_string(),
-                n => format!("{name} (page {n})"),
-            };
-            let page_token = token.clone();
-            let page: P = self
-                .attempt_loop(
-                    &request,
-                    true,
-                    |client| {
-                        let mut query = Vec::new();
-                        if let Some(size) = page_size {
-                            query.push(("page_size", size.to_string()));
-                        }
-                        if !page_token.is_empty() {
-                            query.push(("page_token", page_token.clone()));
-                        }
-                        client.get(url.clone()).query(&query)
-                    },
-                    |resp| {
-                        let request = request.clone();
-                        // At most 16 MiB, and the whole page within the request timeout.
-                        async move { json_body::<P>(resp, &request, PAGE_BODY_LIMIT, timeout).await }
-                    },
-                )
-                .await?;
-            let (page_items, next) = page.into_parts();
-            items.extend(page_items);
-            if next.is_empty() {
-                return Ok(items);
-            }
-            guard.advance(&next, name)?;
-            token = next;
+        let query = page_size.map(|size| ("page_size", size.to_string())).into_iter().collect();
+        let mut items = Vec::new();
+        self.each_page(
+            Paged { path, name, query, max_pages: MAX_PAGES },
+            |resp, request| {
+                let request = request.to_string();
+                // At most 16 MiB, and the whole page within the request timeout.
+                async move { json_body::<P>(resp, &request, PAGE_BODY_LIMIT, timeout).await.map(P::into_parts) }
+            },
+            |page_items| items.extend(page_items),
+        )
+        .await?;
+        Ok(items)
+    }
+}
+
+/// Counts pages and refuses a page token the server already sent (a server that cycles through tokens would
+/// otherwise repeat the list until `max_pages`).
+struct PageGuard {
+    seen: HashSet<String>,
+    pages: u64,
+    max_pages: u64,
+}
+
+impl PageGuard {
+    fn new(max_pages: u64) -> PageGuard {
+        PageGuard { seen: HashSet::new(), pages: 1, max_pages }
+    }
+
+    /// The number of the page about to be requested (1 for the first).
+    fn page(&self) -> u64 {
+        self.pages
+    }
+
+    /// Accepts `next` (non-empty) as the token of the next page of `request`.
+    fn advance(&mut self, next: &str, request: &str) -> Result<(), TorqError> {
+        if !self.seen.insert(next.to_string()) || self.pages >= self.max_pages {
+            return Err(TorqError::EndlessPaging { request: request.to_string(), pages: self.pages });
         }
+        self.pages += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_guard_stops_on_any_repeated_token_and_at_the_cap() {
+        let mut g = PageGuard::new(10);
+        assert_eq!(g.page(), 1);
+        g.advance("A", "GET /x").unwrap();
+        g.advance("B", "GET /x").unwrap();
+        assert_eq!(g.page(), 3);
+        // A cycle A -> B -> A, not only an immediate repeat.
+        assert!(matches!(g.advance("A", "GET /x"), Err(TorqError::EndlessPaging { pages: 3, .. })));
+        let mut g = PageGuard::new(2);
+        g.advance("A", "GET /x").unwrap();
+        assert!(matches!(g.advance("B", "GET /x"), Err(TorqError::EndlessPaging { pages: 2, .. })));
     }
 }

@@ -11,7 +11,7 @@ use super::{TorqClient, TorqError};
 
 impl TorqClient {
     /// The first user (local or SSO-provisioned) for which `matches` holds, if any.
-    pub async fn find_user<P>(&self, matches: P) -> Result<Option<UserRecord>, TorqError>
+    pub(crate) async fn find_user<P>(&self, matches: P) -> Result<Option<UserRecord>, TorqError>
     where
         P: Fn(&UserRecord) -> bool + Send + Sync + 'static,
     {
@@ -41,13 +41,13 @@ impl TorqClient {
     }
 
     /// The user with this email, compared case-insensitively (email addresses are, in practice).
-    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, TorqError> {
+    pub(crate) async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, TorqError> {
         let wanted = email.to_lowercase();
         self.find_user(move |u| u.email.to_lowercase() == wanted).await
     }
 
     /// The user with this id.
-    pub async fn find_user_by_id(&self, id: &str) -> Result<Option<UserRecord>, TorqError> {
+    pub(crate) async fn find_user_by_id(&self, id: &str) -> Result<Option<UserRecord>, TorqError> {
         let wanted = id.to_string();
         self.find_user(move |u| u.id == wanted).await
     }

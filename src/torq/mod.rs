@@ -18,7 +18,7 @@ mod http;
 mod invite;
 mod list;
 mod lookup;
-pub mod models;
+pub(crate) mod models;
 mod roles;
 mod users;
 
@@ -30,29 +30,29 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::Url;
 use secrecy::SecretString;
 
-pub use auth::{renew_time, token_lifetime};
-pub use http::{read_body, BodyError};
-pub use invite::InviteOutcome;
+pub(crate) use auth::{renew_time, token_lifetime};
+pub(crate) use http::{read_body, BodyError};
+pub(crate) use invite::InviteOutcome;
 pub use models::{ApiKeyRecord, ApiKeyType, ClaimMappingRecord, RoleRecord, UserRecord, UserStatus};
-pub use users::SinkClosed;
+pub(crate) use users::SinkClosed;
 
 /// Everything needed to reach one Torq workspace.
 #[derive(Clone, Debug)]
 pub struct TorqSettings {
-    pub client_id: String,
-    pub client_secret: SecretString,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: SecretString,
     /// Base of the public API, e.g. `https://api.torq.io/public/v1alpha`.
-    pub api_url: Url,
+    pub(crate) api_url: Url,
     /// Token endpoint, e.g. `https://auth.torq.io/v1/auth/token`.
-    pub auth_url: Url,
+    pub(crate) auth_url: Url,
     /// Limit for connecting plus receiving response headers, and for each gap while reading a body.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Attempts per request (first try included) for transient failures.
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
     /// Client-side request rate limit.
     pub requests_per_second: u32,
     /// First backoff delay; doubled per attempt with jitter, capped at 30 s.
-    pub initial_backoff: Duration,
+    pub(crate) initial_backoff: Duration,
 }
 
 impl TorqSettings {
@@ -123,12 +123,12 @@ pub enum TorqError {
 impl TorqError {
     /// HTTP 403 or 404: the key may not read this list, or this workspace does not have it. Optional lists
     /// (API keys, RBAC roles, claim mappings) treat this as "not available" instead of failing the sync.
-    pub fn is_forbidden_or_missing(&self) -> bool {
+    pub(crate) fn is_forbidden_or_missing(&self) -> bool {
         matches!(self, TorqError::PermissionDenied { .. } | TorqError::Api { status: 404, .. })
     }
 
     /// The HTTP status behind [`TorqError::is_forbidden_or_missing`], for messages.
-    pub fn http_status(&self) -> Option<u16> {
+    pub(crate) fn http_status(&self) -> Option<u16> {
         match self {
             TorqError::PermissionDenied { .. } => Some(403),
             TorqError::Api { status, .. } | TorqError::TokenRejected { status, .. } => Some(*status),
@@ -142,13 +142,13 @@ impl TorqError {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ClientStats {
     /// Requests to the token endpoint.
-    pub token_requests: u64,
+    pub(crate) token_requests: u64,
     /// Requests to the API (every attempt counts).
-    pub api_requests: u64,
+    pub(crate) api_requests: u64,
     /// Attempts that were repeats of a failed one.
-    pub retries: u64,
+    pub(crate) retries: u64,
     /// Tokens renewed because the API answered 302/401.
-    pub token_rejections: u64,
+    pub(crate) token_rejections: u64,
 }
 
 #[derive(Default)]
@@ -209,7 +209,7 @@ impl TorqClient {
     }
 
     /// Counters so far.
-    pub fn stats(&self) -> ClientStats {
+    pub(crate) fn stats(&self) -> ClientStats {
         let c = &self.inner.counters;
         ClientStats {
             token_requests: c.token_requests.load(Ordering::Relaxed),

@@ -35,7 +35,7 @@ pub enum UserStatus {
 
 impl UserStatus {
     /// The value exactly as Torq spells it.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             UserStatus::Unspecified => "STATUS_UNSPECIFIED",
             UserStatus::InvitationSent => "INVITATION_SENT",
@@ -87,10 +87,10 @@ pub struct RoleRecord {
 /// One page of `GET /roles` or `GET /users/roles`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct RolesPage {
-    pub roles: Vec<RoleRecord>,
+pub(crate) struct RolesPage {
+    pub(crate) roles: Vec<RoleRecord>,
     #[serde(alias = "nextPageToken")]
-    pub next_page_token: String,
+    pub(crate) next_page_token: String,
 }
 
 /// A Torq API key from `GET /api-keys`. Only the documented fields are read: a secret, should Torq ever send
@@ -98,18 +98,18 @@ pub struct RolesPage {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct ApiKeyRecord {
-    pub client_id: String,
-    pub name: String,
+    pub(crate) client_id: String,
+    pub(crate) name: String,
     #[serde(rename = "type")]
-    pub key_type: ApiKeyType,
-    pub role_id: String,
-    pub role_name: String,
+    pub(crate) key_type: ApiKeyType,
+    pub(crate) role_id: String,
+    pub(crate) role_name: String,
     #[serde(deserialize_with = "lenient_time")]
-    pub created_time: Option<DateTime<Utc>>,
+    pub(crate) created_time: Option<DateTime<Utc>>,
     #[serde(deserialize_with = "lenient_time")]
-    pub last_authenticated_time: Option<DateTime<Utc>>,
+    pub(crate) last_authenticated_time: Option<DateTime<Utc>>,
     /// The owner of a private key (the full user object).
-    pub user: Option<UserRecord>,
+    pub(crate) user: Option<UserRecord>,
 }
 
 /// An API key's type. Values Torq adds later are kept in [`ApiKeyType::Other`].
@@ -127,7 +127,7 @@ pub enum ApiKeyType {
 
 impl ApiKeyType {
     /// The value exactly as Torq spells it.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             ApiKeyType::Unspecified => "API_KEY_TYPE_UNSPECIFIED",
             ApiKeyType::Service => "API_KEY_TYPE_SERVICE",
@@ -162,10 +162,10 @@ impl<'de> Deserialize<'de> for ApiKeyType {
 /// One page of `GET /api-keys` (Torq documents no paging; a token is followed if one appears).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct ApiKeysPage {
-    pub api_keys: Vec<ApiKeyRecord>,
+pub(crate) struct ApiKeysPage {
+    pub(crate) api_keys: Vec<ApiKeyRecord>,
     #[serde(alias = "nextPageToken")]
-    pub next_page_token: String,
+    pub(crate) next_page_token: String,
 }
 
 /// An SSO claim mapping from `GET /sso/claim_mappings`: users whose IdP claim `claim_name` equals `claim_value`
@@ -173,22 +173,22 @@ pub struct ApiKeysPage {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct ClaimMappingRecord {
-    pub id: String,
-    pub claim_name: String,
-    pub claim_value: String,
-    pub role_id: String,
+    pub(crate) id: String,
+    pub(crate) claim_name: String,
+    pub(crate) claim_value: String,
+    pub(crate) role_id: String,
     /// int64, which proto3 JSON may send as a string; `None` when missing or not a whole number.
     #[serde(deserialize_with = "lenient_int")]
-    pub rank: Option<i64>,
+    pub(crate) rank: Option<i64>,
 }
 
 /// One page of `GET /sso/claim_mappings` (no paging documented; a token is followed if one appears).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct ClaimMappingsPage {
-    pub claim_mappings: Vec<ClaimMappingRecord>,
+pub(crate) struct ClaimMappingsPage {
+    pub(crate) claim_mappings: Vec<ClaimMappingRecord>,
     #[serde(alias = "nextPageToken")]
-    pub next_page_token: String,
+    pub(crate) next_page_token: String,
 }
 
 /// Torq's token endpoint answer. The token is wiped from memory when this is dropped.
@@ -196,13 +196,13 @@ pub struct ClaimMappingsPage {
 #[derive(Default, Deserialize)]
 pub(crate) struct TokenResponse {
     #[serde(default)]
-    pub access_token: String,
+    pub(crate) access_token: String,
     /// Seconds, as sent: absent (`None`), or any number, also negative, fractional or huge, or a numeric string
     /// (proto3 JSON writes 64-bit integers as strings). What is usable is decided in `auth`.
     #[serde(default, deserialize_with = "lenient_seconds")]
-    pub expires_in: Option<f64>,
+    pub(crate) expires_in: Option<f64>,
     #[serde(default)]
-    pub token_type: String,
+    pub(crate) token_type: String,
 }
 
 impl Drop for TokenResponse {
@@ -226,9 +226,9 @@ pub(crate) fn lenient_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Res
 /// Torq's (grpc-gateway) error envelope: `{code, message, details}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct ApiErrorBody {
-    pub code: i64,
-    pub message: String,
+pub(crate) struct ApiErrorBody {
+    pub(crate) code: i64,
+    pub(crate) message: String,
 }
 
 /// Parses RFC 3339 with any fractional precision; anything unparsable (or not a string) becomes `None`.

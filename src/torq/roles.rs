@@ -8,7 +8,7 @@ use super::models::{RoleRecord, RolesPage};
 use super::{TorqClient, TorqError};
 
 /// Torq's maximum page size for the legacy role list.
-pub const ROLE_PAGE_SIZE: u32 = 100;
+pub(crate) const ROLE_PAGE_SIZE: u32 = 100;
 
 impl ListPage for RolesPage {
     type Item = RoleRecord;
@@ -20,7 +20,7 @@ impl ListPage for RolesPage {
 impl TorqClient {
     /// Every role from the RBAC list `GET /roles`, in API order. `is_custom` is always `Some` (the API omits it
     /// when it is false).
-    pub async fn list_rbac_roles(&self) -> Result<Vec<RoleRecord>, TorqError> {
+    pub(crate) async fn list_rbac_roles(&self) -> Result<Vec<RoleRecord>, TorqError> {
         let mut roles = self.list_all::<RolesPage>("roles", "GET /roles", None).await?;
         for role in &mut roles {
             role.is_custom.get_or_insert(false);

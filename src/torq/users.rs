@@ -17,13 +17,14 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use tokio_util::io::{StreamReader, SyncIoBridge};
 use tokio_util::sync::CancellationToken;
 
-use super::http::{Outcome, PageGuard};
+use super::http::Outcome;
+use super::list::Paged;
 use super::models::UserRecord;
 use super::{TorqClient, TorqError};
 
 /// The callback's answer when it can take no more records (the sync was cancelled or failed).
 #[derive(Debug)]
-pub struct SinkClosed;
+pub(crate) struct SinkClosed;
 
 /// Safety net against a server that keeps sending new page tokens forever.
 const MAX_USER_PAGES: u64 = 100_000;
@@ -34,46 +35,31 @@ type SharedSink<F> = Arc<Mutex<F>>;
 impl TorqClient {
     /// Streams every user with `sso_provision == sso` into `on_user`; returns how many the final attempt of each
     /// page delivered. Cancelling `stop` ends a body read at once with [`TorqError::SinkClosed`].
-    pub async fn stream_users<F>(&self, sso: bool, stop: &CancellationToken, on_user: F) -> Result<u64, TorqError>
+    pub(crate) async fn stream_users<F>(
+        &self,
+        sso: bool,
+        stop: &CancellationToken,
+        on_user: F,
+    ) -> Result<u64, TorqError>
     where
         F: FnMut(UserRecord) -> Result<(), SinkClosed> + Send + 'static,
     {
         let sink: SharedSink<F> = Arc::new(Mutex::new(on_user));
-        let url = self.endpoint("users")?;
         let flag = if sso { "true" } else { "false" };
-        let mut page_token = String::new();
+        let name = format!("GET /users?sso_provision={flag}");
         let mut total = 0u64;
-        let mut guard = PageGuard::new(MAX_USER_PAGES);
-        let first = format!("GET /users?sso_provision={flag}");
-        loop {
-            let request = match guard.page() {
-                1 => first.clone(),
-                n => format!("{first} (page {n})"),
-            };
-            let token_param = page_token.clone();
-            let (count, next) = self
-                .attempt_loop(
-                    &request,
-                    true,
-                    |client| {
-                        let mut query = vec![("sso_provision", flag.to_string())];
-                        if !token_param.is_empty() {
-                            query.push(("page_token", token_param.clone()));
-                        }
-                        client.get(url.clone()).query(&query)
-                    },
-                    |resp| decode_users_page(resp, Arc::clone(&sink), request.clone(), stop.clone()),
-                )
-                .await?;
-            total += count;
-            match next {
-                Some(next) if !next.is_empty() => {
-                    guard.advance(&next, &first)?;
-                    page_token = next;
-                }
-                _ => return Ok(total),
-            }
-        }
+        self.each_page(
+            Paged {
+                path: "users",
+                name: &name,
+                query: vec![("sso_provision", flag.to_string())],
+                max_pages: MAX_USER_PAGES,
+            },
+            |resp, request| decode_users_page(resp, Arc::clone(&sink), request.to_string(), stop.clone()),
+            |count| total += count,
+        )
+        .await?;
+        Ok(total)
     }
 }
 
@@ -83,7 +69,7 @@ async fn decode_users_page<F>(
     sink: SharedSink<F>,
     request: String,
     stop: CancellationToken,
-) -> Result<(u64, Option<String>), Outcome>
+) -> Result<(u64, String), Outcome>
 where
     F: FnMut(UserRecord) -> Result<(), SinkClosed> + Send + 'static,
 {
@@ -110,7 +96,7 @@ where
     if sink_closed || stop.is_cancelled() {
         return Err(Outcome::Fatal(TorqError::SinkClosed));
     }
-    result.map(|()| (count, next)).map_err(|e| Outcome::from_json(&e, &request))
+    result.map(|()| (count, next.unwrap_or_default())).map_err(|e| Outcome::from_json(&e, &request))
 }
 
 /// `body`, ending with an error as soon as `stop` is cancelled, even while the server sends nothing (the blocking

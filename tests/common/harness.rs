@@ -43,15 +43,14 @@ pub fn command_in(dir: &Path) -> tokio::process::Command {
 
 /// The binary with a clean environment and the simulator's URLs; credentials from `cfg`.
 pub fn command(server: &SimServer, cfg: &SimConfig, file: &Path) -> tokio::process::Command {
+    command_with(&cfg.client_id, &cfg.client_secret, &server.api_url(), &server.auth_url(), file)
+}
+
+/// The binary with a clean environment, these Torq credentials and URLs, writing `file`.
+pub fn command_with(id: &str, secret: &str, api_url: &str, auth_url: &str, file: &Path) -> tokio::process::Command {
     let mut cmd = clean_command();
-    cmd.arg("--torq-client-id")
-        .arg(&cfg.client_id)
-        .arg("--torq-client-secret")
-        .arg(&cfg.client_secret)
-        .arg("--torq-api-url")
-        .arg(server.api_url())
-        .arg("--torq-auth-url")
-        .arg(server.auth_url())
+    cmd.args(["--torq-client-id", id, "--torq-client-secret", secret])
+        .args(["--torq-api-url", api_url, "--torq-auth-url", auth_url])
         .arg("-f")
         .arg(file);
     cmd

@@ -3,8 +3,8 @@
 //! "unsupported task type". Every task that can be answered ends with exactly one FinishTask
 //! ([`super::outcome::finish`]; hello tasks with a Hello).
 
-pub mod provisioning;
-pub mod sync_full;
+pub(crate) mod provisioning;
+pub(crate) mod sync_full;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,18 +18,18 @@ use crate::proto::baton_v1::Task;
 use crate::torq::TorqClient;
 
 /// What every handler may use, shared by the running tasks.
-pub struct TaskContext {
-    pub c1: C1Client,
-    pub torq: TorqClient,
+pub(crate) struct TaskContext {
+    pub(crate) c1: C1Client,
+    pub(crate) torq: TorqClient,
     /// `--c1z-temp-dir`: where sync tasks write their temporary file.
-    pub temp_dir: PathBuf,
+    pub(crate) temp_dir: PathBuf,
     /// `--provisioning`: provisioning tasks may run.
-    pub provisioning: bool,
+    pub(crate) provisioning: bool,
 }
 
 /// Runs one task to its end: exactly one FinishTask (a Hello for a hello task); a task without an id cannot be
 /// answered and is skipped.
-pub async fn handle_task(shared: &TaskContext, task: Task, heartbeat: Duration, cancel: CancellationToken) {
+pub(crate) async fn handle_task(shared: &TaskContext, task: Task, heartbeat: Duration, cancel: CancellationToken) {
     let id = task.id.clone();
     if id.is_empty() {
         tracing::warn!("ignoring a task without an id (it cannot be answered)");
@@ -67,7 +67,7 @@ pub async fn handle_task(shared: &TaskContext, task: Task, heartbeat: Duration, 
 }
 
 /// The task type's name, for logs and messages.
-pub fn task_kind(t: &Option<TaskType>) -> &'static str {
+pub(crate) fn task_kind(t: &Option<TaskType>) -> &'static str {
     match t {
         None => "unknown",
         Some(TaskType::None(_)) => "none",

@@ -16,7 +16,7 @@ use crate::service::outcome::{torq_code, TaskFailure, TaskSuccess};
 use crate::torq::TorqClient;
 
 /// Runs one provisioning task (`task` is a grant, revoke, create_account or delete_resource task).
-pub async fn run(torq: &TorqClient, enabled: bool, task: TaskType) -> Result<TaskSuccess, TaskFailure> {
+pub(crate) async fn run(torq: &TorqClient, enabled: bool, task: TaskType) -> Result<TaskSuccess, TaskFailure> {
     if !enabled {
         return Err(failure(&ProvisionError::Disabled));
     }

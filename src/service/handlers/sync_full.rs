@@ -58,7 +58,7 @@ fn next_interval(current: Duration, next: Option<prost_types::Duration>) -> Dura
 }
 
 /// First heartbeat, then the sync into a fresh temp directory with heartbeats alongside, the upload, FinishTask.
-pub async fn run(
+pub(crate) async fn run(
     shared: &TaskContext,
     id: &str,
     interval: Duration,

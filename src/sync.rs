@@ -53,11 +53,11 @@ pub struct SyncProgress {
 
 impl SyncProgress {
     /// Records decoded from Torq's lists so far (a user in both user lists counts twice).
-    pub fn records_fetched(&self) -> u64 {
+    pub(crate) fn records_fetched(&self) -> u64 {
         self.records_fetched.load(Ordering::Relaxed)
     }
     /// Resource types, resources, entitlements and grants inserted into the sync file so far.
-    pub fn rows_written(&self) -> u64 {
+    pub(crate) fn rows_written(&self) -> u64 {
         self.rows_written.load(Ordering::Relaxed)
     }
 }
@@ -370,7 +370,7 @@ fn finish_file(mut writer: C1zWriter) -> Result<(crate::c1z::FinishedFile, SyncC
 
 impl SyncSummary {
     /// A short human summary (console mode).
-    pub fn to_console(&self) -> String {
+    pub(crate) fn to_console(&self) -> String {
         let parts: Vec<String> = self
             .resource_types
             .iter()

@@ -13,12 +13,12 @@ use std::path::Path;
 use super::C1zError;
 
 /// Magic of the v1 container (SQLite payload), written by this crate.
-pub const MAGIC_V1: &[u8; 5] = b"C1ZF\0";
+pub(crate) const MAGIC_V1: &[u8; 5] = b"C1ZF\0";
 /// Magic of the v3 container (Pebble payload); recognised so it is never overwritten, but not supported.
-pub const MAGIC_V3: &[u8; 5] = b"C1Z3\0";
+pub(crate) const MAGIC_V3: &[u8; 5] = b"C1Z3\0";
 
 /// Largest zstd window we ever write: 2^25 = 32 MiB, the limit of the oldest (v0.1.9) Go reader.
-pub const MAX_WINDOW_LOG: u32 = 25;
+pub(crate) const MAX_WINDOW_LOG: u32 = 25;
 
 /// What a path holds, judged from its metadata and first five bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub enum FileKind {
 }
 
 /// Classifies `path` without modifying it.
-pub fn detect(path: &Path) -> Result<FileKind, C1zError> {
+pub(crate) fn detect(path: &Path) -> Result<FileKind, C1zError> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(FileKind::Absent),
@@ -86,13 +86,13 @@ pub fn check_target(target: &Path) -> Result<FileKind, C1zError> {
 
 /// Compression settings for [`compress_file`].
 #[derive(Debug, Clone, Copy)]
-pub struct CompressSettings {
+pub(crate) struct CompressSettings {
     /// zstd level, 1..=19, or [`AUTO_LEVEL`].
     pub level: i32,
 }
 
 /// "Pick the level from the database size" (see [`auto_level`]).
-pub const AUTO_LEVEL: i32 = 0;
+pub(crate) const AUTO_LEVEL: i32 = 0;
 
 /// Databases up to this size get level 9 and the full 32 MiB window; larger ones level 1 with zstd's own window.
 const SMALL_DB_BYTES: u64 = 64 << 20;
@@ -104,7 +104,7 @@ const COMPRESS_IO_BYTES: usize = 256 << 10;
 /// The zstd level for a database of `db_bytes`: level 9 for small databases (a much smaller file for a fraction
 /// of a second), level 1 past 64 MiB, where higher levels cost time and memory for no smaller file
 /// (docs/performance.md has the measurements).
-pub fn auto_level(db_bytes: u64) -> i32 {
+pub(crate) fn auto_level(db_bytes: u64) -> i32 {
     if db_bytes <= SMALL_DB_BYTES {
         9
     } else {
@@ -127,7 +127,12 @@ fn compression_workers() -> u32 {
 
 /// Streams `src` (a SQLite file) into `dst` as `C1ZF\0` + one zstd frame with a content checksum, the content
 /// size declared, no dictionary and a window of at most 32 MiB. Returns the number of bytes written to `dst`.
-pub fn compress_file(src: &Path, dst: &mut File, dst_path: &Path, settings: CompressSettings) -> Result<u64, C1zError> {
+pub(crate) fn compress_file(
+    src: &Path,
+    dst: &mut File,
+    dst_path: &Path,
+    settings: CompressSettings,
+) -> Result<u64, C1zError> {
     let input = File::open(src).map_err(|e| C1zError::io("open", src, e))?;
     let size = input.metadata().map_err(|e| C1zError::io("inspect", src, e))?.len();
     let write_err = |e| C1zError::io("write", dst_path, e);
@@ -174,7 +179,7 @@ fn zstd_window_log(level: i32) -> u32 {
 
 /// Streams a c1z file at `src` (magic already verified by the caller or not) into `dst` as the raw SQLite
 /// bytes. Errors are returned as [`C1zError::Corrupt`] when the content is not a valid v1 c1z.
-pub fn decompress_file(src: &Path, dst: &mut File, dst_path: &Path) -> Result<u64, C1zError> {
+pub(crate) fn decompress_file(src: &Path, dst: &mut File, dst_path: &Path) -> Result<u64, C1zError> {
     let input = File::open(src).map_err(|e| C1zError::io("open", src, e))?;
     decompress_from(input, src, dst, dst_path)
 }

@@ -32,7 +32,7 @@ impl CommitGate {
     }
 
     /// Asks to replace the file. `true` when the writer may go ahead; `false` when a stop came first.
-    pub fn commit(&self) -> bool {
+    pub(crate) fn commit(&self) -> bool {
         match self.0.compare_exchange(OPEN, COMMITTED, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => true,
             Err(state) => state == COMMITTED,
@@ -40,7 +40,7 @@ impl CommitGate {
     }
 
     /// Whether a stop has already won (lets the writer skip work whose result would be thrown away).
-    pub fn is_abandoned(&self) -> bool {
+    pub(crate) fn is_abandoned(&self) -> bool {
         self.0.load(Ordering::Acquire) == ABANDONED
     }
 }

@@ -57,7 +57,7 @@ pub struct OutputLock {
 }
 
 /// `DIR/.NAME.lock` for `DIR/NAME`.
-pub fn lock_path(target: &Path) -> PathBuf {
+pub(crate) fn lock_path(target: &Path) -> PathBuf {
     sidecar(target, "lock")
 }
 

@@ -17,13 +17,13 @@
 //! about 25 MiB - and index sorting) live in the system temp directory
 //! and are unlinked by SQLite as soon as created.
 
-pub mod container;
+pub(crate) mod container;
 mod dedupe;
-pub mod gate;
+pub(crate) mod gate;
 pub mod lock;
-pub mod schema;
+pub(crate) mod schema;
 pub mod time;
-pub mod writer;
+pub(crate) mod writer;
 
 use std::path::PathBuf;
 
@@ -37,7 +37,7 @@ pub(crate) fn tmp_file_prefix(name: &str) -> String {
     format!(".{name}.tmp-")
 }
 
-pub use container::{check_target, FileKind, MAGIC_V1, MAGIC_V3};
+pub use container::{check_target, FileKind};
 pub use gate::CommitGate;
 pub use writer::{C1zWriter, DanglingGrant, FinishedFile, SyncCounts, WriterOptions};
 

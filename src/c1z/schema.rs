@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use super::C1zError;
 
 /// Tables, created if missing.
-pub const TABLES: &[(&str, &str)] = &[
+pub(crate) const TABLES: &[(&str, &str)] = &[
     (
         "v1_resource_types",
         "CREATE TABLE IF NOT EXISTS v1_resource_types (
@@ -109,7 +109,7 @@ pub const TABLES: &[(&str, &str)] = &[
 
 /// Columns added by later SDK versions, applied with `ALTER TABLE .. ADD COLUMN` to files that predate them.
 /// "duplicate column" errors are expected and ignored, as the SDK does.
-pub const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE v1_sync_runs ADD COLUMN sync_type text not null default 'full'",
     "ALTER TABLE v1_sync_runs ADD COLUMN parent_sync_id text not null default ''",
     "ALTER TABLE v1_sync_runs ADD COLUMN linked_sync_id text not null default ''",
@@ -125,18 +125,18 @@ pub const MIGRATIONS: &[&str] = &[
 
 /// One index of the superset schema.
 #[derive(Debug, Clone, Copy)]
-pub struct IndexDef {
+pub(crate) struct IndexDef {
     /// The name, for `DROP INDEX` before a bulk insert.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Full `CREATE [UNIQUE] INDEX IF NOT EXISTS ...` statement.
-    pub ddl: &'static str,
+    pub(crate) ddl: &'static str,
 }
 
 /// Indexes kept live while writing: unique ones that `INSERT OR IGNORE` relies on for dedupe (the tables behind
 /// them hold a handful of rows per sync), and the two partial grant indexes, which hold no row this connector
 /// writes (it never expands grants): live they cost one predicate check per grant, built later one scan of all
 /// grants each.
-pub const LIVE_INDEXES: &[IndexDef] = &[
+pub(crate) const LIVE_INDEXES: &[IndexDef] = &[
     IndexDef {
         name: "idx_resource_types_external_sync_v1",
         ddl: "CREATE UNIQUE INDEX IF NOT EXISTS idx_resource_types_external_sync_v1 ON v1_resource_types (external_id, sync_id)",
@@ -171,7 +171,7 @@ pub const LIVE_INDEXES: &[IndexDef] = &[
 /// every non-unique index, plus the unique `(external_id, sync_id)` indexes of `v1_resources`, whose inserts in
 /// random key order dominated the write time, and of `v1_grants`, whose live upkeep left half-empty pages with
 /// leftovers of page splits in the file (docs/performance.md has the numbers). The writer dedupes resources and grants itself until those indexes exist (see `writer.rs`).
-pub const DEFERRED_INDEXES: &[IndexDef] = &[
+pub(crate) const DEFERRED_INDEXES: &[IndexDef] = &[
     IndexDef {
         // Sic: the SDK gives the unique (external_id, sync_id) index this name.
         name: "idx_resources_parent_resource_id_v1",
@@ -213,7 +213,7 @@ pub const DEFERRED_INDEXES: &[IndexDef] = &[
 ];
 
 /// Creates every table and live index that is missing and applies the add-column migrations.
-pub fn apply(conn: &Connection) -> Result<(), C1zError> {
+pub(crate) fn apply(conn: &Connection) -> Result<(), C1zError> {
     for (_, ddl) in TABLES {
         conn.execute_batch(ddl).map_err(C1zError::sql("create the c1z tables"))?;
     }
@@ -231,7 +231,7 @@ pub fn apply(conn: &Connection) -> Result<(), C1zError> {
 }
 
 /// Drops the deferred indexes so bulk inserts do not maintain them row by row.
-pub fn drop_deferred_indexes(conn: &Connection) -> Result<(), C1zError> {
+pub(crate) fn drop_deferred_indexes(conn: &Connection) -> Result<(), C1zError> {
     for idx in DEFERRED_INDEXES {
         conn.execute_batch(&format!("DROP INDEX IF EXISTS {}", idx.name))
             .map_err(C1zError::sql("drop an index before bulk insert"))?;
@@ -240,7 +240,7 @@ pub fn drop_deferred_indexes(conn: &Connection) -> Result<(), C1zError> {
 }
 
 /// Builds the deferred indexes in bulk (no-op for those that exist).
-pub fn create_deferred_indexes(conn: &Connection) -> Result<(), C1zError> {
+pub(crate) fn create_deferred_indexes(conn: &Connection) -> Result<(), C1zError> {
     for idx in DEFERRED_INDEXES {
         let started = std::time::Instant::now();
         conn.execute_batch(idx.ddl).map_err(C1zError::sql("build the c1z indexes"))?;

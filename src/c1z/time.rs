@@ -41,7 +41,7 @@ pub fn format_sqlite_time<Tz: TimeZone>(t: &DateTime<Tz>) -> String {
 }
 
 /// The current local time in the c1z column format.
-pub fn now_text() -> String {
+pub(crate) fn now_text() -> String {
     format_sqlite_time(&Local::now())
 }
 
@@ -51,19 +51,19 @@ pub fn now_text() -> String {
 /// affects any local-time text), every row reads `started_at <= discovered_at <= ended_at`, and "discovered
 /// during this second" is all it says.
 #[derive(Debug)]
-pub struct SecondClock {
+pub(crate) struct SecondClock {
     second: i64,
     text: String,
 }
 
 impl SecondClock {
     /// A clock for a sync that started at `start`.
-    pub fn starting_at(start: &DateTime<Local>) -> SecondClock {
+    pub(crate) fn starting_at(start: &DateTime<Local>) -> SecondClock {
         SecondClock { second: start.timestamp(), text: format_sqlite_time(start) }
     }
 
     /// The current time as described on [`SecondClock`].
-    pub fn now(&mut self) -> &str {
+    pub(crate) fn now(&mut self) -> &str {
         let second = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let second = i64::try_from(second).unwrap_or(i64::MAX);
         if second > self.second {

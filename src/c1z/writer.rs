@@ -77,7 +77,7 @@ const UNSTAGE_GRANTS: &str = "INSERT INTO v1_grants (resource_type_id, resource_
 /// temp file) and the extra copy. The staging pays off in files of up to ~50k users, the ones compressed with
 /// the whole database in the zstd window (see `container::window_log`); a 1M-user sync stays within its time
 /// budget.
-pub const STAGED_GRANTS_MAX: u64 = 50_000;
+pub(crate) const STAGED_GRANTS_MAX: u64 = 50_000;
 /// Page cache of the temp database holding the staged grants, in KiB: the table is appended to, and its
 /// entitlement index (about 3 MiB for the most grants staged) fits.
 const STAGE_CACHE_KIB: i64 = 4 * 1024;

@@ -391,20 +391,17 @@ impl SyncSummary {
         }
         for t in &self.resource_types {
             if t.unknown_role > 0 {
-                out.push_str(&format!(
-                    "  {} {} {} a role that Torq did not list (no grant written; see warnings)\n",
+                let verb = if t.unknown_role == 1 { "has" } else { "have" };
+                out.push_str(&counted(
                     t.unknown_role,
-                    noun(t.resource_type, t.unknown_role),
-                    if t.unknown_role == 1 { "has" } else { "have" }
+                    t.resource_type,
+                    verb,
+                    "a role that Torq did not list (no grant written; see warnings)",
                 ));
             }
             if t.duplicates > 0 {
-                out.push_str(&format!(
-                    "  {} {} {} listed twice and written once\n",
-                    t.duplicates,
-                    noun(t.resource_type, t.duplicates),
-                    if t.duplicates == 1 { "was" } else { "were" }
-                ));
+                let verb = if t.duplicates == 1 { "was" } else { "were" };
+                out.push_str(&counted(t.duplicates, t.resource_type, verb, "listed twice and written once"));
             }
         }
         out.push_str(&format!(
@@ -429,6 +426,11 @@ impl SyncSummary {
 }
 
 /// The syncer's noun for `n` resources of type `id`.
+/// `  <n> <noun> <verb> <rest>` and a newline: one line of the console summary about `n` objects of a type.
+fn counted(n: u64, resource_type: &str, verb: &str, rest: &str) -> String {
+    format!("  {n} {} {verb} {rest}\n", noun(resource_type, n))
+}
+
 fn noun(id: &str, n: u64) -> &str {
     match connector::syncer(id) {
         Some(s) if n == 1 => s.nouns().0,

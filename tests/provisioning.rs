@@ -20,8 +20,8 @@ use baton_torq::proto::connector_v2::{
 use baton_torq::sim::{
     Endpoint, FaultKind, FaultPlan, SimApiKey, SimConfig, SimServer, Workspace, API_KEY_TYPE_SERVICE,
 };
-use common::c1_key::{public_of, test_key};
-use common::fake_c1::{FakeC1, FakeC1Config};
+use common::c1_key::test_key;
+use common::fake_c1::{FakeC1, FakeC1Config, TEST_CLIENT_ID as CLIENT_ID};
 use common::harness;
 use common::log_watch::LogWatch;
 use common::refusing_proxy::RefusingProxy;
@@ -210,16 +210,22 @@ async fn bad_input_is_refused_before_anything_is_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_invite_exits_1_with_the_reason() {
-    let sim = sim(FaultPlan::new().always(Endpoint::Invite, FaultKind::Status(403))).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(&sim, dir.path(), &["-p", "--create-account-email", "new.hire@example.com"]).await;
+    let (sim, out) = invite_answered_with(403).await;
     let err = harness::stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("not allowed to invite users") && err.contains("only Owners can invite"), "{err}");
-    assert_eq!(sim.stats().invites, 1, "a 403 is final");
     assert!(sim.invited_users().is_empty());
     assert_no_secret(&out, &sim);
     sim.shutdown().await;
+}
+
+/// Invites new.hire@example.com while Torq answers every invite with `status`: exits 1 after exactly one POST.
+async fn invite_answered_with(status: u16) -> (SimServer, Output) {
+    let sim = sim(FaultPlan::new().always(Endpoint::Invite, FaultKind::Status(status))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&sim, dir.path(), &["-p", "--create-account-email", "new.hire@example.com"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", harness::stderr(&out));
+    assert_eq!(sim.stats().invites, 1, "HTTP {status} is final: the invite is not sent again");
+    (sim, out)
 }
 
 /// The connection drops after Torq applied the invite: the client re-lists the users, finds the new one and
@@ -298,13 +304,9 @@ async fn a_refused_connection_is_sent_again_and_the_user_is_invited_once() {
 /// what is reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_error_is_not_sent_again() {
-    let sim = sim(FaultPlan::new().always(Endpoint::Invite, FaultKind::Status(500))).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(&sim, dir.path(), &["-p", "--create-account-email", "new.hire@example.com"]).await;
+    let (sim, out) = invite_answered_with(500).await;
     let err = harness::stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("HTTP 500") && err.contains("not sent again"), "{err}");
-    assert_eq!(sim.stats().invites, 1);
     sim.shutdown().await;
 }
 
@@ -326,9 +328,6 @@ async fn rate_limited_and_unavailable_invites_are_sent_again() {
 // ---------------------------------------------------------------------------------------------------------------
 // Service mode
 // ---------------------------------------------------------------------------------------------------------------
-
-const CLIENT_ID: &str = "strange-hydra-68836@tenant.example.test/pcc";
-const AUDIENCE: &str = "tenant.example.test";
 
 /// The daemon against `sim` and `c1`, one task at a time (so the tasks run in queue order).
 fn daemon(sim: &SimServer, c1: &FakeC1, secret: &str, dir: &Path, provisioning: bool) -> tokio::process::Child {
@@ -437,13 +436,7 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
     // The fourth task's invite (the second POST) is refused by Torq.
     let sim = sim(FaultPlan::new().on(Endpoint::Invite, FaultKind::Status(403), 2, 1)).await;
     let (private, secret, _) = test_key();
-    let c1 = FakeC1::start(FakeC1Config {
-        client_id: CLIENT_ID.into(),
-        audience: AUDIENCE.into(),
-        public_key: public_of(&private),
-        reject_all_tokens: false,
-    })
-    .await;
+    let c1 = FakeC1::start(FakeC1Config::for_test_key(&private)).await;
     let dir = tempfile::tempdir().unwrap();
     let ids = [
         "2createaccount0000000000001",
@@ -574,13 +567,7 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
 async fn service_mode_without_provisioning_refuses_every_provisioning_task() {
     let sim = sim(FaultPlan::new()).await;
     let (private, secret, _) = test_key();
-    let c1 = FakeC1::start(FakeC1Config {
-        client_id: CLIENT_ID.into(),
-        audience: AUDIENCE.into(),
-        public_key: public_of(&private),
-        reject_all_tokens: false,
-    })
-    .await;
+    let c1 = FakeC1::start(FakeC1Config::for_test_key(&private)).await;
     let dir = tempfile::tempdir().unwrap();
     c1.push_task(task("2createaccount0000000000001", create_account("new.hire@example.com", None)));
     c1.push_task(task(

@@ -14,21 +14,12 @@ use baton_torq::proto::baton_v1::Task;
 use baton_torq::service::client::UploadLimits;
 use baton_torq::sim::{SimConfig, SimServer};
 use clap::Parser as _;
-use common::c1_key::{public_of, test_key};
-use common::fake_c1::{FakeC1, FakeC1Config};
+use common::c1_key::test_key;
+use common::fake_c1::{FakeC1, FakeC1Config, TEST_CLIENT_ID as CLIENT_ID};
 use common::harness::{clean_command, reference_workspace};
 
-const CLIENT_ID: &str = "strange-hydra-68836@tenant.example.test/pcc";
-const AUDIENCE: &str = "tenant.example.test";
-
 async fn fake(private: &[u8; 32]) -> FakeC1 {
-    FakeC1::start(FakeC1Config {
-        client_id: CLIENT_ID.into(),
-        audience: AUDIENCE.into(),
-        public_key: public_of(private),
-        reject_all_tokens: false,
-    })
-    .await
+    FakeC1::start(FakeC1Config::for_test_key(private)).await
 }
 
 /// The daemon with a clean environment, the simulated Torq and the fake ConductorOne (trusted through its CA).

@@ -16,23 +16,15 @@ use baton_torq::proto::baton_v1::baton_service_finish_task_request::FinalState;
 use baton_torq::proto::baton_v1::task::{EventFeedTask, GrantTask, HelloTask, SyncFullTask, TaskType};
 use baton_torq::proto::baton_v1::Task;
 use baton_torq::sim::{SimConfig, SimServer, SimUser, Workspace};
-use common::c1_key::{public_of, test_key};
+use common::c1_key::test_key;
 use common::c1z_reader::C1zReader;
-use common::fake_c1::{FakeC1, FakeC1Config};
+use common::fake_c1::{FakeC1, FakeC1Config, TEST_CLIENT_ID as CLIENT_ID};
 use common::harness::{clean_command, reference_workspace, REFERENCE_JSON};
 
-const CLIENT_ID: &str = "strange-hydra-68836@tenant.example.test/pcc";
-const AUDIENCE: &str = "tenant.example.test";
 const HOST_ID: &str = "test-host-1";
 
 async fn fake(private: &[u8; 32], reject_all_tokens: bool) -> FakeC1 {
-    FakeC1::start(FakeC1Config {
-        client_id: CLIENT_ID.into(),
-        audience: AUDIENCE.into(),
-        public_key: public_of(private),
-        reject_all_tokens,
-    })
-    .await
+    FakeC1::start(FakeC1Config { reject_all_tokens, ..FakeC1Config::for_test_key(private) }).await
 }
 
 /// The command with a clean environment: Torq flags for `torq_api`/`torq_auth`, C1 settings for `fake`.

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use baton_torq::proto::baton_v1::task::{SyncFullTask, TaskType};
 use baton_torq::proto::baton_v1::Task;
 use baton_torq::sim::{Endpoint, FaultKind, FaultPlan, GeneratedSpec, SimConfig, SimServer, Workspace};
-use common::c1_key::{public_of, test_key};
-use common::fake_c1::{FakeC1, FakeC1Config};
+use common::c1_key::test_key;
+use common::fake_c1::{FakeC1, FakeC1Config, TEST_CLIENT_ID as CLIENT_ID};
 use common::harness::{assert_success, clean_command, command, listing, reference_workspace, run, stderr};
 use common::log_watch::LogWatch;
 
@@ -150,19 +150,10 @@ async fn a_second_sigterm_during_the_final_compression_exits_at_once() {
 
 // --- service mode ---
 
-const CLIENT_ID: &str = "strange-hydra-68836@tenant.example.test/pcc";
-const AUDIENCE: &str = "tenant.example.test";
-
 /// A fake ConductorOne for [`CLIENT_ID`] and its client secret.
 async fn fake_c1() -> (FakeC1, String) {
     let (private, secret, _) = test_key();
-    let c1 = FakeC1::start(FakeC1Config {
-        client_id: CLIENT_ID.into(),
-        audience: AUDIENCE.into(),
-        public_key: public_of(&private),
-        reject_all_tokens: false,
-    })
-    .await;
+    let c1 = FakeC1::start(FakeC1Config::for_test_key(&private)).await;
     (c1, secret)
 }
 

@@ -110,6 +110,22 @@ pub struct FakeC1Config {
     pub reject_all_tokens: bool,
 }
 
+/// The connector client id every service-mode test uses, and the audience of its fake tenant.
+pub const TEST_CLIENT_ID: &str = "strange-hydra-68836@tenant.example.test/pcc";
+pub const TEST_AUDIENCE: &str = "tenant.example.test";
+
+impl FakeC1Config {
+    /// The fake tenant of [`TEST_CLIENT_ID`], trusting the public half of `private` (see `c1_key::test_key`).
+    pub fn for_test_key(private: &[u8; 32]) -> FakeC1Config {
+        FakeC1Config {
+            client_id: TEST_CLIENT_ID.into(),
+            audience: TEST_AUDIENCE.into(),
+            public_key: super::c1_key::public_of(private),
+            reject_all_tokens: false,
+        }
+    }
+}
+
 impl FakeC1 {
     pub async fn start(config: FakeC1Config) -> FakeC1 {
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -53,7 +53,7 @@ Exit codes:
   2    usage or configuration error (flags, environment, config file)
   130  interrupted (Ctrl-C or SIGTERM); the sync file is left as it was";
 
-/// Sync a Torq workspace's users, roles and role memberships into a Baton c1z file for ConductorOne.
+/// Sync a Torq workspace's users, roles, API keys and role memberships into a Baton c1z file for ConductorOne.
 #[derive(Debug, Parser)]
 #[command(
     name = "baton-torq",

@@ -396,7 +396,7 @@ impl SyncSummary {
                     t.unknown_role,
                     t.resource_type,
                     verb,
-                    "a role that Torq did not list (no grant written; see warnings)",
+                    "a role that Torq did not list (no grant written; each is named in a warning)",
                 ));
             }
             if t.duplicates > 0 {

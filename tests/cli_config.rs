@@ -295,14 +295,8 @@ async fn an_output_folder_this_user_cannot_write_says_to_use_user_or_make_it_wri
         .output()
         .await;
     mode(&out_dir, 0o755);
-    let out = match out {
-        // The checkout itself may sit in a folder other users cannot enter (e.g. under `mktemp -d`): then the
-        // binary cannot be started as another user at all, and this case cannot be shown here.
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            eprintln!("skipped: the test binary is not reachable by another user ({e})");
-            return;
-        }
-        other => other.expect("run baton-torq as another user"),
+    let Some(out) = common::harness::ran_as_other_user(out) else {
+        return;
     };
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
     let err = assert_one_line(&out);

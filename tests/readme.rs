@@ -3,6 +3,8 @@
 //! port, the duration, the file size and the sync id). When the demo workspace or the summary changes, the README
 //! must be updated with the new output.
 
+mod common;
+
 use std::process::Command;
 
 /// The lines of the first ```text block after the "## Quick start" heading.
@@ -282,13 +284,8 @@ fn a_sync_file_of_another_user_is_named_with_the_fix() {
     let out = without_baton_env(&mut cmd).current_dir(dir.path()).args(["--log-format", "console"]).output();
     mode(dir.path(), 0o700);
     mode(&file, 0o600);
-    let out = match out {
-        // The checkout may sit in a folder other users cannot enter; then this case cannot be shown here.
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            eprintln!("skipped: the test binary is not reachable by another user ({e})");
-            return;
-        }
-        other => other.expect("run baton-torq as another user"),
+    let Some(out) = common::harness::ran_as_other_user(out) else {
+        return;
     };
     let stderr = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
     assert_eq!(out.status.code(), Some(2), "{stderr}");

@@ -78,6 +78,19 @@ pub fn code(o: &Output) -> Option<i32> {
     o.status.code()
 }
 
+/// The output of a run started as another user, or `None` (saying so on stderr) when the binary cannot be
+/// started as that user at all: the checkout may sit in a folder other users cannot enter (e.g. under
+/// `mktemp -d`), and then the case cannot be shown here.
+pub fn ran_as_other_user(out: std::io::Result<Output>) -> Option<Output> {
+    match out {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("skipped: the test binary is not reachable by another user ({e})");
+            None
+        }
+        other => Some(other.expect("run baton-torq as another user")),
+    }
+}
+
 pub fn assert_success(o: &Output) {
     assert!(o.status.success(), "exit {:?}\nstderr:\n{}", o.status.code(), stderr(o));
 }

@@ -93,6 +93,35 @@ async fn wait_for_file(dir: &Path, prefix: &str, child: &mut tokio::process::Chi
     }
 }
 
+/// Sends SIGTERM, waits until the child logs `first_log` and checks that it is still running (it waits for a safe
+/// point: otherwise the test shows nothing), then sends a second SIGTERM and waits at most `wait` for the exit,
+/// which must be 130. Returns the time from the second signal to the exit, and the whole stderr.
+async fn two_sigterms(
+    child: &mut tokio::process::Child,
+    logs: &LogWatch,
+    first_log: &str,
+    wait: Duration,
+    case: &str,
+) -> (Duration, String) {
+    let pid = child.id().unwrap();
+    let first = Instant::now();
+    signal(pid, "TERM");
+    logs.wait_for(first_log, BOUND).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{case}: the first SIGTERM must wait for a safe point:\n{}",
+        logs.text()
+    );
+    let second = Instant::now();
+    signal(pid, "TERM");
+    let status = tokio::time::timeout(wait, child.wait()).await.unwrap().unwrap();
+    let took = second.elapsed();
+    let err = logs.finished(Duration::from_secs(5)).await;
+    eprintln!("{case}: second SIGTERM to exit: {took:?} ({:?} after the first)", first.elapsed());
+    assert_eq!(status.code(), Some(130), "{case}: exit 130\n{err}");
+    (took, err)
+}
+
 /// The final compression is a safe point: a first SIGTERM there is honoured only when it ends (the file is then
 /// left as it was, exit 130). A second SIGTERM must not wait for it: exit 130 at once, previous file intact; the
 /// work files it leaves are removed by the next run.
@@ -115,25 +144,14 @@ async fn a_second_sigterm_during_the_final_compression_exits_at_once() {
     let logs = LogWatch::start(child.stderr.take().unwrap());
     // The compressed output's temp file is created when the compression starts (indexes built, database closed).
     wait_for_file(dir.path(), ".sync.c1z.tmp-", &mut child, &logs).await;
-    let first = Instant::now();
-    let pid = child.id().unwrap();
-    signal(pid, "TERM");
-    logs.wait_for("interrupted: stopping the sync", BOUND).await;
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the first SIGTERM waits for the compression to end (not the point of this test if it does not):\n{}",
-        logs.text()
-    );
-    let second = Instant::now();
-    signal(pid, "TERM");
-    let status = tokio::time::timeout(Duration::from_secs(90), child.wait()).await.unwrap().unwrap();
-    let took = second.elapsed();
-    let err = logs.finished(Duration::from_secs(5)).await;
-    eprintln!(
-        "one-shot: second SIGTERM to exit during the final compression: {took:?} ({:?} after the first)",
-        first.elapsed()
-    );
-    assert_eq!(status.code(), Some(130), "exit 130\n{err}");
+    let (took, err) = two_sigterms(
+        &mut child,
+        &logs,
+        "interrupted: stopping the sync",
+        Duration::from_secs(90),
+        "one-shot: during the final compression",
+    )
+    .await;
     assert_eq!(std::fs::read(&file).unwrap(), before, "previous file byte-for-byte intact");
     // It did not wait for the compression to end (which removes the half-compressed temp file before exiting;
     // the compression takes well under a second here, so this, not only the time, shows it) ...
@@ -225,23 +243,16 @@ async fn service_mode_a_second_sigterm_exits_at_once_while_a_task_report_hangs()
     // The sync ran and was uploaded; its FinishTask now hangs.
     c1.wait_for("a FinishTask that hangs", Duration::from_secs(60), |r| r.stalled_finishes == 1).await;
     assert_eq!(c1.with_record(|r| r.uploads.len()), 1, "{}", logs.text());
-    let pid = child.id().unwrap();
-    let first = Instant::now();
-    signal(pid, "TERM");
-    logs.wait_for("waiting for running tasks to report their outcome", BOUND).await;
-    assert!(child.try_wait().unwrap().is_none(), "the first SIGTERM waits for the report:\n{}", logs.text());
-    let second = Instant::now();
-    signal(pid, "TERM");
-    // Longer than the report's deadline and one retry, so that a daemon that ignores the second signal fails
-    // the assertions below instead of this timeout.
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap();
-    let took = second.elapsed();
-    let err = logs.finished(Duration::from_secs(5)).await;
-    eprintln!(
-        "service mode: second SIGTERM to exit while a FinishTask hangs: {took:?} ({:?} after the first)",
-        first.elapsed()
-    );
-    assert_eq!(status.code(), Some(130), "exit 130\n{err}");
+    // The wait is longer than the report's deadline and one retry, so that a daemon that ignores the second signal
+    // fails the assertions below instead of this timeout.
+    let (took, err) = two_sigterms(
+        &mut child,
+        &logs,
+        "waiting for running tasks to report their outcome",
+        Duration::from_secs(60),
+        "service mode: while a FinishTask hangs",
+    )
+    .await;
     assert!(took < SECOND_BOUND, "exited {took:?} after the second SIGTERM (bound {SECOND_BOUND:?})\n{err}");
     assert!(err.contains("second stop request: exiting at once; running tasks are not reported"), "says so\n{err}");
     assert!(c1.finish_of(TASK).is_none(), "never reported (ConductorOne hands the task out again)");

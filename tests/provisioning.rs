@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use baton_torq::proto::baton_v1::baton_service_finish_task_request::FinalState;
 use baton_torq::proto::baton_v1::task::{CreateAccountTask, DeleteResourceTask, GrantTask, RevokeTask, TaskType};
-use baton_torq::proto::baton_v1::{BatonServiceFinishTaskRequest, Task};
+use baton_torq::proto::baton_v1::BatonServiceFinishTaskRequest;
 use baton_torq::proto::connector_v2::create_account_response::Result as AccountResult;
 use baton_torq::proto::connector_v2::{
     account_info, user_trait, AccountInfo, CreateAccountResponse, Entitlement, Grant, GrantManagerServiceGrantResponse,
@@ -20,8 +20,7 @@ use baton_torq::proto::connector_v2::{
 use baton_torq::sim::{
     Endpoint, FaultKind, FaultPlan, SimApiKey, SimConfig, SimServer, Workspace, API_KEY_TYPE_SERVICE,
 };
-use common::c1_key::test_key;
-use common::fake_c1::{FakeC1, FakeC1Config, TEST_CLIENT_ID as CLIENT_ID};
+use common::fake_c1::{task, FakeC1};
 use common::harness;
 use common::log_watch::LogWatch;
 use common::refusing_proxy::RefusingProxy;
@@ -325,35 +324,14 @@ async fn rate_limited_and_unavailable_invites_are_sent_again() {
     sim.shutdown().await;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Service mode
-// ---------------------------------------------------------------------------------------------------------------
-
 /// The daemon against `sim` and `c1`, one task at a time (so the tasks run in queue order).
 fn daemon(sim: &SimServer, c1: &FakeC1, secret: &str, dir: &Path, provisioning: bool) -> tokio::process::Child {
-    let ca = dir.join("c1-ca.pem");
-    std::fs::write(&ca, &c1.ca_pem).unwrap();
-    let cfg = SimConfig::default();
-    tokio::process::Command::new(harness::bin())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("BATON_TORQ_CLIENT_ID", &cfg.client_id)
-        .env("BATON_TORQ_CLIENT_SECRET", &cfg.client_secret)
-        .env("BATON_TORQ_API_URL", sim.api_url())
-        .env("BATON_TORQ_AUTH_URL", sim.auth_url())
-        .env("BATON_CLIENT_ID", CLIENT_ID)
-        .env("BATON_CLIENT_SECRET", secret)
-        .env("BATON_C1_API_HOST", c1.api_host())
-        .env("BATON_C1_CA_CERT_FILE", &ca)
-        .env("BATON_HOST_ID", "test-host")
-        .env("BATON_C1Z_TEMP_DIR", dir)
+    harness::daemon_command(sim, c1, secret, dir, dir)
         .env("BATON_TASK_CONCURRENCY", "1")
         .env("BATON_PROVISIONING", if provisioning { "true" } else { "false" })
         .args(["--log-format", "json"])
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap()
 }
@@ -365,10 +343,6 @@ async fn stop(child: tokio::process::Child) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     stderr
-}
-
-fn task(id: &str, t: TaskType) -> Task {
-    Task { id: id.into(), status: 2, debug: false, task_type: Some(t) }
 }
 
 fn create_account(email: &str, role: Option<&str>) -> TaskType {
@@ -435,8 +409,7 @@ fn user_trait(r: &Resource) -> UserTrait {
 async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
     // The fourth task's invite (the second POST) is refused by Torq.
     let sim = sim(FaultPlan::new().on(Endpoint::Invite, FaultKind::Status(403), 2, 1)).await;
-    let (private, secret, _) = test_key();
-    let c1 = FakeC1::start(FakeC1Config::for_test_key(&private)).await;
+    let (c1, secret) = FakeC1::start_for_new_key().await;
     let dir = tempfile::tempdir().unwrap();
     let ids = [
         "2createaccount0000000000001",
@@ -566,8 +539,7 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_mode_without_provisioning_refuses_every_provisioning_task() {
     let sim = sim(FaultPlan::new()).await;
-    let (private, secret, _) = test_key();
-    let c1 = FakeC1::start(FakeC1Config::for_test_key(&private)).await;
+    let (c1, secret) = FakeC1::start_for_new_key().await;
     let dir = tempfile::tempdir().unwrap();
     c1.push_task(task("2createaccount0000000000001", create_account("new.hire@example.com", None)));
     c1.push_task(task(

@@ -9,45 +9,21 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use baton_torq::proto::baton_v1::baton_service_finish_task_request::FinalState;
-use baton_torq::proto::baton_v1::task::{HelloTask, SyncFullTask, TaskType};
+use baton_torq::proto::baton_v1::task::{HelloTask, TaskType};
 use baton_torq::proto::baton_v1::Task;
 use baton_torq::service::client::UploadLimits;
 use baton_torq::sim::{SimConfig, SimServer};
 use clap::Parser as _;
-use common::c1_key::test_key;
-use common::fake_c1::{FakeC1, FakeC1Config, TEST_CLIENT_ID as CLIENT_ID};
-use common::harness::{clean_command, reference_workspace};
+use common::fake_c1::{sync_task, FakeC1, TEST_CLIENT_ID as CLIENT_ID};
+use common::harness::{self, reference_workspace};
 
-async fn fake(private: &[u8; 32]) -> FakeC1 {
-    FakeC1::start(FakeC1Config::for_test_key(private)).await
-}
-
-/// The daemon with a clean environment, the simulated Torq and the fake ConductorOne (trusted through its CA).
+/// The daemon with console logs into `dir/stderr.log`.
 fn daemon(sim: &SimServer, fake: &FakeC1, secret: &str, dir: &Path, temp_dir: &Path) -> tokio::process::Command {
-    let ca = dir.join("c1-ca.pem");
-    std::fs::write(&ca, &fake.ca_pem).unwrap();
-    let sim_cfg = SimConfig::default();
-    let mut cmd = clean_command();
-    cmd.env("BATON_TORQ_CLIENT_ID", &sim_cfg.client_id)
-        .env("BATON_TORQ_CLIENT_SECRET", &sim_cfg.client_secret)
-        .env("BATON_TORQ_API_URL", sim.api_url())
-        .env("BATON_TORQ_AUTH_URL", sim.auth_url())
-        .env("BATON_CLIENT_ID", CLIENT_ID)
-        .env("BATON_CLIENT_SECRET", secret)
-        .env("BATON_C1_API_HOST", fake.api_host())
-        .env("BATON_HOST_ID", "hardening-host")
-        .env("BATON_C1_CA_CERT_FILE", &ca)
-        .env("BATON_C1Z_TEMP_DIR", temp_dir)
-        .args(["--log-format", "console"])
-        .stdin(Stdio::null())
+    let mut cmd = harness::daemon_command(sim, fake, secret, dir, temp_dir);
+    cmd.args(["--log-format", "console"])
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-        .kill_on_drop(true);
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap());
     cmd
-}
-
-fn sync_task(id: &str) -> Task {
-    Task { id: id.into(), status: 2, debug: false, task_type: Some(TaskType::SyncFull(SyncFullTask::default())) }
 }
 
 /// SIGTERM, then the exit code (the daemon must stop by itself within 30 s).
@@ -63,8 +39,7 @@ fn succeeded(fake: &FakeC1, task_id: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_with_a_huge_lifetime_does_not_kill_the_daemon() {
-    let (private, secret, _) = test_key();
-    let c1 = fake(&private).await;
+    let (c1, secret) = FakeC1::start_for_new_key().await;
     c1.set_token_expires_in(serde_json::json!(18446744073709551615u64));
     let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -80,8 +55,7 @@ async fn a_token_with_a_huge_lifetime_does_not_kill_the_daemon() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_without_a_usable_lifetime_is_used_for_one_call() {
-    let (private, secret, _) = test_key();
-    let c1 = fake(&private).await;
+    let (c1, secret) = FakeC1::start_for_new_key().await;
     c1.set_token_expires_in(serde_json::json!(-1));
     let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -100,8 +74,7 @@ async fn a_token_without_a_usable_lifetime_is_used_for_one_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_retried_with_backoff_through_a_short_outage() {
-    let (private, secret, _) = test_key();
-    let c1 = fake(&private).await;
+    let (c1, secret) = FakeC1::start_for_new_key().await;
     // Three uploads fail: the old policy (3 attempts, 0 s then 1 s apart) threw the finished sync away.
     c1.fail_uploads(3);
     let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
@@ -122,8 +95,7 @@ async fn uploads_are_retried_with_backoff_through_a_short_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_without_an_id_do_not_make_the_daemon_poll_in_a_loop() {
-    let (private, secret, _) = test_key();
-    let c1 = fake(&private).await;
+    let (c1, secret) = FakeC1::start_for_new_key().await;
     // The server asks for the next poll at once, and has 40 tasks that cannot be answered (no id).
     c1.set_next_poll(Duration::ZERO);
     for _ in 0..40 {
@@ -149,8 +121,7 @@ async fn tasks_without_an_id_do_not_make_the_daemon_poll_in_a_loop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temp_dirs_left_by_a_killed_run_are_removed_at_start_up() {
-    let (private, secret, _) = test_key();
-    let c1 = fake(&private).await;
+    let (c1, secret) = FakeC1::start_for_new_key().await;
     let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // What a SIGKILLed run leaves: its task directory with a sync file, a work file and an unheld lock.
@@ -177,8 +148,7 @@ async fn temp_dirs_left_by_a_killed_run_are_removed_at_start_up() {
 
 /// The ConductorOne client of the library, set up as the daemon sets it up, with the given upload limits.
 fn client_for(fake: &FakeC1, secret: &str, dir: &Path, limits: UploadLimits) -> baton_torq::service::client::C1Client {
-    let ca = dir.join("c1-ca.pem");
-    std::fs::write(&ca, &fake.ca_pem).unwrap();
+    let ca = fake.write_ca(dir);
     let cli = baton_torq::cli::Cli::try_parse_from([
         "baton-torq".to_owned(),
         "--client-id".to_owned(),
@@ -199,8 +169,7 @@ fn client_for(fake: &FakeC1, secret: &str, dir: &Path, limits: UploadLimits) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_conductorone_never_reads_fails_instead_of_hanging() {
-    let (private, secret, _) = test_key();
-    let c1 = fake(&private).await;
+    let (c1, secret) = FakeC1::start_for_new_key().await;
     let dir = tempfile::tempdir().unwrap();
     // 4 MiB of noise: more than the HTTP/2 windows, so the sender is stopped by flow control mid-file.
     let file = dir.path().join("sync.c1z");

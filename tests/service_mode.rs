@@ -14,52 +14,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use baton_torq::proto::baton_v1::baton_service_finish_task_request::FinalState;
 use baton_torq::proto::baton_v1::task::{EventFeedTask, GrantTask, HelloTask, SyncFullTask, TaskType};
-use baton_torq::proto::baton_v1::Task;
 use baton_torq::sim::{SimConfig, SimServer, SimUser, Workspace};
 use common::c1_key::test_key;
 use common::c1z_reader::C1zReader;
+use common::fake_c1::task;
 use common::fake_c1::{FakeC1, FakeC1Config, TEST_CLIENT_ID as CLIENT_ID};
-use common::harness::{clean_command, reference_workspace, REFERENCE_JSON};
-
-const HOST_ID: &str = "test-host-1";
+use common::harness::{clean_command, reference_workspace, service_command, REFERENCE_JSON, SERVICE_HOST_ID};
 
 async fn fake(private: &[u8; 32], reject_all_tokens: bool) -> FakeC1 {
     FakeC1::start(FakeC1Config { reject_all_tokens, ..FakeC1Config::for_test_key(private) }).await
-}
-
-/// The command with a clean environment: Torq flags for `torq_api`/`torq_auth`, C1 settings for `fake`.
-fn command(
-    torq_api: &str,
-    torq_auth: &str,
-    client_id: &str,
-    secret: &str,
-    fake: &FakeC1,
-    ca_file: Option<&Path>,
-    temp_dir: &Path,
-) -> tokio::process::Command {
-    let sim = SimConfig::default();
-    let mut cmd = clean_command();
-    cmd.env("BATON_TORQ_CLIENT_ID", &sim.client_id)
-        .env("BATON_TORQ_CLIENT_SECRET", &sim.client_secret)
-        .env("BATON_TORQ_API_URL", torq_api)
-        .env("BATON_TORQ_AUTH_URL", torq_auth)
-        .env("BATON_CLIENT_ID", client_id)
-        .env("BATON_CLIENT_SECRET", secret)
-        .env("BATON_C1_API_HOST", fake.api_host())
-        .env("BATON_HOST_ID", HOST_ID)
-        .env("BATON_C1Z_TEMP_DIR", temp_dir)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    if let Some(ca) = ca_file {
-        cmd.env("BATON_C1_CA_CERT_FILE", ca);
-    }
-    cmd
-}
-
-fn write_ca(dir: &Path, fake: &FakeC1) -> std::path::PathBuf {
-    let path = dir.join("c1-ca.pem");
-    std::fs::write(&path, &fake.ca_pem).unwrap();
-    path
 }
 
 /// What a daemon test starts from: a fresh client key and its secret, a fake ConductorOne that knows the key, a
@@ -80,13 +43,13 @@ impl Daemon {
         let c1 = fake(&private, false).await;
         let dir = tempfile::tempdir().unwrap();
         let work = tempfile::tempdir().unwrap();
-        let ca = write_ca(dir.path(), &c1);
+        let ca = c1.write_ca(dir.path());
         Daemon { private, secret, jwk_part, c1, dir, work, ca }
     }
 
     /// The daemon's command against Torq at `api`/`auth`, trusting the fake's certificate.
     fn command(&self, api: &str, auth: &str) -> tokio::process::Command {
-        command(api, auth, CLIENT_ID, &self.secret, &self.c1, Some(&self.ca), self.work.path())
+        service_command(api, auth, CLIENT_ID, &self.secret, &self.c1, Some(&self.ca), self.work.path())
     }
 
     /// Starts the daemon with JSON logs on a piped stderr and stdout discarded.
@@ -132,10 +95,6 @@ fn sigterm(child: &tokio::process::Child) {
     let pid = child.id().expect("child is running");
     let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
     assert!(status.success());
-}
-
-fn task(id: &str, t: TaskType) -> Task {
-    Task { id: id.into(), status: 2, debug: false, task_type: Some(t) }
 }
 
 fn error_of(f: &baton_torq::proto::baton_v1::BatonServiceFinishTaskRequest) -> (i32, String, bool) {
@@ -190,7 +149,7 @@ async fn daemon_runs_each_task_type_uploads_the_sync_and_stops_on_sigterm() {
         assert_eq!(r.hellos[0].task_id, "", "the start-up Hello comes first");
         assert!(r.hellos.iter().any(|h| h.task_id == "2hellotask000000000000000001"));
         for h in &r.hellos {
-            assert_eq!(h.host_id, HOST_ID);
+            assert_eq!(h.host_id, SERVICE_HOST_ID);
             let b = h.build_info.as_ref().unwrap();
             assert_eq!((b.package.as_str(), b.package_version.as_str()), ("baton-torq", env!("CARGO_PKG_VERSION")));
             assert!(b.lang_version.starts_with("rust"), "{}", b.lang_version);
@@ -203,7 +162,7 @@ async fn daemon_runs_each_task_type_uploads_the_sync_and_stops_on_sigterm() {
             "{:?}",
             r.user_agents
         );
-        assert_eq!(r.host_ids, BTreeSet::from([HOST_ID.to_owned()]).into_iter().collect());
+        assert_eq!(r.host_ids, BTreeSet::from([SERVICE_HOST_ID.to_owned()]).into_iter().collect());
         assert!(r.upload_rejections.is_empty(), "{:?}", r.upload_rejections);
     });
     assert!(c1.finish_of("2hellotask000000000000000001").is_none(), "hello tasks are answered with Hello only");
@@ -215,7 +174,7 @@ async fn daemon_runs_each_task_type_uploads_the_sync_and_stops_on_sigterm() {
     assert!(f.status.is_none());
     assert!(c1.with_record(|r| r.heartbeats.iter().any(|h| h == sync_id)), "heartbeat before the sync");
     let upload = c1.with_record(|r| r.uploads.iter().find(|u| u.task_id == sync_id).cloned()).expect("upload");
-    assert_eq!(upload.host_id, HOST_ID);
+    assert_eq!(upload.host_id, SERVICE_HOST_ID);
     let (last, full) = upload.chunk_sizes.split_last().unwrap();
     assert!(full.iter().all(|s| *s == 512 * 1024) && *last <= 512 * 1024, "{:?}", upload.chunk_sizes);
     let file = dir.join("uploaded.c1z");
@@ -311,9 +270,16 @@ async fn torq_down_fails_the_sync_task_retryably_and_the_daemon_keeps_polling() 
 async fn run_to_failure(c1: &FakeC1, client_id: &str, secret: &str, trust: bool) -> (i32, String) {
     let sim = SimServer::start(Workspace::demo(), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let ca = write_ca(dir.path(), c1);
-    let mut cmd =
-        command(&sim.api_url(), &sim.auth_url(), client_id, secret, c1, trust.then_some(ca.as_path()), dir.path());
+    let ca = c1.write_ca(dir.path());
+    let mut cmd = service_command(
+        &sim.api_url(),
+        &sim.auth_url(),
+        client_id,
+        secret,
+        c1,
+        trust.then_some(ca.as_path()),
+        dir.path(),
+    );
     cmd.args(["--log-level", "warn", "--log-format", "console"]).stdout(Stdio::piped()).stderr(Stdio::piped());
     let out = tokio::time::timeout(Duration::from_secs(60), cmd.output()).await.expect("exits by itself").unwrap();
     sim.shutdown().await;

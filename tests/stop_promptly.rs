@@ -13,12 +13,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use baton_torq::proto::baton_v1::task::{SyncFullTask, TaskType};
-use baton_torq::proto::baton_v1::Task;
 use baton_torq::sim::{Endpoint, FaultKind, FaultPlan, GeneratedSpec, SimConfig, SimServer, Workspace};
-use common::c1_key::test_key;
-use common::fake_c1::{FakeC1, FakeC1Config, TEST_CLIENT_ID as CLIENT_ID};
-use common::harness::{assert_success, clean_command, command, listing, reference_workspace, run, stderr};
+use common::fake_c1::{sync_task, FakeC1};
+use common::harness::{self, assert_success, command, listing, reference_workspace, run, stderr};
 use common::log_watch::LogWatch;
 
 /// What the tests allow between SIGTERM and the exit (the target is 2 s; the slack is for a loaded 2-core box).
@@ -168,47 +165,19 @@ async fn a_second_sigterm_during_the_final_compression_exits_at_once() {
 
 // --- service mode ---
 
-/// A fake ConductorOne for [`CLIENT_ID`] and its client secret.
-async fn fake_c1() -> (FakeC1, String) {
-    let (private, secret, _) = test_key();
-    let c1 = FakeC1::start(FakeC1Config::for_test_key(&private)).await;
-    (c1, secret)
-}
-
-fn sync_task(id: &str) -> Task {
-    Task { id: id.into(), status: 2, debug: false, task_type: Some(TaskType::SyncFull(SyncFullTask::default())) }
-}
-
 /// The daemon against `sim` and `c1`, console logs on a pipe; `dir` holds the CA file and the task directories.
 fn daemon(sim: &SimServer, c1: &FakeC1, secret: &str, dir: &Path) -> tokio::process::Child {
-    let ca = dir.join("c1-ca.pem");
-    std::fs::write(&ca, &c1.ca_pem).unwrap();
-    let temp = dir.join("tasks");
-    std::fs::create_dir_all(&temp).unwrap();
-    let sim_cfg = SimConfig::default();
-    clean_command()
-        .env("BATON_TORQ_CLIENT_ID", &sim_cfg.client_id)
-        .env("BATON_TORQ_CLIENT_SECRET", &sim_cfg.client_secret)
-        .env("BATON_TORQ_API_URL", sim.api_url())
-        .env("BATON_TORQ_AUTH_URL", sim.auth_url())
-        .env("BATON_CLIENT_ID", CLIENT_ID)
-        .env("BATON_CLIENT_SECRET", secret)
-        .env("BATON_C1_API_HOST", c1.api_host())
-        .env("BATON_HOST_ID", "stop-host")
-        .env("BATON_C1_CA_CERT_FILE", &ca)
-        .env("BATON_C1Z_TEMP_DIR", &temp)
+    harness::daemon_command(sim, c1, secret, dir, dir)
         .args(["--log-format", "console", "--http-timeout-seconds", HTTP_TIMEOUT])
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_mode_sigterm_during_a_stalled_sync_task_exits_within_the_bound() {
-    let (c1, secret) = fake_c1().await;
+    let (c1, secret) = FakeC1::start_for_new_key().await;
     let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     sim.set_faults(FaultPlan::new().always(Endpoint::UsersLocal, FaultKind::StallBody));
     let dir = tempfile::tempdir().unwrap();
@@ -232,7 +201,7 @@ async fn service_mode_sigterm_during_a_stalled_sync_task_exits_within_the_bound(
 /// once (130) instead of waiting for the report's 30 s deadline and its retries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_mode_a_second_sigterm_exits_at_once_while_a_task_report_hangs() {
-    let (c1, secret) = fake_c1().await;
+    let (c1, secret) = FakeC1::start_for_new_key().await;
     c1.stall_finishes(1);
     let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -102,6 +102,16 @@ pub struct FakeC1 {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// A queued task of type `t`, in the status ConductorOne hands tasks out with.
+pub fn task(id: &str, t: task::TaskType) -> Task {
+    Task { id: id.into(), status: 2, debug: false, task_type: Some(t) }
+}
+
+/// A full-sync task.
+pub fn sync_task(id: &str) -> Task {
+    task(id, task::TaskType::SyncFull(task::SyncFullTask::default()))
+}
+
 /// Settings of a fake.
 pub struct FakeC1Config {
     pub client_id: String,
@@ -161,6 +171,19 @@ impl FakeC1 {
             });
         tokio::spawn(server);
         FakeC1 { inner, addr, ca_pem: cert_pem, stop: Some(stop) }
+    }
+
+    /// A fake for [`TEST_CLIENT_ID`] with a fresh key, and the client secret that holds the key.
+    pub async fn start_for_new_key() -> (FakeC1, String) {
+        let (private, secret, _) = super::c1_key::test_key();
+        (FakeC1::start(FakeC1Config::for_test_key(&private)).await, secret)
+    }
+
+    /// Writes the fake's certificate into `dir` (for `BATON_C1_CA_CERT_FILE`) and returns its path.
+    pub fn write_ca(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("c1-ca.pem");
+        std::fs::write(&path, &self.ca_pem).expect("write the fake's CA certificate");
+        path
     }
 
     /// `localhost:<port>` for `BATON_C1_API_HOST`.

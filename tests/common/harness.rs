@@ -8,6 +8,7 @@ use std::process::Output;
 use baton_torq::sim::{SimConfig, SimServer, SimUser, Workspace};
 
 use super::c1z_reader::C1zReader;
+use super::fake_c1::{FakeC1, TEST_CLIENT_ID};
 
 /// The reference workspace as JSON: the users and roles the Go connector synced into
 /// `tests/fixtures/reference-sync.c1z` (its output is in `tests/fixtures/reference/`).
@@ -54,6 +55,54 @@ pub fn command_with(id: &str, secret: &str, api_url: &str, auth_url: &str, file:
         .arg("-f")
         .arg(file);
     cmd
+}
+
+/// The host id service-mode tests run the daemon under.
+pub const SERVICE_HOST_ID: &str = "test-host-1";
+
+/// The binary in service mode with a clean environment: ConductorOne is the fake `c1`, reached as `client_id`
+/// with `secret` and trusted through the certificate file `ca` when given; Torq is at `torq_api`/`torq_auth`
+/// with the simulator's default credentials; temporary sync files go under `temp_dir`. No stdin; killed when
+/// dropped.
+pub fn service_command(
+    torq_api: &str,
+    torq_auth: &str,
+    client_id: &str,
+    secret: &str,
+    c1: &FakeC1,
+    ca: Option<&Path>,
+    temp_dir: &Path,
+) -> tokio::process::Command {
+    let torq = SimConfig::default();
+    let mut cmd = clean_command();
+    cmd.env("BATON_TORQ_CLIENT_ID", &torq.client_id)
+        .env("BATON_TORQ_CLIENT_SECRET", &torq.client_secret)
+        .env("BATON_TORQ_API_URL", torq_api)
+        .env("BATON_TORQ_AUTH_URL", torq_auth)
+        .env("BATON_CLIENT_ID", client_id)
+        .env("BATON_CLIENT_SECRET", secret)
+        .env("BATON_C1_API_HOST", c1.api_host())
+        .env("BATON_HOST_ID", SERVICE_HOST_ID)
+        .env("BATON_C1Z_TEMP_DIR", temp_dir)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if let Some(ca) = ca {
+        cmd.env("BATON_C1_CA_CERT_FILE", ca);
+    }
+    cmd
+}
+
+/// [`service_command`] for the usual daemon: the simulator `sim`, [`TEST_CLIENT_ID`] with `secret`, the fake's
+/// certificate written into `dir` and trusted, temporary sync files under `temp_dir`.
+pub fn daemon_command(
+    sim: &SimServer,
+    c1: &FakeC1,
+    secret: &str,
+    dir: &Path,
+    temp_dir: &Path,
+) -> tokio::process::Command {
+    let ca = c1.write_ca(dir);
+    service_command(&sim.api_url(), &sim.auth_url(), TEST_CLIENT_ID, secret, c1, Some(&ca), temp_dir)
 }
 
 /// Starts `cmd` with console logs and its output captured, for a run the test interrupts or watches.

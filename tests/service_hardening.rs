@@ -37,34 +37,36 @@ fn succeeded(fake: &FakeC1, task_id: &str) -> bool {
     matches!(fake.finish_of(task_id).and_then(|f| f.final_state), Some(FinalState::Success(_)))
 }
 
+/// One full-sync task through a daemon against the reference workspace: it must succeed and the daemon must stop
+/// with exit 0 on SIGTERM. Returns the daemon's log.
+async fn run_one_sync_task(c1: &FakeC1, secret: &str, task_id: &str) -> String {
+    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
+    let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    c1.push_task(sync_task(task_id));
+    let mut child = daemon(&sim, c1, secret, dir.path(), temp.path()).spawn().unwrap();
+    c1.wait_for("the sync task's FinishTask", Duration::from_secs(120), |r| !r.finishes.is_empty()).await;
+    let code = stop(&mut child).await;
+    let stderr = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert!(succeeded(c1, task_id), "{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
+    sim.shutdown().await;
+    stderr
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_with_a_huge_lifetime_does_not_kill_the_daemon() {
     let (c1, secret) = FakeC1::start_for_new_key().await;
     c1.set_token_expires_in(serde_json::json!(18446744073709551615u64));
-    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
-    let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    c1.push_task(sync_task("2hugelifetime0000000000001"));
-    let mut child = daemon(&sim, &c1, &secret, dir.path(), temp.path()).spawn().unwrap();
-    c1.wait_for("the sync task's FinishTask", Duration::from_secs(90), |r| !r.finishes.is_empty()).await;
-    assert!(succeeded(&c1, "2hugelifetime0000000000001"));
+    run_one_sync_task(&c1, &secret, "2hugelifetime0000000000001").await;
     // One token (clamped to 24 h) serves every call.
     assert_eq!(c1.with_record(|r| r.token_requests), 1);
-    let stderr = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
-    assert_eq!(stop(&mut child).await, Some(0), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_without_a_usable_lifetime_is_used_for_one_call() {
     let (c1, secret) = FakeC1::start_for_new_key().await;
     c1.set_token_expires_in(serde_json::json!(-1));
-    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
-    let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    c1.push_task(sync_task("2nolifetime000000000000001"));
-    let mut child = daemon(&sim, &c1, &secret, dir.path(), temp.path()).spawn().unwrap();
-    c1.wait_for("the sync task's FinishTask", Duration::from_secs(90), |r| !r.finishes.is_empty()).await;
-    assert!(succeeded(&c1, "2nolifetime000000000000001"));
-    let stderr = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
-    assert_eq!(stop(&mut child).await, Some(0), "{stderr}");
+    run_one_sync_task(&c1, &secret, "2nolifetime000000000000001").await;
     c1.with_record(|r| {
         let calls = r.hellos.len() as u64 + r.get_tasks + r.heartbeats.len() as u64 + r.upload_attempts + 1;
         assert!(r.token_requests >= calls, "{} tokens for {calls} calls", r.token_requests);
@@ -77,20 +79,13 @@ async fn uploads_are_retried_with_backoff_through_a_short_outage() {
     let (c1, secret) = FakeC1::start_for_new_key().await;
     // Three uploads fail: the old policy (3 attempts, 0 s then 1 s apart) threw the finished sync away.
     c1.fail_uploads(3);
-    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
-    let (dir, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    c1.push_task(sync_task("2uploadretry00000000000001"));
-    let mut child = daemon(&sim, &c1, &secret, dir.path(), temp.path()).spawn().unwrap();
-    c1.wait_for("the sync task's FinishTask", Duration::from_secs(120), |r| !r.finishes.is_empty()).await;
-    let stderr = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
-    assert!(succeeded(&c1, "2uploadretry00000000000001"), "{stderr}");
+    let stderr = run_one_sync_task(&c1, &secret, "2uploadretry00000000000001").await;
     c1.with_record(|r| {
         assert_eq!(r.upload_attempts, 4);
         assert_eq!(r.uploads.len(), 1);
     });
-    // Backoff 1 s, 2 s, 4 s, each plus up to 100 % jitter: at least 7 s between the first and the last attempt.
+    // Backoff 1 s, 2 s, 4 s (plus jitter) between the four attempts: three logged failures, then the upload.
     assert_eq!(stderr.matches("upload failed").count(), 3, "{stderr}");
-    assert_eq!(stop(&mut child).await, Some(0), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -446,3 +446,39 @@ fn readme_json_examples_are_what_the_binary_prints() {
     let error = run(&["--log-format", "json", "--region", "eu"]);
     assert_eq!(text(find("baton-torq failed")), text(error), "README's JSON error (left) vs the binary's");
 }
+
+/// Every file and folder the README's "Development" map names, e.g. `src/c1z/` or `tests/common`, and every
+/// file it names in a module, e.g. `syncer.rs` of `src/connector/` (or of the top level, as `build.rs`).
+fn development_map_paths(readme: &str) -> Vec<String> {
+    let start = readme.find("\n## Development").expect("README has a '## Development' section");
+    let rest = &readme[start..];
+    let open = rest.find("```\n").expect("the Development section opens with the map in a ``` block") + 4;
+    let close = rest[open..].find("```").expect("the map's block is closed") + open;
+    let mut paths = Vec::new();
+    let mut folder = String::new();
+    for line in rest[open..close].lines() {
+        let is_path = |w: &str| w.starts_with("src/") || w.starts_with("tests/") || w.starts_with("benches/");
+        if let Some(first) = line.split_whitespace().next().filter(|w| is_path(w)) {
+            folder = if first.ends_with('/') { first.to_owned() } else { String::new() };
+        }
+        for word in line.split(|c: char| c.is_whitespace() || "(),;:".contains(c)) {
+            if is_path(word) {
+                paths.push(word.to_owned());
+            } else if !folder.is_empty() && word.len() > 3 && word.ends_with(".rs") {
+                let top_level = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(word).is_file();
+                paths.push(if top_level { word.to_owned() } else { format!("{folder}{word}") });
+            }
+        }
+    }
+    paths
+}
+
+#[test]
+fn readme_development_map_names_only_paths_that_exist() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let paths = development_map_paths(&readme);
+    assert!(paths.len() >= 20, "the map names the modules: {paths:?}");
+    let missing: Vec<&String> =
+        paths.iter().filter(|p| !std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p).exists()).collect();
+    assert!(missing.is_empty(), "README.md's Development map names paths that do not exist: {missing:?}");
+}

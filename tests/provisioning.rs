@@ -247,6 +247,23 @@ async fn a_reset_after_the_invite_was_applied_sends_exactly_one_post() {
     sim.shutdown().await;
 }
 
+/// Torq answers the invite with 200 but a body that is not JSON, and (in the simulator) did not create the user:
+/// a 200 proves the POST reached Torq, so it is not sent again even though the user list does not show the user;
+/// the run fails with the reason and says to retry later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_with_an_unreadable_answer_is_never_sent_again() {
+    let sim = sim(FaultPlan::new().on(Endpoint::Invite, FaultKind::MalformedJson, 1, 1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&sim, dir.path(), &["-p", "--create-account-email", "new.hire@example.com"]).await;
+    let err = harness::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(sim.stats().invites, 1, "exactly one POST: {err}");
+    assert!(sim.invited_users().is_empty());
+    assert!(err.contains("HTTP 200 to POST /users/invite, but the answer is not JSON"), "{err}");
+    assert!(err.contains("it was not sent again"), "{err}");
+    sim.shutdown().await;
+}
+
 /// The invite's connection is refused (nothing listens on Torq's port: the POST surely never left the client). It
 /// is sent again after a backoff, once the port listens again, and exactly one POST reaches Torq; no re-list is
 /// needed to decide, because a refused connection cannot have been applied.

@@ -236,6 +236,26 @@ fn assert_uploaded_c1z_equals_fixture(file: &Path) {
     assert_eq!(grants, expected);
 }
 
+/// Torq rejects the connector's API key: running the task again cannot help until someone changes the key, so the
+/// task fails for good (ConductorOne does not retry it) with Unauthenticated and the fix in the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_torq_credentials_fail_the_sync_task_for_good() {
+    let daemon = Daemon::new().await;
+    let c1 = &daemon.c1;
+    let other_key = SimConfig { client_secret: "another-secret".into(), ..SimConfig::default() };
+    let sim = SimServer::start(reference_workspace(), other_key).await.unwrap();
+    c1.push_task(task("2badtorqkey0000000000000001", TaskType::SyncFull(SyncFullTask::default())));
+    let child = daemon.spawn(&sim.api_url(), &sim.auth_url());
+    c1.wait_for("FinishTask of the sync", Duration::from_secs(60), |r| !r.finishes.is_empty()).await;
+    let stderr = stop(child).await;
+    let (code, message, non_retryable) = error_of(&c1.finish_of("2badtorqkey0000000000000001").unwrap());
+    assert_eq!(code, tonic::Code::Unauthenticated as i32, "{message}");
+    assert!(non_retryable, "a rejected key is not retried: {message}");
+    assert!(message.contains("sync failed") && message.contains("BATON_TORQ_CLIENT_SECRET"), "{message}");
+    daemon.assert_no_secret(&stderr);
+    sim.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn torq_down_fails_the_sync_task_retryably_and_the_daemon_keeps_polling() {
     let daemon = Daemon::new().await;

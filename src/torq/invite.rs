@@ -4,10 +4,10 @@
 //! - Sent again (with backoff, within the client's attempt budget): the connection was never established
 //!   (DNS, TCP connect, TLS handshake), or Torq said the request was not handled (429, with or without
 //!   `Retry-After`; 503).
-//! - Lost answer (timeout, connection reset mid-request, a 2xx body that broke off): the user lists are read again
-//!   and searched for the email. Found: the invite took effect. Not found: it did not, so it may be sent again.
-//! - Other 5xx (500, 502, 504): Torq received the request and failed; the lists are read to see whether the user
-//!   exists anyway, and otherwise the error is reported without sending again.
+//! - Lost answer (timeout, connection reset before any status): the user lists are read again and searched for
+//!   the email. Found: the invite took effect. Not found: it did not, so it may be sent again.
+//! - 2xx whose body cannot be used (broken off, not JSON, no user id), and other 5xx (500, 502, 504): Torq received
+//!   the request; the lists are read to find the user, and otherwise the error is reported without sending again.
 //! - 200/201: invited. 409, or a 400 whose message says the user exists: already exists. Other 400, 401 (after
 //!   one token renewal), 403 (only Owners may invite), 404: clear errors.
 //!
@@ -53,6 +53,8 @@ enum Next {
     /// The attempt may have taken effect: look for the user before deciding.
     Check {
         reason: String,
+        /// Set when Torq answered with a status (it received the request): if the user is not listed, this status
+        /// and detail are reported and nothing is sent again. `None`: no answer at all, so it may be sent again.
         failed_status: Option<(u16, String)>,
     },
 }
@@ -108,12 +110,19 @@ async fn judge(resp: Response, request: &str, timeout: Duration) -> Next {
     let status = resp.status().as_u16();
     let fail = |e: TorqError| Next::Done(Err(e));
     match status {
-        200 | 201 => match read_user(resp, timeout).await {
-            Ok(user) if !user.id.is_empty() => Next::Done(Ok(InviteOutcome::Invited(user))),
-            // Applied, but the answer cannot be used: the user list tells us who was created.
-            Ok(_) => Next::Check { reason: format!("HTTP {status} without a user id"), failed_status: None },
-            Err(reason) => Next::Check { reason: format!("HTTP {status}, but {reason}"), failed_status: None },
-        },
+        // Accepted, but the answer cannot be used: the user list tells us who was created. Torq said yes, so the
+        // invite is never sent again, even when the list does not show the user yet.
+        200 | 201 => {
+            let unusable = match read_user(resp, timeout).await {
+                Ok(user) if !user.id.is_empty() => return Next::Done(Ok(InviteOutcome::Invited(user))),
+                Ok(_) => "the answer has no user id".to_string(),
+                Err(reason) => reason,
+            };
+            Next::Check {
+                reason: format!("HTTP {status}, but {unusable}"),
+                failed_status: Some((status, format!(", but {unusable}"))),
+            }
+        }
         409 => Next::Done(Ok(InviteOutcome::AlreadyExists)),
         429 | 503 => {
             let wait = retry_after(&resp);

@@ -125,9 +125,14 @@ async fn sync_and_upload(
         progress: None,
         resource_types,
     };
-    let summary = run_sync(&shared.torq, request, work.clone())
-        .await
-        .map_err(|e| TaskFailure::retryable(sync_error_code(&e), format!("sync failed: {e}")))?;
+    let summary = run_sync(&shared.torq, request, work.clone()).await.map_err(|e| {
+        let message = format!("sync failed: {e}");
+        if sync_error_passes(&e) {
+            TaskFailure::retryable(sync_error_code(&e), message)
+        } else {
+            TaskFailure::permanent(sync_error_code(&e), message)
+        }
+    })?;
     tracing::info!(
         task_id = %id,
         resources = %summary.resource_counts(),
@@ -245,6 +250,17 @@ async fn heartbeat_loop(
 }
 
 /// gRPC code for a failed sync (how the Go SDK maps upstream HTTP failures).
+/// Worth running the task again: Torq unavailable or rate limited, an interrupted run, a local failure. Rejected
+/// credentials, a missing permission, a wrong API address (404) and unknown resource types fail the same way until
+/// someone changes the configuration, so ConductorOne should not retry those.
+fn sync_error_passes(e: &SyncError) -> bool {
+    use tonic::Code;
+    !matches!(
+        sync_error_code(e),
+        Code::InvalidArgument | Code::Unauthenticated | Code::PermissionDenied | Code::NotFound
+    )
+}
+
 fn sync_error_code(e: &SyncError) -> tonic::Code {
     match e {
         SyncError::Interrupted => tonic::Code::Cancelled,

@@ -363,7 +363,8 @@ pub(crate) fn checked_url(raw: &str, flag: &'static str, env: &'static str) -> R
     Ok(url)
 }
 
-/// Checks the output path before any network traffic: not a directory, its directory exists.
+/// Checks the output path before any network traffic: not a symbolic link, directory, device or pipe; its
+/// directory exists.
 pub(crate) fn check_output_path(path: &Path) -> Result<(), ConfigError> {
     let shown = path.display().to_string();
     let err = |reason: String| ConfigError::File { path: shown.clone(), reason };
@@ -379,8 +380,29 @@ pub(crate) fn check_output_path(path: &Path) -> Result<(), ConfigError> {
                 .into(),
         ));
     }
-    if path.is_dir() {
-        return Err(err("it is a directory; pass a file path such as DIR/sync.c1z".into()));
+    // Following a link would let whoever can write the folder choose which file is created or replaced (the
+    // output lock refuses links for the same reason); replacing the link itself would surprise its owner.
+    if let Ok(target) = std::fs::read_link(path) {
+        let target = match path.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+        return Err(err(format!(
+            "it is a symbolic link; pass the file it points to (-f {}), which is then replaced while the link stays",
+            target.display()
+        )));
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(err("it is a directory; pass a file path such as DIR/sync.c1z".into()));
+        }
+        // A device or a pipe would be replaced by the new file (e.g. /dev/null as root), or block the run.
+        Ok(meta) if !meta.is_file() => {
+            return Err(err(
+                "it is not a regular file (a device, pipe or socket); pass a file path such as sync.c1z".into()
+            ));
+        }
+        _ => {}
     }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

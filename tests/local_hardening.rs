@@ -1,5 +1,6 @@
 //! What a local attacker could try against the built binary: a config file someone else can write (or that someone
-//! else owns) naming another Torq URL, and a symlink planted as the output's lock file. Also that the release
+//! else owns) naming another Torq URL, a symlink planted as the output's lock file or as the output, and an output
+//! that is a device or a pipe. Also that the release
 //! build carries no gRPC server code (tonic's `server`/`router` features are for the tests' fake only).
 
 mod common;
@@ -7,8 +8,10 @@ mod common;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use baton_torq::sim::{SimConfig, SimServer};
 use common::harness::{clean_std_command, reference_workspace, stderr};
@@ -134,6 +137,58 @@ fn a_symlink_planted_as_the_lock_file_is_never_followed() {
     assert!(!victim.exists(), "the symlink was followed: its target was created");
     assert_eq!(hits.load(Ordering::Relaxed), 0, "no request before the lock");
     assert!(!dir.path().join("sync.c1z").exists());
+}
+
+/// `-f` naming a symbolic link: refused before any request, with the file to pass instead; neither the link nor
+/// the file it points to is touched (following it would let whoever can write the folder pick the file written).
+#[test]
+fn an_output_that_is_a_symbolic_link_is_refused_with_the_file_to_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let link = dir.path().join("sync.c1z");
+    std::os::unix::fs::symlink("data/real.c1z", &link).unwrap();
+    let (trap, hits) = credential_trap();
+    let env = [("BATON_TORQ_CLIENT_ID", "id"), ("BATON_TORQ_CLIENT_SECRET", "secret"), ("BATON_TORQ_AUTH_URL", &trap)];
+    let out = run_in(dir.path(), &env, &["-f", "sync.c1z"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("it is a symbolic link; pass the file it points to (-f data/real.c1z)"), "{err}");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(!dir.path().join("data/real.c1z").exists(), "the link was followed");
+    assert_eq!(hits.load(Ordering::Relaxed), 0, "no request");
+}
+
+/// `-f` naming a device or a pipe: refused at once (a pipe would block the run; as root, `/dev/null` would be
+/// replaced by the sync file) and left as it was.
+#[test]
+fn an_output_that_is_a_device_or_a_pipe_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.c1z");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (trap, hits) = credential_trap();
+    let env = [("BATON_TORQ_CLIENT_ID", "id"), ("BATON_TORQ_CLIENT_SECRET", "secret"), ("BATON_TORQ_AUTH_URL", &trap)];
+    for target in [fifo.to_str().unwrap(), "/dev/null"] {
+        let mut cmd = clean_std_command();
+        cmd.current_dir(dir.path()).envs(env).args(["-f", target]).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(30) {
+                child.kill().unwrap();
+                panic!("{target}: the run blocked");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{target}: {err}");
+        assert!(err.contains("it is not a regular file (a device, pipe or socket)"), "{target}: {err}");
+    }
+    use std::os::unix::fs::FileTypeExt as _;
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    assert_eq!(hits.load(Ordering::Relaxed), 0, "no request");
 }
 
 /// The features of tonic in the normal (non-dev) dependency graph, as cargo resolves them for the release binary.

@@ -47,6 +47,9 @@ pub(crate) fn detect(path: &Path) -> Result<FileKind, C1zError> {
     if meta.is_dir() {
         return Ok(FileKind::Directory);
     }
+    if !meta.is_file() {
+        return Ok(FileKind::Other);
+    }
     if meta.len() == 0 {
         return Ok(FileKind::Empty);
     }

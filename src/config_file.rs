@@ -226,6 +226,9 @@ fn with_default(mut cmd: clap::Command, long: &str, value: &str, ignore_env: boo
     cmd
 }
 
+/// Largest config file read; a real one is a few hundred bytes.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// The file's text, if the file is one only this user (or root) can change: owned by the current user or root, and
 /// not writable by group or others. Checked on the opened file, so it cannot be swapped between check and read.
 fn read_trusted(path: &Path) -> Result<Zeroizing<String>, ConfigFileError> {
@@ -234,7 +237,7 @@ fn read_trusted(path: &Path) -> Result<Zeroizing<String>, ConfigFileError> {
     let shown = path.display().to_string();
     let unreadable =
         |e: std::io::Error| ConfigFileError::Unreadable { path: shown.clone(), reason: one_line(&e.to_string()) };
-    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let file = std::fs::File::open(path).map_err(unreadable)?;
     let meta = file.metadata().map_err(unreadable)?;
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me && meta.uid() != 0 {
@@ -252,9 +255,24 @@ fn read_trusted(path: &Path) -> Result<Zeroizing<String>, ConfigFileError> {
             fix: format!("run chmod go-w {shown} (chmod 600 also keeps others from reading the secret)"),
         });
     }
-    // The text usually holds the client secret: reserved up front (no reallocation copies) and wiped on drop.
+    let too_large = || ConfigFileError::Unreadable {
+        path: shown.clone(),
+        reason: format!(
+            "it is larger than {} KiB, while a config file is a few lines of 'flag: value'; check that it is the \
+             file meant",
+            MAX_CONFIG_BYTES / 1024
+        ),
+    };
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_large());
+    }
+    // The text usually holds the client secret: reserved up front (no reallocation copies) and wiped on drop. The
+    // read is bounded too: a device reports no length.
     let mut text = Zeroizing::new(String::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1)));
-    file.read_to_string(&mut text).map_err(unreadable)?;
+    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text).map_err(unreadable)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_large());
+    }
     Ok(text)
 }
 

@@ -134,6 +134,19 @@ async fn baton_config_path_names_the_file_and_replaces_the_default() {
     server.shutdown().await;
 }
 
+/// A config file far too large to be one (here 1 TiB, sparse) is refused by its size, not read: reserving room
+/// for it aborted the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_config_file_is_refused_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = std::fs::File::create(dir.path().join(".baton.yaml")).unwrap();
+    conf.set_len(1 << 40).unwrap();
+    drop(conf);
+    let out = command_in(dir.path()).output().await.unwrap();
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(assert_one_line(&out).contains("it is larger than 1024 KiB"), "{}", stderr(&out));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_config_files_are_one_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();

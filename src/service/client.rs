@@ -144,11 +144,11 @@ pub(crate) fn channel(api_host: &str, extra_ca: Option<&[u8]>) -> Result<Channel
         tls = tls.ca_certificate(Certificate::from_pem(pem));
     }
     let endpoint = Endpoint::from_shared(format!("https://{authority}"))
-        .map_err(|e| format!("invalid ConductorOne API host {api_host:?}: {e}"))?
+        .map_err(|e| format!("invalid ConductorOne API host {api_host:?} (--c1-api-host, BATON_C1_API_HOST): {e}"))?
         .user_agent(USER_AGENT)
         .map_err(|e| e.to_string())?
         .tls_config(tls)
-        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .map_err(|e| format!("TLS setup failed: {e}; check --c1-ca-cert-file (BATON_C1_CA_CERT_FILE), when set"))?
         .connect_timeout(CALL_TIMEOUT)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);

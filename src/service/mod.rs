@@ -40,10 +40,24 @@ pub enum ServiceError {
     Setting { flag: &'static str, env: &'static str, reason: String },
     #[error(transparent)]
     Token(#[from] TokenError),
-    #[error("ConductorOne refused Hello ({code:?}): {message}")]
+    #[error("ConductorOne refused Hello ({code:?}): {message}; {}", hello_fix(*code))]
     HelloRejected { code: tonic::Code, message: String },
     #[error("cannot set up the ConductorOne client: {0}")]
     Setup(String),
+}
+
+/// What to do when ConductorOne refuses the start-up Hello with `code`.
+fn hello_fix(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+            "check that --client-id and --client-secret (BATON_CLIENT_ID / BATON_CLIENT_SECRET) are a credential of \
+             this connector in ConductorOne, or create a new one"
+        }
+        tonic::Code::Unimplemented | tonic::Code::NotFound => {
+            "check that --c1-api-host (BATON_C1_API_HOST), when set, names your ConductorOne tenant"
+        }
+        _ => "check the connector's settings in ConductorOne; --log-level debug shows the exchange",
+    }
 }
 
 impl ServiceError {
@@ -214,4 +228,20 @@ async fn shutdown_on_signal(shutdown: CancellationToken) {
     tracing::info!("shutdown requested: no new tasks; stopping the running ones");
     shutdown.cancel();
     crate::signal::exit_on_second(listener, "running tasks are not reported").await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each way ConductorOne can refuse the start-up Hello ends in one line that says what to check.
+    #[test]
+    fn a_refused_hello_says_what_to_check() {
+        let refused = |code| ServiceError::HelloRejected { code, message: "no".into() }.to_string();
+        assert!(refused(tonic::Code::Unauthenticated).contains("BATON_CLIENT_ID / BATON_CLIENT_SECRET"));
+        assert!(refused(tonic::Code::PermissionDenied).contains("create a new one"));
+        assert!(refused(tonic::Code::Unimplemented).contains("BATON_C1_API_HOST"));
+        assert!(refused(tonic::Code::FailedPrecondition).contains("--log-level debug"));
+        assert!(!refused(tonic::Code::InvalidArgument).contains('\n'));
+    }
 }

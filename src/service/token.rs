@@ -31,11 +31,17 @@ pub enum TokenError {
     Rejected { url: String, status: u16, detail: String },
     #[error("TLS failure talking to {url}: {detail}; if ConductorOne is reached through a private CA, pass it with BATON_C1_CA_CERT_FILE")]
     Tls { url: String, detail: String },
-    #[error("cannot reach the ConductorOne token endpoint {url}: {detail}")]
+    #[error(
+        "cannot reach the ConductorOne token endpoint {url}: {detail}; check the network (proxy, firewall, DNS) and, \
+         when set, BATON_C1_API_HOST"
+    )]
     Unreachable { url: String, detail: String },
-    #[error("the ConductorOne token endpoint {url} answered HTTP {status}")]
+    #[error("the ConductorOne token endpoint {url} answered HTTP {status}; ConductorOne may be having trouble, try again later")]
     Server { url: String, status: u16 },
-    #[error("the ConductorOne token endpoint {url} sent an unreadable answer: {detail}")]
+    #[error(
+        "the ConductorOne token endpoint {url} sent an unreadable answer: {detail}; if a proxy sits in between, check \
+         that it passes {url} through"
+    )]
     Malformed { url: String, detail: String },
 }
 

@@ -344,12 +344,7 @@ pub(crate) fn checked_url(raw: &str, flag: &'static str, env: &'static str) -> R
         // The URL itself is not repeated: a query may carry a key.
         return Err(invalid("the URL must not have a ?query or #fragment; remove it".into()));
     }
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
+    let loopback = crate::torq::is_loopback(&url);
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}
@@ -670,9 +665,9 @@ fn stray_word(word: &str, argv: &[String], cmd: &clap::Command) -> String {
 }
 
 /// The log format asked for by a command line that failed to parse (the last `--log-format`, else
-/// BATON_LOG_FORMAT, which the config file may have set), so that its error is printed in that format. `None`
-/// when neither names a valid format.
-pub fn log_format_hint(argv: &[String]) -> Option<LogFormat> {
+/// BATON_LOG_FORMAT, else the config file's `log-format`, i.e. the flag's default in `cmd`), so that its error
+/// is printed in that format. `None` when none names a valid format.
+pub fn log_format_hint(argv: &[String], cmd: &clap::Command) -> Option<LogFormat> {
     let mut typed = None;
     let mut words = argv.iter().skip(1);
     while let Some(word) = words.next() {
@@ -685,7 +680,12 @@ pub fn log_format_hint(argv: &[String]) -> Option<LogFormat> {
             typed = Some(value.to_string());
         }
     }
-    let value = typed.or_else(|| std::env::var("BATON_LOG_FORMAT").ok().filter(|v| !v.is_empty()))?;
+    let from_file = || {
+        let arg = cmd.get_arguments().find(|a| a.get_id() == "log_format")?;
+        arg.get_default_values().first().map(|v| v.to_string_lossy().into_owned())
+    };
+    let value =
+        typed.or_else(|| std::env::var("BATON_LOG_FORMAT").ok().filter(|v| !v.is_empty())).or_else(from_file)?;
     LogFormat::from_str(value.trim(), true).ok()
 }
 
@@ -731,12 +731,18 @@ mod tests {
 
     #[test]
     fn the_log_format_of_a_command_line_that_does_not_parse() {
+        use clap::CommandFactory;
         let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
-        assert_eq!(log_format_hint(&argv(&["b", "--bogus", "--log-format", "JSON"])), Some(LogFormat::Json));
+        let cmd = Cli::command();
+        assert_eq!(log_format_hint(&argv(&["b", "--bogus", "--log-format", "JSON"]), &cmd), Some(LogFormat::Json));
         assert_eq!(
-            log_format_hint(&argv(&["b", "--log-format=json", "--log-format=console"])),
+            log_format_hint(&argv(&["b", "--log-format=json", "--log-format=console"]), &cmd),
             Some(LogFormat::Console)
         );
+        // The config file's value is the flag's default; the command line still wins.
+        let from_file = Cli::command().mut_arg("log_format", |a| a.default_value("console"));
+        assert_eq!(log_format_hint(&argv(&["b", "--bogus"]), &from_file), Some(LogFormat::Console));
+        assert_eq!(log_format_hint(&argv(&["b", "--log-format=json"]), &from_file), Some(LogFormat::Json));
     }
 
     #[test]

@@ -21,8 +21,10 @@ fn main() -> ExitCode {
     // flags > env > file > defaults.
     let (command, config_file) = match config_file::apply(Cli::command()) {
         Ok(applied) => applied,
-        Err(e) => return fail(json_before_parse(&argv), &e.to_string(), EXIT_USAGE),
+        Err(e) => return fail(json_before_parse(&argv, &Cli::command()), &e.to_string(), EXIT_USAGE),
     };
+    // Decided before clap takes the command: a parse error is printed in the format the file asks for, too.
+    let json_if_unparsed = json_before_parse(&argv, &command);
     let parsed = command.try_get_matches_from(&argv).and_then(|matches| {
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.common.file_on_command_line = cli::file_on_command_line(&matches);
@@ -30,7 +32,7 @@ fn main() -> ExitCode {
     });
     let cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e, &argv),
+        Err(e) => return usage_error(e, &argv, json_if_unparsed),
     };
     let json = match cli.common.log_format {
         Some(LogFormat::Json) => true,
@@ -76,8 +78,8 @@ fn default_json() -> bool {
 }
 
 /// The log format for an error met before the command line was parsed.
-fn json_before_parse(argv: &[String]) -> bool {
-    match cli::log_format_hint(argv) {
+fn json_before_parse(argv: &[String], cmd: &clap::Command) -> bool {
+    match cli::log_format_hint(argv, cmd) {
         Some(LogFormat::Json) => true,
         Some(LogFormat::Console) => false,
         None => default_json(),
@@ -97,7 +99,7 @@ fn fail(json: bool, message: &str, code: u8) -> ExitCode {
 }
 
 /// clap's help and version go to stdout as usual; its errors become one line that names the fix.
-fn usage_error(e: clap::Error, argv: &[String]) -> ExitCode {
+fn usage_error(e: clap::Error, argv: &[String], json: bool) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(
         e.kind(),
@@ -106,7 +108,7 @@ fn usage_error(e: clap::Error, argv: &[String]) -> ExitCode {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
-    fail(json_before_parse(argv), &cli::describe_parse_error(&e, argv), EXIT_USAGE)
+    fail(json, &cli::describe_parse_error(&e, argv), EXIT_USAGE)
 }
 
 fn init_logging(json: bool, level: LogLevel) {

@@ -11,7 +11,8 @@
 //! - **Create account** ([`create_account`] -> the type's account manager -> [`invite`]): an email (checked: one `@`, no spaces, at most 254 characters) and
 //!   an optional role (an id, or a name matched case-insensitively; none = Torq's default, Viewer). Nothing is
 //!   sent until the role is known and no user has that email (compared case-insensitively); an existing user is
-//!   "already exists", not an error.
+//!   "already exists", not an error, unless they hold another role than the one asked for (refused: Torq's public
+//!   API cannot change it).
 //! - **Grant** a role's `member` entitlement ([`check_grant`]): Torq's public API cannot change a user's or an API
 //!   key's role, so a grant succeeds only when the principal already holds that role, and is refused with where
 //!   to do it otherwise.
@@ -96,10 +97,12 @@ impl ProvisionError {
         )
     }
 
-    /// Worth trying again later (Torq unreachable, rate limited or failing): the only non-final failures.
+    /// Worth trying again later (Torq unreachable, rate limited or failing before the invite reached it): the only
+    /// non-final failures. An invite Torq answered with an error or an unreadable 200 reached Torq, so it is final
+    /// even though its user list did not show the user: that list may lag, and a retry would invite twice.
     pub(crate) fn is_transient(&self) -> bool {
         match self {
-            ProvisionError::Torq(TorqError::Unavailable { .. } | TorqError::WriteFailed { .. }) => true,
+            ProvisionError::Torq(TorqError::Unavailable { .. }) => true,
             ProvisionError::Torq(TorqError::Api { status, .. }) => *status == 429 || *status >= 500,
             _ => false,
         }
@@ -337,16 +340,33 @@ pub(crate) async fn invite(client: &TorqClient, request: &AccountRequest) -> Res
             .unwrap_or_else(|| if role_id.is_empty() { "(Torq's default)".to_string() } else { role_id.clone() });
         Account { user: UserRecord { role_id, ..user }, role_name }
     };
+    // An existing user is the account asked for only if the role matches (or none was asked for): Torq's public
+    // API cannot change it, and "already exists" would tell ConductorOne the request was fulfilled.
+    let found = |user: UserRecord| {
+        let a = account(user);
+        match role {
+            Some(r) if !a.user.role_id.is_empty() && a.user.role_id != r.id => {
+                Err(ProvisionError::NotSupported(format!(
+                    "Torq user {} already exists with role {}, not {}, and Torq's public API cannot change the role \
+                     of a user; {WHERE_ROLES_CHANGE}",
+                    a.user.email,
+                    a.role_name,
+                    if r.name.is_empty() { &r.id } else { &r.name },
+                )))
+            }
+            _ => Ok(AccountOutcome::AlreadyExists(a)),
+        }
+    };
     if let Some(user) = existing? {
         tracing::info!(user_id = %user.id, "a user with this email exists; not inviting");
-        return Ok(AccountOutcome::AlreadyExists(account(user)));
+        return found(user);
     }
     tracing::info!(role_id = role.map_or("", |r| r.id.as_str()), "inviting the user to Torq");
     match client.invite_user(&request.email, role.map(|r| r.id.as_str())).await? {
         InviteOutcome::Invited(user) => Ok(AccountOutcome::Created(account(user))),
         // Someone else invited the address between our check and the POST.
         InviteOutcome::AlreadyExists => match client.find_user_by_email(&request.email).await? {
-            Some(user) => Ok(AccountOutcome::AlreadyExists(account(user))),
+            Some(user) => found(user),
             None => Err(ProvisionError::ExistsButNotListed(request.email.clone())),
         },
     }

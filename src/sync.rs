@@ -336,6 +336,11 @@ fn write_batches(
                     rows_written += 1 + (row.entitlements.len() + row.grants.len()) as u64;
                 }
             }
+            Batch::Resent { resource_type, rows } => {
+                if let Some(t) = tally.types.get_mut(resource_type) {
+                    t.duplicates = t.duplicates.saturating_sub(rows);
+                }
+            }
         }
         progress.rows_written.fetch_add(rows_written, Ordering::Relaxed);
     }

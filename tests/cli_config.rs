@@ -71,6 +71,17 @@ async fn baton_yaml_in_the_working_directory_supplies_every_setting() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_flag_is_reported_in_the_config_files_log_format() {
+    // Not a terminal, so the format would be JSON without the file's `console`.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".baton.yaml"), "log-format: console\n").unwrap();
+    let out = command_in(dir.path()).arg("--bogus").output().await.unwrap();
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: ") && err.contains("--bogus") && err.lines().count() == 1, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flags_beat_env_and_env_beats_the_file() {
     let server = demo_server(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
@@ -434,6 +445,24 @@ async fn demo_writes_demo_c1z_and_never_the_configured_sync_file() {
     assert!(help.contains("demo.c1z") && help.contains("BATON_FILE"), "{help}");
     let out = command_in(dir.path()).arg("--help").output().await.unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("demo.c1z"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_works_on_a_machine_whose_traffic_goes_through_a_proxy() {
+    // A proxy (here: a port nobody listens on) cannot reach this machine's loopback, so the demo's simulated Torq
+    // is reached directly, whatever the proxy variables say.
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = format!(
+        "http://127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    );
+    let mut c = command_in(dir.path());
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+        c.env(var, &proxy);
+    }
+    let out = c.arg("demo").output().await.unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(listing(dir.path()), vec!["demo.c1z"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

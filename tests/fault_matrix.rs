@@ -16,19 +16,30 @@ use common::harness::{
 /// Upper bound for a failing run (the retry budget is about 8 s of backoff).
 const FAIL_WITHIN: Duration = Duration::from_secs(45);
 
-/// What a fault-free sync of the fixture writes.
-async fn baseline() -> std::collections::BTreeMap<String, Vec<u8>> {
+/// What a fault-free sync of the fixture writes, and its summary's count of resources listed twice.
+async fn baseline() -> (std::collections::BTreeMap<String, Vec<u8>>, serde_json::Value) {
     let server = SimServer::start(fixture(), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sync.c1z");
-    assert_success(&run(&server, &file, &[]).await);
+    let out = run(&server, &file, &[]).await;
+    assert_success(&out);
     server.shutdown().await;
-    content(&file)
+    (content(&file), summary_duplicates(&out))
 }
 
-/// Syncs the fixture under `faults` and asserts the file equals the fault-free one.
+/// The `duplicates` field of the run's JSON summary record.
+fn summary_duplicates(out: &std::process::Output) -> serde_json::Value {
+    let err = stderr(out);
+    err.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|record| record.get("duplicates").cloned())
+        .unwrap_or_else(|| panic!("no JSON summary with duplicates in:\n{err}"))
+}
+
+/// Syncs the fixture under `faults` and asserts the file equals the fault-free one, and so does the summary's
+/// count of resources listed twice (a page read again after it broke off lists nobody twice).
 async fn transient(name: &str, faults: FaultPlan, extra: &[&str]) {
-    let expected = baseline().await;
+    let (expected, duplicates) = baseline().await;
     let server = SimServer::start(fixture(), SimConfig { faults, ..Default::default() }).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sync.c1z");
@@ -36,6 +47,7 @@ async fn transient(name: &str, faults: FaultPlan, extra: &[&str]) {
     assert!(out.status.success(), "{name}: exit {:?}\n{}", out.status.code(), stderr(&out));
     assert!(server.stats().faults_injected > 0, "{name}: the fault was injected");
     assert_eq!(content(&file), expected, "{name}: same content as without faults");
+    assert_eq!(summary_duplicates(&out), duplicates, "{name}: same duplicates as without faults");
     assert_eq!(listing(dir.path()), vec!["sync.c1z"], "{name}: no stray files");
     server.shutdown().await;
 }

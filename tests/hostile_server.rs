@@ -26,13 +26,17 @@ enum Answer {
     Endless(u16),
     /// This status, then a chunked body of one byte every 200 ms, forever.
     Drip(u16),
+    /// 200, then a chunked body that opens this JSON and a string in it that never closes, up to `ENDLESS_CAP`.
+    EndlessString(&'static str),
+    /// 200 with a page of 8 MiB (an ignored padding field) and a `next_page_token` never sent before.
+    BigPages,
 }
 
 /// An endless body stops here (far past every limit the client has), so an unfixed client ends too.
 const ENDLESS_CAP: u64 = 256 * 1024 * 1024;
 
-/// A raw HTTP/1.1 server answering by path: `/token`, a role list (`/roles` or `/users/roles`), anything else
-/// (the user lists; API keys and claim mappings read the same answer as empty lists).
+/// A raw HTTP/1.1 server answering by path: `/token`, a role list (`/roles` or `/users/roles`), the user lists
+/// (`/users`); anything else (API keys, claim mappings) gets `NO_USERS`, which they read as empty lists.
 struct Hostile {
     addr: SocketAddr,
     /// Largest number of body bytes one connection wrote before the client went away (or the cap).
@@ -114,8 +118,15 @@ async fn serve(
             token
         } else if path.contains("/roles") {
             roles
-        } else {
+        } else if path.contains("/users") {
             users
+        } else {
+            Answer::Json(NO_USERS)
+        };
+        let (status, prefix) = match answer {
+            Answer::Endless(status) => (status, r#"{"message": ""#),
+            Answer::EndlessString(prefix) => (200, prefix),
+            _ => (200, ""),
         };
         match answer {
             Answer::Json(body) => {
@@ -126,11 +137,11 @@ async fn serve(
                 socket.write_all(head.as_bytes()).await?;
                 socket.write_all(body.as_bytes()).await?;
             }
-            Answer::Endless(status) => {
+            Answer::Endless(_) | Answer::EndlessString(_) => {
                 socket.write_all(chunked_head(status).as_bytes()).await?;
                 // Chunks of 64 KiB: the first opens a JSON string that never closes.
                 let chunk = |data: &[u8]| [format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n"].concat();
-                let mut first = br#"{"message": ""#.to_vec();
+                let mut first = prefix.as_bytes().to_vec();
                 first.resize(64 * 1024, b'a');
                 let (first, rest) = (chunk(&first), chunk(&[b'a'; 64 * 1024]));
                 let mut sent = 0u64;
@@ -143,6 +154,18 @@ async fn serve(
                     written.fetch_max(sent, Ordering::Relaxed);
                 }
                 return Ok(());
+            }
+            Answer::BigPages => {
+                static PAGES: AtomicU64 = AtomicU64::new(0);
+                let page = PAGES.fetch_add(1, Ordering::Relaxed);
+                let body =
+                    format!(r#"{{"roles": [], "next_page_token": "t{page}", "pad": "{}"}}"#, "a".repeat(8 << 20));
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                socket.write_all(head.as_bytes()).await?;
+                socket.write_all(body.as_bytes()).await?;
             }
             Answer::Drip(status) => {
                 socket.write_all(chunked_head(status).as_bytes()).await?;
@@ -296,6 +319,44 @@ async fn a_role_page_that_drips_forever_times_out() {
         [Answer::Json(TOKEN_OK), Answer::Drip(200), Answer::Json(NO_USERS)],
         2,
         "did not answer GET /roles after 6 attempts (last: the response body was not complete within 2 s)",
+    )
+    .await;
+    assert!(took < GIVES_UP_WITHIN, "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_pages_past_64_mib_in_all_are_refused() {
+    // Pages of 8 MiB with ever new tokens: the 8th no longer fits.
+    let (server, _, _) = failing_sync(
+        [Answer::Json(TOKEN_OK), Answer::BigPages, Answer::Json(NO_USERS)],
+        10,
+        "Torq sent a response to GET /roles (page 8) that this client cannot read (its pages are larger than 67108864 bytes in all)",
+    )
+    .await;
+    let pages = server.requests().iter().filter(|r| r.contains("/roles")).count();
+    assert_eq!(pages, 8, "{:?}", server.requests());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_record_that_never_ends_is_refused_at_1_mib() {
+    // A user whose id never ends: serde would buffer it whole.
+    let (server, _, _) = failing_sync(
+        [Answer::Json(TOKEN_OK), Answer::Json(ONE_ROLE), Answer::EndlessString(r#"{"users": [{"id": ""#)],
+        10,
+        "that this client cannot read (more than 1048576 bytes without a complete user record)",
+    )
+    .await;
+    let written = server.max_body_written();
+    assert!(written < STOPPED_READING, "the client read {written} bytes of one user record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_page_that_drips_forever_is_given_up_on() {
+    // Each byte comes well within the read timeout, but no user record ever completes.
+    let (_, _, took) = failing_sync(
+        [Answer::Json(TOKEN_OK), Answer::Json(ONE_ROLE), Answer::Drip(200)],
+        2,
+        "after 6 attempts (last: no complete user record within 2 s while the page was being read)",
     )
     .await;
     assert!(took < GIVES_UP_WITHIN, "took {took:?}");

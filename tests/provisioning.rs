@@ -113,6 +113,16 @@ async fn invite_by_role_name_once_then_already_exists_without_a_post() {
     assert_eq!(sim.stats().invites, 1, "no second POST");
     assert_eq!(sim.invited_users().len(), 1);
     assert_no_secret(&second, &sim);
+
+    // Again with another role: the account asked for does not exist and Torq's API cannot change the role.
+    let other =
+        ["-p", "--create-account-email", "new.hire@example.com", "--create-account-profile", r#"{"role":"Owner"}"#];
+    let third = run(&sim, dir.path(), &other).await;
+    let err = harness::stderr(&third);
+    assert_eq!(third.status.code(), Some(1), "{err}");
+    assert!(stdout(&third).is_empty(), "{}", stdout(&third));
+    assert!(err.contains("already exists with role Operator, not Owner") && err.contains("Settings > Users"), "{err}");
+    assert_eq!(sim.stats().invites, 1, "no POST");
     assert!(harness::listing(dir.path()).is_empty(), "no sync file is written: {:?}", harness::listing(dir.path()));
     sim.shutdown().await;
 }
@@ -249,7 +259,7 @@ async fn a_reset_after_the_invite_was_applied_sends_exactly_one_post() {
 
 /// Torq answers the invite with 200 but a body that is not JSON, and (in the simulator) did not create the user:
 /// a 200 proves the POST reached Torq, so it is not sent again even though the user list does not show the user;
-/// the run fails with the reason and says to retry later.
+/// the run fails with the reason and says to look for the user in Torq before trying again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_200_with_an_unreadable_answer_is_never_sent_again() {
     let sim = sim(FaultPlan::new().on(Endpoint::Invite, FaultKind::MalformedJson, 1, 1)).await;
@@ -424,8 +434,14 @@ fn user_trait(r: &Resource) -> UserTrait {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
-    // The fourth task's invite (the second POST) is refused by Torq.
-    let sim = sim(FaultPlan::new().on(Endpoint::Invite, FaultKind::Status(403), 2, 1)).await;
+    // The fourth task's invite (the second POST) is refused by Torq; the last one's (the third) fails with a 500.
+    let plan = FaultPlan::new().on(Endpoint::Invite, FaultKind::Status(403), 2, 1).on(
+        Endpoint::Invite,
+        FaultKind::Status(500),
+        3,
+        1,
+    );
+    let sim = sim(plan).await;
     let (c1, secret) = FakeC1::start_for_new_key().await;
     let dir = tempfile::tempdir().unwrap();
     let ids = [
@@ -439,6 +455,8 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
         "2deleteresource000000000001",
         "2grantkeyheld00000000000001",
         "2grantkeychange000000000001",
+        "2createaccountotherrole0001",
+        "2createaccountservererror01",
     ];
     c1.push_task(task(ids[0], create_account("new.hire@example.com", Some("operator"))));
     c1.push_task(task(ids[1], create_account("NEW.HIRE@example.com", Some("Operator"))));
@@ -477,6 +495,8 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
     };
     c1.push_task(task(ids[8], key_grant(OPERATOR)));
     c1.push_task(task(ids[9], key_grant(OWNER)));
+    c1.push_task(task(ids[10], create_account("new.hire@example.com", Some("Owner"))));
+    c1.push_task(task(ids[11], create_account("error500@example.com", None)));
 
     let child = daemon(&sim, &c1, &secret, dir.path(), true);
     c1.wait_for("a FinishTask for every task", Duration::from_secs(60), |r| r.finishes.len() >= ids.len()).await;
@@ -517,7 +537,7 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
     assert_eq!(code, tonic::Code::PermissionDenied, "{message}");
     assert!(non_retryable);
     assert!(message.contains("only Owners can invite"), "{message}");
-    assert_eq!(sim.stats().invites, 2, "one POST for task 1, one for task 4, none for the others");
+    assert_eq!(sim.stats().invites, 3, "one POST each for tasks 1, 4 and 12, none for the others");
 
     // 5: Ada is already an Owner: success with GrantAlreadyExists, in the response and on the success.
     let (resp, annotations): (GrantManagerServiceGrantResponse, _) =
@@ -549,7 +569,19 @@ async fn service_mode_invites_and_answers_grant_revoke_and_delete_honestly() {
     assert!(non_retryable);
     assert!(message.contains("cannot change the role of an API key"), "{message}");
     assert!(message.contains("avatar > API Keys"), "{message}");
-    assert_eq!(sim.stats().invites, 2);
+    // 11: the invited user asked for again with another role: not "already exists" (the role was not given).
+    let (code, message, non_retryable) = error_of(&c1.finish_of(ids[10]).unwrap());
+    assert_eq!(code, tonic::Code::FailedPrecondition, "{message}");
+    assert!(non_retryable);
+    assert!(message.contains("already exists with role Operator, not Owner"), "{message}");
+    assert!(message.contains("Torq UI (Settings > Users)"), "{message}");
+    // 12: Torq answered the invite with a 500 and its list does not show the user: the invite reached Torq, so
+    // the task is final; a ConductorOne retry could invite twice if the list lags.
+    let (code, message, non_retryable) = error_of(&c1.finish_of(ids[11]).unwrap());
+    assert_eq!(code, tonic::Code::Unavailable, "{message}");
+    assert!(non_retryable, "{message}");
+    assert!(message.contains("HTTP 500") && message.contains("not sent again"), "{message}");
+    assert_eq!(sim.stats().invites, 3);
     sim.shutdown().await;
 }
 

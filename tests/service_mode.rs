@@ -17,8 +17,9 @@ use baton_torq::proto::baton_v1::task::{EventFeedTask, GrantTask, HelloTask, Syn
 use baton_torq::sim::{SimConfig, SimServer, SimUser, Workspace};
 use common::c1_key::test_key;
 use common::c1z_reader::C1zReader;
+use common::connect_proxy::ConnectProxy;
 use common::fake_c1::task;
-use common::fake_c1::{FakeC1, FakeC1Config, TEST_CLIENT_ID as CLIENT_ID};
+use common::fake_c1::{FakeC1, FakeC1Config, PROXIED_HOST, TEST_CLIENT_ID as CLIENT_ID};
 use common::harness::{clean_command, reference_workspace, service_command, REFERENCE_JSON, SERVICE_HOST_ID};
 
 async fn fake(private: &[u8; 32], reject_all_tokens: bool) -> FakeC1 {
@@ -252,6 +253,36 @@ async fn rejected_torq_credentials_fail_the_sync_task_for_good() {
     assert_eq!(code, tonic::Code::Unauthenticated as i32, "{message}");
     assert!(non_retryable, "a rejected key is not retried: {message}");
     assert!(message.contains("sync failed") && message.contains("BATON_TORQ_CLIENT_SECRET"), "{message}");
+    daemon.assert_no_secret(&stderr);
+    sim.shutdown().await;
+}
+
+/// Behind a proxy: ConductorOne is known by a name only the proxy resolves, so the token request and the gRPC
+/// channel (Hello, GetTask, the upload, FinishTask) can only have gone through the tunnel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_reaches_conductorone_through_an_https_proxy() {
+    let daemon = Daemon::new().await;
+    let c1 = &daemon.c1;
+    let proxy = ConnectProxy::start(&[(PROXIED_HOST, c1.addr())]).await;
+    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
+    c1.push_task(task("2proxiedsynctask000000000001", TaskType::SyncFull(SyncFullTask::default())));
+    let host = format!("{PROXIED_HOST}:{}", c1.addr().port());
+    let child = daemon
+        .command(&sim.api_url(), &sim.auth_url())
+        .env("BATON_C1_API_HOST", &host)
+        .env("HTTPS_PROXY", proxy.url())
+        .args(["--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c1.wait_for("FinishTask of the sync", Duration::from_secs(60), |r| !r.finishes.is_empty()).await;
+    let stderr = stop(child).await;
+    let f = c1.finish_of("2proxiedsynctask000000000001").expect("FinishTask");
+    assert!(matches!(f.final_state, Some(FinalState::Success(_))), "{f:?}\n{stderr}");
+    assert!(c1.with_record(|r| r.uploads.len()) == 1, "the sync was uploaded");
+    let targets = proxy.targets();
+    assert!(!targets.is_empty() && targets.iter().all(|t| *t == host), "{targets:?}");
     daemon.assert_no_secret(&stderr);
     sim.shutdown().await;
 }

@@ -56,7 +56,16 @@ pub struct Row {
 #[derive(Debug)]
 pub(crate) enum Batch {
     ResourceType(ResourceType),
-    Rows { resource_type: &'static str, rows: Vec<Row> },
+    Rows {
+        resource_type: &'static str,
+        rows: Vec<Row>,
+    },
+    /// How many rows of the type were sent again because a page broke off and was read from its start: the writer
+    /// found them already written, which does not make them duplicates in Torq.
+    Resent {
+        resource_type: &'static str,
+        rows: u64,
+    },
 }
 
 /// The sending end of the writer's channel, for one syncer.
@@ -86,6 +95,15 @@ impl RowSink {
             return Ok(());
         }
         let batch = Batch::Rows { resource_type: self.resource_type, rows };
+        self.tx.send(batch).await.map_err(|_| TorqError::SinkClosed)
+    }
+
+    /// Tells the writer that `rows` rows were sent again after a page broke off (see [`Batch::Resent`]).
+    pub(crate) async fn resent(&self, rows: u64) -> Result<(), TorqError> {
+        if rows == 0 {
+            return Ok(());
+        }
+        let batch = Batch::Resent { resource_type: self.resource_type, rows };
         self.tx.send(batch).await.map_err(|_| TorqError::SinkClosed)
     }
 

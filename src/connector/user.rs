@@ -5,6 +5,9 @@
 //! Status: VERIFIED -> ENABLED; INVITATION_SENT -> ENABLED with details "invitation sent, not accepted yet";
 //! anything else -> UNSPECIFIED with the raw Torq status as details. Torq has no name fields, so no name is made up.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use futures_util::future::BoxFuture;
 
 use super::syncer::{AccountManager, ResourceSyncer, Row, RowSink, Synced};
@@ -77,12 +80,17 @@ async fn stream_list(client: &TorqClient, sso: bool, sink: RowSink) -> Result<u6
     let buffer = sink.buffer();
     let callback_buffer = buffer.clone();
     let stop = sink.stop_token().clone();
+    let writer = sink.clone();
+    // Every record handed over, including those of attempts that broke off (their page is read again).
+    let delivered = Arc::new(AtomicU64::new(0));
+    let handed_over = Arc::clone(&delivered);
     let count = client
         .stream_users(sso, &stop, move |u: UserRecord| {
             if sink.is_stopped() {
                 return Err(SinkClosed);
             }
             sink.fetched(1);
+            handed_over.fetch_add(1, Ordering::Relaxed);
             if u.id.is_empty() {
                 tracing::warn!(email = %u.email, "Torq listed a user without an id; skipping it");
                 return Ok(());
@@ -91,6 +99,9 @@ async fn stream_list(client: &TorqClient, sso: bool, sink: RowSink) -> Result<u6
         })
         .await?;
     buffer.flush().await?;
+    // `count` is what the final attempt of each page delivered; the rest was delivered again. (A user without an
+    // id in a broken attempt is counted here too, so a real duplicate may go uncounted then; never over-counted.)
+    writer.resent(delivered.load(Ordering::Relaxed).saturating_sub(count)).await?;
     tracing::debug!(sso, users = count, "user list fetched");
     Ok(count)
 }

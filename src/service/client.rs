@@ -1,5 +1,7 @@
 //! The BatonService gRPC client: one TLS channel to ConductorOne, `authorization: Bearer` on every call (marked
 //! sensitive so it never shows in `Debug`), user agent `baton-torq/<version>`, and `host_id` in every request.
+//! Behind a proxy (`HTTPS_PROXY`/`ALL_PROXY`, unless `NO_PROXY` names the host) the channel is an HTTP CONNECT
+//! tunnel through it, TLS to ConductorOne inside, as for the token requests (reqwest reads the same variables).
 //!
 //! Must not: log tokens or request metadata; decide what to do with a task (that is `tasks`).
 
@@ -8,9 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt as _};
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::proxy::matcher::Matcher;
 use secrecy::ExposeSecret as _;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncReadExt as _;
+use tonic::codegen::http::{HeaderValue, Uri};
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
@@ -152,7 +158,36 @@ pub(crate) fn channel(api_host: &str, extra_ca: Option<&[u8]>) -> Result<Channel
         .connect_timeout(CALL_TIMEOUT)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
-    Ok(endpoint.connect_lazy())
+    let Some((proxy, auth)) = proxy_for(endpoint.uri())? else {
+        return Ok(endpoint.connect_lazy());
+    };
+    tracing::debug!(proxy = %proxy.authority().map_or("", |a| a.as_str().rsplit('@').next().unwrap_or("")),
+        "reaching ConductorOne through the proxy");
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    let mut tunnel = Tunnel::new(proxy, tcp);
+    if let Some(auth) = auth {
+        tunnel = tunnel.with_auth(auth);
+    }
+    Ok(endpoint.connect_with_connector_lazy(tunnel))
+}
+
+/// The proxy for `target` from the environment, read the way curl and reqwest read it, with its basic
+/// credentials; `None` for a direct connection. Only plain-http proxies can carry the tunnel.
+fn proxy_for(target: &Uri) -> Result<Option<(Uri, Option<HeaderValue>)>, String> {
+    let Some(intercept) = Matcher::from_env().intercept(target) else {
+        return Ok(None);
+    };
+    let proxy = intercept.uri().clone();
+    if proxy.scheme_str() != Some("http") {
+        // Never the whole value: it may hold the proxy's password.
+        return Err(format!(
+            "the proxy for ConductorOne (HTTPS_PROXY or ALL_PROXY) is a {}:// proxy; service mode tunnels through \
+             http:// proxies only (e.g. HTTPS_PROXY=http://proxy.example:3128)",
+            proxy.scheme_str().unwrap_or("?")
+        ));
+    }
+    Ok(Some((proxy, intercept.basic_auth().cloned())))
 }
 
 impl C1Client {

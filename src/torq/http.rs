@@ -61,18 +61,6 @@ pub(crate) async fn read_body(
 /// Largest page body decoded whole (role pages are a few KiB; the user lists are streamed, not read whole).
 pub(crate) const PAGE_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
-/// Reads a whole JSON body of at most `limit` bytes within `deadline` and decodes it as `T`.
-pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
-    resp: Response,
-    request: &str,
-    limit: usize,
-    deadline: Duration,
-) -> Result<T, Outcome> {
-    let mut body = Vec::new();
-    read_body(resp, &mut body, limit, deadline).await.map_err(|e| Outcome::from_body(e, request))?;
-    serde_json::from_slice(&body).map_err(|e| Outcome::from_json(&e, request))
-}
-
 impl Outcome {
     /// A bounded body read that failed: too large is a response this client will not read; a deadline or a
     /// transport failure is worth another attempt.

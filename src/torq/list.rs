@@ -1,19 +1,26 @@
 //! Paged lists: the one loop that follows `next_page_token` for every list endpoint, through a page guard so a
 //! cycling or endless token cannot loop, and the whole-body decoding of the small lists (roles, API keys, claim
-//! mappings: at most 16 MiB per page, read within the request timeout). The user lists are not small: `users.rs`
-//! streams each page's body through this same loop.
+//! mappings: at most 16 MiB per page and 64 MiB in all, each page read within the request timeout). The user
+//! lists are not small: `users.rs` streams each page's body through this same loop.
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use reqwest::Response;
 use serde::de::DeserializeOwned;
 
-use super::http::{json_body, Outcome, PAGE_BODY_LIMIT};
+use super::http::{read_body, BodyError, Outcome, PAGE_BODY_LIMIT};
 use super::{TorqClient, TorqError};
 
 /// Safety net against a server that keeps inventing page tokens.
 const MAX_PAGES: u64 = 10_000;
+
+/// Most bytes all pages of one small list may take together: a workspace's roles, API keys or claim mappings are
+/// kilobytes, and what is decoded stays in memory until the sync writes it.
+const LIST_BYTES_LIMIT: usize = 64 * 1024 * 1024;
 
 /// A decoded page of a list answer.
 pub(crate) trait ListPage: DeserializeOwned + Send + 'static {
@@ -89,12 +96,26 @@ impl TorqClient {
         let timeout = self.inner.settings.timeout;
         let query = page_size.map(|size| ("page_size", size.to_string())).into_iter().collect();
         let mut items = Vec::new();
+        let left = Arc::new(AtomicUsize::new(LIST_BYTES_LIMIT));
         self.each_page(
             Paged { path, name, query, max_pages: MAX_PAGES },
             |resp, request| {
                 let request = request.to_string();
-                // At most 16 MiB, and the whole page within the request timeout.
-                async move { json_body::<P>(resp, &request, PAGE_BODY_LIMIT, timeout).await.map(P::into_parts) }
+                let left = Arc::clone(&left);
+                // At most 16 MiB (and what is left of the list's 64 MiB), the whole page within the request timeout.
+                async move {
+                    let limit = PAGE_BODY_LIMIT.min(left.load(Ordering::Relaxed));
+                    let mut body = Vec::new();
+                    read_body(resp, &mut body, limit, timeout).await.map_err(|e| match e {
+                        BodyError::TooLarge { .. } if limit < PAGE_BODY_LIMIT => Outcome::Fatal(TorqError::Malformed {
+                            request: request.clone(),
+                            detail: format!("its pages are larger than {LIST_BYTES_LIMIT} bytes in all"),
+                        }),
+                        e => Outcome::from_body(e, &request),
+                    })?;
+                    left.fetch_sub(body.len(), Ordering::Relaxed);
+                    serde_json::from_slice::<P>(&body).map(P::into_parts).map_err(|e| Outcome::from_json(&e, &request))
+                }
             },
             |page_items| items.extend(page_items),
         )
@@ -104,16 +125,18 @@ impl TorqClient {
 }
 
 /// Counts pages and refuses a page token the server already sent (a server that cycles through tokens would
-/// otherwise repeat the list until `max_pages`).
+/// otherwise repeat the list until `max_pages`). Keeps a keyed hash of each token, not the token: a server's
+/// tokens can be large, and a chance collision of 64-bit keyed hashes is negligible.
 struct PageGuard {
-    seen: HashSet<String>,
+    seen: HashSet<u64>,
+    hasher: RandomState,
     pages: u64,
     max_pages: u64,
 }
 
 impl PageGuard {
     fn new(max_pages: u64) -> PageGuard {
-        PageGuard { seen: HashSet::new(), pages: 1, max_pages }
+        PageGuard { seen: HashSet::new(), hasher: RandomState::new(), pages: 1, max_pages }
     }
 
     /// The number of the page about to be requested (1 for the first).
@@ -123,7 +146,7 @@ impl PageGuard {
 
     /// Accepts `next` (non-empty) as the token of the next page of `request`.
     fn advance(&mut self, next: &str, request: &str) -> Result<(), TorqError> {
-        if !self.seen.insert(next.to_string()) || self.pages >= self.max_pages {
+        if !self.seen.insert(self.hasher.hash_one(next)) || self.pages >= self.max_pages {
             return Err(TorqError::EndlessPaging { request: request.to_string(), pages: self.pages });
         }
         self.pages += 1;

@@ -111,7 +111,8 @@ pub enum TorqError {
     Refused { request: String, status: u16, detail: String },
     #[error(
         "Torq answered HTTP {status} to {request}{detail}, and the user list does not show the change; it was not \
-         sent again (a write is never repeated unless it surely did not reach Torq): retry later"
+         sent again (a write is never repeated unless it surely did not reach Torq): look for the user in Torq \
+         (Settings > Users) before trying again"
     )]
     WriteFailed { request: String, status: u16, detail: String },
     #[error("cannot set up the HTTP client: {0}")]
@@ -182,13 +183,28 @@ impl std::fmt::Debug for TorqClient {
     }
 }
 
+/// Whether `url`'s host is this machine (127.0.0.0/8, ::1, localhost).
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 impl TorqClient {
     /// Builds the HTTP client: system certificate store, no redirects (Torq signals an expired token with a 302),
-    /// a user agent naming this connector.
+    /// a user agent naming this connector; the proxy from `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` (and `NO_PROXY`),
+    /// except for a Torq on this machine (the demo, a local simulator), which a proxy could not reach.
     pub fn new(settings: TorqSettings) -> Result<Self, TorqError> {
         // reqwest is built without a default crypto provider; install ring once per process.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if is_loopback(&settings.api_url) && is_loopback(&settings.auth_url) {
+            builder = builder.no_proxy();
+        }
+        let http = builder
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("baton-torq/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(settings.timeout)

@@ -7,10 +7,16 @@
 //!
 //! The decode thread's reads end as soon as the caller's stop token is cancelled: a stalled body must not keep
 //! the thread (and the writer waiting for it) alive until the read timeout when the operator asks to stop.
+//!
+//! A page may be as long as the workspace is large, so it has no overall size or time limit; instead it must keep
+//! bringing users: a complete record within the request timeout and within [`MAX_RECORD_BYTES`]. A server that
+//! drips whitespace, or sends one value that never ends, is given up on instead of holding the run or its memory.
 
+use std::cell::Cell;
 use std::fmt;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::{stream, Stream, StreamExt, TryStreamExt};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -28,6 +34,10 @@ pub(crate) struct SinkClosed;
 
 /// Safety net against a server that keeps sending new page tokens forever.
 const MAX_USER_PAGES: u64 = 100_000;
+
+/// Most bytes a user page may take between two complete user records (or before the first): a Torq user record
+/// is well under a kilobyte, so more is one endless value, which serde would buffer whole.
+pub(crate) const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 
 /// The per-user callback, shared with the blocking decode thread.
 type SharedSink<F> = Arc<Mutex<F>>;
@@ -48,6 +58,7 @@ impl TorqClient {
         let flag = if sso { "true" } else { "false" };
         let name = format!("GET /users?sso_provision={flag}");
         let mut total = 0u64;
+        let timeout = self.inner.settings.timeout;
         self.each_page(
             Paged {
                 path: "users",
@@ -55,7 +66,7 @@ impl TorqClient {
                 query: vec![("sso_provision", flag.to_string())],
                 max_pages: MAX_USER_PAGES,
             },
-            |resp, request| decode_users_page(resp, Arc::clone(&sink), request.to_string(), stop.clone()),
+            |resp, request| decode_users_page(resp, Arc::clone(&sink), request.to_string(), stop.clone(), timeout),
             |count| total += count,
         )
         .await?;
@@ -63,12 +74,14 @@ impl TorqClient {
     }
 }
 
-/// Decodes one `{"users": [...], "next_page_token": "..."}` body on a blocking thread.
+/// Decodes one `{"users": [...], "next_page_token": "..."}` body on a blocking thread, each record within
+/// `timeout` and [`MAX_RECORD_BYTES`] of the previous one.
 async fn decode_users_page<F>(
     resp: reqwest::Response,
     sink: SharedSink<F>,
     request: String,
     stop: CancellationToken,
+    timeout: Duration,
 ) -> Result<(u64, String), Outcome>
 where
     F: FnMut(UserRecord) -> Result<(), SinkClosed> + Send + 'static,
@@ -77,26 +90,100 @@ where
         return Err(Outcome::Fatal(TorqError::SinkClosed));
     }
     let body = StreamReader::new(Box::pin(stoppable(resp.bytes_stream().map_err(std::io::Error::other), stop.clone())));
-    let reader = SyncIoBridge::new(body);
     let joined = tokio::task::spawn_blocking(move || {
         let mut guard = match sink.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let mut page = PageVisitor { on_user: &mut *guard, count: 0, next_page_token: None, sink_closed: false };
+        let pace = RecordPace::new(timeout);
+        let reader = PacedReader { inner: SyncIoBridge::new(body), pace: &pace };
+        let mut on_user = |user: UserRecord| {
+            let taken = (*guard)(user);
+            // From the end of the hand-over: time the writer took to accept the record is not the server's.
+            pace.restart();
+            taken
+        };
+        let mut page = PageVisitor { on_user: &mut on_user, count: 0, next_page_token: None, sink_closed: false };
         let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(256 * 1024, reader));
         let result = (&mut page).deserialize(&mut de).and_then(|()| de.end());
         let closed = page.sink_closed;
-        (result, page.count, page.next_page_token, closed)
+        (result, page.count, page.next_page_token, closed, pace.tripped.get())
     })
     .await;
-    let (result, count, next, sink_closed) =
+    let (result, count, next, sink_closed, tripped) =
         joined.map_err(|e| Outcome::Fatal(TorqError::Malformed { request: request.clone(), detail: e.to_string() }))?;
     // A stop is not a broken body: it must not be retried.
     if sink_closed || stop.is_cancelled() {
         return Err(Outcome::Fatal(TorqError::SinkClosed));
     }
+    match tripped {
+        Some(Trip::TooLarge) => {
+            return Err(Outcome::Fatal(TorqError::Malformed {
+                request,
+                detail: format!("more than {MAX_RECORD_BYTES} bytes without a complete user record"),
+            }))
+        }
+        Some(Trip::TooSlow) => {
+            return Err(Outcome::transient(format!(
+                "no complete user record within {} s while the page was being read",
+                timeout.as_secs_f64()
+            )))
+        }
+        None => {}
+    }
     result.map(|()| (count, next.unwrap_or_default())).map_err(|e| Outcome::from_json(&e, &request))
+}
+
+/// Which limit of [`RecordPace`] a page broke.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Trip {
+    TooLarge,
+    TooSlow,
+}
+
+/// Bytes and time since the last complete user record of the page being read (or its start).
+struct RecordPace {
+    bytes: Cell<u64>,
+    since: Cell<Instant>,
+    timeout: Duration,
+    tripped: Cell<Option<Trip>>,
+}
+
+impl RecordPace {
+    fn new(timeout: Duration) -> RecordPace {
+        RecordPace { bytes: Cell::new(0), since: Cell::new(Instant::now()), timeout, tripped: Cell::new(None) }
+    }
+
+    fn restart(&self) {
+        self.bytes.set(0);
+        self.since.set(Instant::now());
+    }
+
+    fn trip(&self, trip: Trip) -> std::io::Error {
+        self.tripped.set(Some(trip));
+        std::io::Error::other("the user page broke a record limit")
+    }
+}
+
+/// The body as the decoder reads it, failing once [`RecordPace`]'s limits are passed.
+struct PacedReader<'p, R> {
+    inner: R,
+    pace: &'p RecordPace,
+}
+
+impl<R: Read> Read for PacedReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pace.since.get().elapsed() > self.pace.timeout {
+            return Err(self.pace.trip(Trip::TooSlow));
+        }
+        let n = self.inner.read(buf)?;
+        let bytes = self.pace.bytes.get() + n as u64;
+        self.pace.bytes.set(bytes);
+        if bytes > MAX_RECORD_BYTES {
+            return Err(self.pace.trip(Trip::TooLarge));
+        }
+        Ok(n)
+    }
 }
 
 /// `body`, ending with an error as soon as `stop` is cancelled, even while the server sends nothing (the blocking

@@ -136,10 +136,15 @@ impl FakeC1Config {
     }
 }
 
+/// A host name for the fake that no resolver knows: reachable only through `connect_proxy::ConnectProxy`.
+pub const PROXIED_HOST: &str = "c1.proxied.test";
+
 impl FakeC1 {
     pub async fn start(config: FakeC1Config) -> FakeC1 {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        // PROXIED_HOST: a name only a test's proxy resolves (see `connect_proxy`).
+        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), PROXIED_HOST.to_owned()];
+        let cert = rcgen::generate_simple_self_signed(names).unwrap();
         let cert_pem = cert.cert.pem();
         let key_pem = cert.signing_key.serialize_pem();
         let inner = Arc::new(Inner {
@@ -184,6 +189,11 @@ impl FakeC1 {
         let path = dir.join("c1-ca.pem");
         std::fs::write(&path, &self.ca_pem).expect("write the fake's CA certificate");
         path
+    }
+
+    /// The address the fake listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
     }
 
     /// `localhost:<port>` for `BATON_C1_API_HOST`.

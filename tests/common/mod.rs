@@ -3,6 +3,7 @@
 
 pub mod c1_key;
 pub mod c1z_reader;
+pub mod connect_proxy;
 pub mod dump;
 pub mod fake_c1;
 pub mod harness;

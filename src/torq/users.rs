@@ -37,7 +37,7 @@ const MAX_USER_PAGES: u64 = 100_000;
 
 /// Most bytes a user page may take between two complete user records (or before the first): a Torq user record
 /// is well under a kilobyte, so more is one endless value, which serde would buffer whole.
-pub(crate) const MAX_RECORD_BYTES: u64 = 1024 * 1024;
+const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 
 /// The per-user callback, shared with the blocking decode thread.
 type SharedSink<F> = Arc<Mutex<F>>;

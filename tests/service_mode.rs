@@ -287,6 +287,23 @@ async fn service_mode_reaches_conductorone_through_an_https_proxy() {
     sim.shutdown().await;
 }
 
+/// A proxy the tunnel cannot use is refused at start with one line that never repeats the proxy's password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_cannot_carry_the_grpc_tunnel_is_refused_at_start() {
+    let daemon = Daemon::new().await;
+    for proxy in ["https://user:pr0xy-pw@127.0.0.1:1", "socks5://user:pr0xy-pw@127.0.0.1:1"] {
+        let mut cmd = daemon.command("http://127.0.0.1:1/p", "http://127.0.0.1:1/t");
+        cmd.env("HTTPS_PROXY", proxy).args(["--log-format", "console"]).stdout(Stdio::null());
+        let out = tokio::time::timeout(Duration::from_secs(30), cmd.output()).await.expect("exits").unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{proxy}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let scheme = proxy.split(':').next().unwrap_or_default();
+        assert!(err.contains(&format!("is a {scheme}:// proxy")) && err.contains("http:// proxies only"), "{err}");
+        assert!(!err.contains("pr0xy-pw"), "{err}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn torq_down_fails_the_sync_task_retryably_and_the_daemon_keeps_polling() {
     let daemon = Daemon::new().await;

@@ -90,7 +90,7 @@ pub(crate) enum Command {
     /// -f on the command line; BATON_FILE and the config file's `file` are ignored, so demo data never becomes
     /// the "previous sync" of a real one. Each run changes one user's last login, so two demo runs differ.
     Demo,
-    /// Print a shell completion script (bash, zsh, fish or powershell) on stdout
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) on stdout
     Completion {
         /// Shell to generate the script for
         #[arg(value_enum, ignore_case = true)]
@@ -223,16 +223,16 @@ pub struct ServiceArgs {
     #[arg(long, env = "BATON_TASK_CONCURRENCY", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=100), hide_env_values = true, value_name = "N")]
     pub(crate) task_concurrency: u8,
     /// Override the ConductorOne host[:port] for the token endpoint and the API (default: from the client ID)
-    #[arg(long, env = "BATON_C1_API_HOST", hide = true, hide_env_values = true, value_name = "HOST")]
+    #[arg(long, env = "BATON_C1_API_HOST", hide_env_values = true, value_name = "HOST")]
     pub(crate) c1_api_host: Option<String>,
     /// Host id reported to ConductorOne (default: the hostname)
-    #[arg(long, env = "BATON_HOST_ID", hide = true, hide_env_values = true, value_name = "ID")]
+    #[arg(long, env = "BATON_HOST_ID", hide_env_values = true, value_name = "ID")]
     pub(crate) host_id: Option<String>,
     /// Extra PEM root certificate(s) to trust for ConductorOne (tests, private CAs / TLS-inspecting proxies)
-    #[arg(long, env = "BATON_C1_CA_CERT_FILE", hide = true, hide_env_values = true, value_name = "PEM")]
+    #[arg(long, env = "BATON_C1_CA_CERT_FILE", hide_env_values = true, value_name = "PEM")]
     pub(crate) c1_ca_cert_file: Option<PathBuf>,
     /// Existing directory for the temporary sync files of service mode (default: the OS temp dir)
-    #[arg(long, env = "BATON_C1Z_TEMP_DIR", hide = true, hide_env_values = true, value_name = "DIR")]
+    #[arg(long, env = "BATON_C1Z_TEMP_DIR", hide_env_values = true, value_name = "DIR")]
     pub(crate) c1z_temp_dir: Option<PathBuf>,
 }
 

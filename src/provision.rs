@@ -8,7 +8,7 @@
 //! syncer's optional `AccountManager`, which calls [`invite`]) and shapes the answers
 //! (`crate::connector::account_creation`); `torq/` stays unaware of Baton.
 //!
-//! - **Create account** ([`create_account`] -> the type's account manager -> [`invite`]): an email (checked: one `@`, no spaces, at most 254 characters) and
+//! - **Create account** ([`create_account`] -> the type's account manager -> [`invite`]): an email (checked: one `@`, no spaces, at most 254 bytes of UTF-8) and
 //!   an optional role (an id, or a name matched case-insensitively; none = Torq's default, Viewer). Nothing is
 //!   sent until the role is known and no user has that email (compared case-insensitively); an existing user is
 //!   "already exists", not an error, unless they hold another role than the one asked for (refused: Torq's public
@@ -236,7 +236,7 @@ fn struct_value(v: &prost_types::Value) -> ProfileValue {
 pub(crate) fn check_email(email: &str) -> Result<(), ProvisionError> {
     let bad = |reason| Err(ProvisionError::BadEmail { email: email.chars().take(300).collect(), reason });
     if email.len() > MAX_EMAIL_LEN {
-        return bad("longer than 254 characters");
+        return bad("longer than 254 bytes");
     }
     if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return bad("it contains a space or a control character");
@@ -477,6 +477,11 @@ mod tests {
             assert!(matches!(err, ProvisionError::BadEmail { .. }), "{bad:?}: {err}");
         }
         assert!(check_email(&format!("{}@example.com", "a".repeat(243))).is_err(), "255 bytes");
+        // The limit counts bytes, as the message says: 122 two-byte letters make 134 characters but 256 bytes.
+        let wide = format!("{}@example.com", "é".repeat(122));
+        assert_eq!((wide.chars().count(), wide.len()), (134, 256));
+        let err = check_email(&wide).unwrap_err().to_string();
+        assert!(err.contains("longer than 254 bytes"), "{err}");
     }
 
     #[test]

@@ -153,7 +153,20 @@ async fn invite_by_role_id_by_alias_and_with_torqs_default_role() {
     let out = run(&sim, dir.path(), &["-p", "--create-account-login", "login.only@example.com"]).await;
     harness::assert_success(&out);
     assert!(sim.invited_users().iter().any(|u| u.email == "login.only@example.com"));
-    assert_eq!(sim.stats().invites, 4);
+    // The variables work as the flags do (README, Provisioning): a run with them set is an invite, not a sync.
+    let out = harness::command(&sim, &SimConfig::default(), &dir.path().join("sync.c1z"))
+        .env("BATON_PROVISIONING", "true")
+        .env("BATON_CREATE_ACCOUNT_EMAIL", "by.env@example.com")
+        .env("BATON_CREATE_ACCOUNT_PROFILE", r#"{"role":"Operator"}"#)
+        .output()
+        .await
+        .expect("binary runs");
+    harness::assert_success(&out);
+    let user = sim.invited_users().into_iter().find(|u| u.email == "by.env@example.com").expect("invited");
+    assert_eq!(user.role_id, OPERATOR);
+    assert!(stdout(&out).starts_with("created: Torq user"), "{}", stdout(&out));
+    assert_eq!(sim.stats().invites, 5);
+    assert!(harness::listing(dir.path()).is_empty(), "no sync file is written: {:?}", harness::listing(dir.path()));
     sim.shutdown().await;
 }
 

@@ -482,3 +482,128 @@ fn readme_development_map_names_only_paths_that_exist() {
         paths.iter().filter(|p| !std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p).exists()).collect();
     assert!(missing.is_empty(), "README.md's Development map names paths that do not exist: {missing:?}");
 }
+
+/// The `BATON_*` names in `text`, e.g. `BATON_TORQ_REGION`; a pattern such as `BATON_CREATE_ACCOUNT_*` or
+/// `BATON_<FLAG>` is not a name.
+fn baton_variables(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, _) in text.match_indices("BATON_") {
+        let name: String =
+            text[i..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
+        if !name.ends_with('_') {
+            names.insert(name);
+        }
+    }
+    names
+}
+
+/// The README says `--help` names each flag's variable: every variable the README names is one `--help` shows
+/// (so a hidden flag the README documents fails here), and every variable `--help` shows is in the README.
+#[test]
+fn readme_and_help_name_the_same_variables() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let out = without_baton_env(&mut Command::new(env!("CARGO_BIN_EXE_baton-torq"))).arg("--help").output().unwrap();
+    assert!(out.status.success(), "--help: {}", String::from_utf8_lossy(&out.stderr));
+    let help = baton_variables(&String::from_utf8_lossy(&out.stdout));
+    // Read by the connector itself, not a flag's variable: the config file's path.
+    let not_flags = ["BATON_CONFIG_PATH"];
+    let in_readme: std::collections::BTreeSet<String> =
+        baton_variables(&readme).into_iter().filter(|v| !not_flags.contains(&v.as_str())).collect();
+    let undocumented: Vec<&String> = help.difference(&in_readme).collect();
+    let not_in_help: Vec<&String> = in_readme.difference(&help).collect();
+    assert!(undocumented.is_empty(), "--help shows variables the README does not name: {undocumented:?}");
+    assert!(not_in_help.is_empty(), "the README names variables --help does not show: {not_in_help:?}");
+    assert!(help.len() >= 20, "{help:?}");
+}
+
+/// Where a cited item lives: `tests/<a>.rs` for an integration test `a::name`, else the source file of the module
+/// path (`torq::auth::tests::x` -> `src/torq/auth.rs`; `container::detect` -> the one `container.rs` under `src/`).
+fn file_of_citation(root: &std::path::Path, segments: &[&str]) -> Option<std::path::PathBuf> {
+    let test_file = root.join("tests").join(format!("{}.rs", segments[0]));
+    if segments.len() == 2 && test_file.is_file() {
+        return Some(test_file);
+    }
+    let modules: Vec<&str> = segments[..segments.len() - 1].iter().copied().filter(|s| *s != "crate").collect();
+    for n in (1..=modules.len()).rev() {
+        let base = root.join("src").join(modules[..n].join("/"));
+        for candidate in [base.with_extension("rs"), base.join("mod.rs")] {
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    // A module named without its parent (`writer::PAGE_SIZE`): the one file of that name under src/.
+    let wanted = format!("{}.rs", modules.first()?);
+    let mut found = Vec::new();
+    let mut folders = vec![root.join("src")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.file_name().is_some_and(|n| n.to_string_lossy() == wanted) {
+                found.push(path);
+            }
+        }
+    }
+    (found.len() == 1).then(|| found.remove(0))
+}
+
+/// The README and docs/ name tests and code as proof (`fault_matrix::endless_paging`, `tests/crash_safety.rs`,
+/// `schema::DEFERRED_INDEXES`): each must exist, so a renamed or removed test cannot leave a claim without proof.
+#[test]
+fn tests_cited_by_the_readme_and_docs_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut documents = vec![root.join("README.md")];
+    documents.extend(
+        std::fs::read_dir(root.join("docs"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "md")),
+    );
+    let mut checked = 0;
+    let mut broken = Vec::new();
+    for document in &documents {
+        // Prose only: a fenced block's three backticks would shift which parts are inline code.
+        let mut fenced = false;
+        let prose: String = std::fs::read_to_string(document)
+            .unwrap()
+            .lines()
+            .filter(|line| {
+                fenced ^= line.trim_start().starts_with("```");
+                !fenced && !line.trim_start().starts_with("```")
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        for code in prose.split('`').skip(1).step_by(2) {
+            let is_ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if code.starts_with("tests/") && code.ends_with(".rs") {
+                checked += 1;
+                if !root.join(code).is_file() {
+                    broken.push(format!("{}: {code}", document.display()));
+                }
+                continue;
+            }
+            let segments: Vec<&str> = code.split("::").collect();
+            if segments.len() < 2 || !segments.iter().all(|s| is_ident(s)) {
+                continue;
+            }
+            checked += 1;
+            let name = segments[segments.len() - 1];
+            let defined =
+                file_of_citation(root, &segments).and_then(|f| std::fs::read_to_string(f).ok()).is_some_and(|source| {
+                    ["fn", "const", "static", "struct", "enum", "trait", "type"].iter().any(|kind| {
+                        source.match_indices(&format!("{kind} {name}")).any(|(i, m)| {
+                            !source[i + m.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                        })
+                    })
+                });
+            if !defined {
+                broken.push(format!("{}: {code}", document.display()));
+            }
+        }
+    }
+    assert!(checked >= 60, "the documents cite tests and code: {checked} citations found");
+    assert!(broken.is_empty(), "cited but not found (renamed or removed?): {broken:#?}");
+}

@@ -257,8 +257,9 @@ async fn rejected_torq_credentials_fail_the_sync_task_for_good() {
     sim.shutdown().await;
 }
 
-/// Behind a proxy: ConductorOne is known by a name only the proxy resolves, so the token request and the gRPC
-/// channel (Hello, GetTask, the upload, FinishTask) can only have gone through the tunnel.
+/// Behind a proxy that asks for credentials: ConductorOne is known by a name only the proxy resolves, so the token
+/// request and the gRPC channel (Hello, GetTask, the upload, FinishTask) can only have gone through the tunnel, and
+/// each CONNECT must carry the proxy's user and password from `HTTPS_PROXY` (never logged).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_mode_reaches_conductorone_through_an_https_proxy() {
     let daemon = Daemon::new().await;
@@ -270,8 +271,8 @@ async fn service_mode_reaches_conductorone_through_an_https_proxy() {
     let child = daemon
         .command(&sim.api_url(), &sim.auth_url())
         .env("BATON_C1_API_HOST", &host)
-        .env("HTTPS_PROXY", proxy.url())
-        .args(["--log-format", "json"])
+        .env("HTTPS_PROXY", proxy.url_with_credentials("proxy-user", "pr0xy-pw"))
+        .args(["--log-format", "json", "--log-level", "trace"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -283,6 +284,10 @@ async fn service_mode_reaches_conductorone_through_an_https_proxy() {
     assert!(c1.with_record(|r| r.uploads.len()) == 1, "the sync was uploaded");
     let targets = proxy.targets();
     assert!(!targets.is_empty() && targets.iter().all(|t| *t == host), "{targets:?}");
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("proxy-user:pr0xy-pw"));
+    let authorizations = proxy.authorizations();
+    assert!(authorizations.iter().all(|a| a.as_deref() == Some(basic.as_str())), "{authorizations:?}");
+    assert!(!stderr.contains("pr0xy-pw"), "the proxy password was logged");
     daemon.assert_no_secret(&stderr);
     sim.shutdown().await;
 }
@@ -302,6 +307,34 @@ async fn a_proxy_that_cannot_carry_the_grpc_tunnel_is_refused_at_start() {
         assert!(err.contains(&format!("is a {scheme}:// proxy")) && err.contains("http:// proxies only"), "{err}");
         assert!(!err.contains("pr0xy-pw"), "{err}");
     }
+}
+
+/// A service setting that cannot work stops the start with one line naming the flag and its variable, exit 2,
+/// before a token is asked for or a Hello is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_setting_that_cannot_work_is_one_line_and_exit_2() {
+    let daemon = Daemon::new().await;
+    let not_pem = daemon.dir.path().join("not-a-cert.pem");
+    std::fs::write(&not_pem, "this is not a certificate\n").unwrap();
+    let missing_dir = daemon.dir.path().join("no-such-dir");
+    let cases: [(&str, &std::ffi::OsStr, &str, &str); 4] = [
+        ("BATON_C1_API_HOST", "https://c1.example.test".as_ref(), "--c1-api-host", "BATON_C1_API_HOST"),
+        ("BATON_C1_CA_CERT_FILE", not_pem.as_os_str(), "--c1-ca-cert-file", "BATON_C1_CA_CERT_FILE"),
+        ("BATON_C1Z_TEMP_DIR", missing_dir.as_os_str(), "--c1z-temp-dir", "BATON_C1Z_TEMP_DIR"),
+        ("BATON_CLIENT_ID", "   ".as_ref(), "--client-id", "BATON_CLIENT_ID"),
+    ];
+    for (var, value, flag, env) in cases {
+        let mut cmd = daemon.command("http://127.0.0.1:1/p", "http://127.0.0.1:1/t");
+        cmd.env(var, value).args(["--log-format", "console"]).stdout(Stdio::null());
+        let out = tokio::time::timeout(Duration::from_secs(30), cmd.output()).await.expect("exits").unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{var}: {err}");
+        assert_eq!(err.lines().count(), 1, "{var}: {err}");
+        assert!(err.starts_with("error: ") && err.contains(flag) && err.contains(env), "{var}: {err}");
+        daemon.assert_no_secret(&err);
+    }
+    let (tokens, hellos) = daemon.c1.with_record(|r| (r.token_requests, r.hellos.len()));
+    assert_eq!((tokens, hellos), (0, 0), "nothing may be sent to ConductorOne");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -367,6 +367,7 @@ async fn the_client_stays_under_its_request_rate() {
         server.api_url().parse().unwrap(),
         server.auth_url().parse().unwrap(),
     );
+    assert_eq!(settings.requests_per_second, 50, "the default stays under Torq's documented 50 requests/s (README)");
     settings.requests_per_second = 5;
     let client = TorqClient::new(settings).unwrap();
     let started = std::time::Instant::now();

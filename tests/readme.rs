@@ -505,10 +505,7 @@ fn readme_and_help_name_the_same_variables() {
     let out = without_baton_env(&mut Command::new(env!("CARGO_BIN_EXE_baton-torq"))).arg("--help").output().unwrap();
     assert!(out.status.success(), "--help: {}", String::from_utf8_lossy(&out.stderr));
     let help = baton_variables(&String::from_utf8_lossy(&out.stdout));
-    // Read by the connector itself, not a flag's variable: the config file's path.
-    let not_flags = ["BATON_CONFIG_PATH"];
-    let in_readme: std::collections::BTreeSet<String> =
-        baton_variables(&readme).into_iter().filter(|v| !not_flags.contains(&v.as_str())).collect();
+    let in_readme = baton_variables(&readme);
     let undocumented: Vec<&String> = help.difference(&in_readme).collect();
     let not_in_help: Vec<&String> = in_readme.difference(&help).collect();
     assert!(undocumented.is_empty(), "--help shows variables the README does not name: {undocumented:?}");
@@ -516,12 +513,54 @@ fn readme_and_help_name_the_same_variables() {
     assert!(help.len() >= 20, "{help:?}");
 }
 
-/// Where a cited item lives: `tests/<a>.rs` for an integration test `a::name`, else the source file of the module
-/// path (`torq::auth::tests::x` -> `src/torq/auth.rs`; `container::detect` -> the one `container.rs` under `src/`).
+/// The `.rs` files under `dir`, recursively.
+fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for path in std::fs::read_dir(&folder).unwrap().flatten().map(|e| e.path()) {
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// Whether `text` holds `needle` not followed by a character of an identifier.
+fn has_word(text: &str, needle: &str) -> bool {
+    text.match_indices(needle)
+        .any(|(i, _)| !text[i + needle.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+}
+
+/// Whether `source` defines `name`: as an item (`fn name`, `mod name`, ...) or as an enum variant or field (a
+/// line that starts with it).
+fn defines(source: &str, name: &str) -> bool {
+    let item = ["fn", "mod", "const", "static", "struct", "enum", "trait", "type"]
+        .iter()
+        .any(|kind| has_word(source, &format!("{kind} {name}")));
+    item || source.lines().any(|line| {
+        line.trim_start()
+            .strip_prefix(name)
+            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+    })
+}
+
+/// Where a cited item lives: `tests/<a>.rs` for an integration test `a::name`; for `Type::member` the file under
+/// `src/` that declares the type; else the source file of the module path (`torq::auth::tests::x` ->
+/// `src/torq/auth.rs`; `container::detect` -> the one `container.rs` under `src/`).
 fn file_of_citation(root: &std::path::Path, segments: &[&str]) -> Option<std::path::PathBuf> {
     let test_file = root.join("tests").join(format!("{}.rs", segments[0]));
     if segments.len() == 2 && test_file.is_file() {
         return Some(test_file);
+    }
+    let sources = rust_files(&root.join("src"));
+    if segments[0].starts_with(|c: char| c.is_ascii_uppercase()) {
+        let declares =
+            |source: &str| ["struct", "enum"].iter().any(|k| has_word(source, &format!("{k} {}", segments[0])));
+        return sources.into_iter().find(|f| std::fs::read_to_string(f).is_ok_and(|s| declares(&s)));
     }
     let modules: Vec<&str> = segments[..segments.len() - 1].iter().copied().filter(|s| *s != "crate").collect();
     for n in (1..=modules.len()).rev() {
@@ -534,18 +573,8 @@ fn file_of_citation(root: &std::path::Path, segments: &[&str]) -> Option<std::pa
     }
     // A module named without its parent (`writer::PAGE_SIZE`): the one file of that name under src/.
     let wanted = format!("{}.rs", modules.first()?);
-    let mut found = Vec::new();
-    let mut folders = vec![root.join("src")];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).ok()?.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.file_name().is_some_and(|n| n.to_string_lossy() == wanted) {
-                found.push(path);
-            }
-        }
-    }
+    let mut found: Vec<_> =
+        sources.into_iter().filter(|f| f.file_name().is_some_and(|n| n.to_string_lossy() == wanted)).collect();
     (found.len() == 1).then(|| found.remove(0))
 }
 
@@ -555,13 +584,9 @@ fn file_of_citation(root: &std::path::Path, segments: &[&str]) -> Option<std::pa
 fn tests_cited_by_the_readme_and_docs_exist() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut documents = vec![root.join("README.md")];
-    documents.extend(
-        std::fs::read_dir(root.join("docs"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "md")),
-    );
+    let docs = std::fs::read_dir(root.join("docs")).unwrap().flatten().map(|e| e.path());
+    documents.extend(docs.filter(|p| p.extension().is_some_and(|e| e == "md")));
+    let is_ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     let mut checked = 0;
     let mut broken = Vec::new();
     for document in &documents {
@@ -571,35 +596,26 @@ fn tests_cited_by_the_readme_and_docs_exist() {
             .unwrap()
             .lines()
             .filter(|line| {
-                fenced ^= line.trim_start().starts_with("```");
-                !fenced && !line.trim_start().starts_with("```")
+                let fence = line.trim_start().starts_with("```");
+                fenced ^= fence;
+                !fenced && !fence
             })
             .map(|line| format!("{line}\n"))
             .collect();
         for code in prose.split('`').skip(1).step_by(2) {
-            let is_ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if code.starts_with("tests/") && code.ends_with(".rs") {
-                checked += 1;
-                if !root.join(code).is_file() {
-                    broken.push(format!("{}: {code}", document.display()));
-                }
-                continue;
-            }
             let segments: Vec<&str> = code.split("::").collect();
-            if segments.len() < 2 || !segments.iter().all(|s| is_ident(s)) {
+            let found = if code.starts_with("tests/") && code.ends_with(".rs") {
+                root.join(code).is_file()
+            } else if segments.len() >= 2 && segments.iter().all(|s| is_ident(s)) {
+                let name = segments[segments.len() - 1];
+                file_of_citation(root, &segments)
+                    .and_then(|f| std::fs::read_to_string(f).ok())
+                    .is_some_and(|source| defines(&source, name))
+            } else {
                 continue;
-            }
+            };
             checked += 1;
-            let name = segments[segments.len() - 1];
-            let defined =
-                file_of_citation(root, &segments).and_then(|f| std::fs::read_to_string(f).ok()).is_some_and(|source| {
-                    ["fn", "const", "static", "struct", "enum", "trait", "type"].iter().any(|kind| {
-                        source.match_indices(&format!("{kind} {name}")).any(|(i, m)| {
-                            !source[i + m.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-                        })
-                    })
-                });
-            if !defined {
+            if !found {
                 broken.push(format!("{}: {code}", document.display()));
             }
         }

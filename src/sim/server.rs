@@ -26,7 +26,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::serve::ListenerExt;
-use axum::{Extension, Router};
+use axum::Router;
 use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
@@ -389,6 +389,21 @@ fn query_of(uri: &Uri) -> HashMap<String, String> {
 #[derive(Clone, Debug)]
 struct Injected(Option<FaultKind>);
 
+/// What a paged list handler reads from its request: the query and the fault [`Injected`] for it.
+struct PageRequest {
+    query: HashMap<String, String>,
+    fault: Option<FaultKind>,
+}
+
+impl FromRequestParts<Arc<Shared>> for PageRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &Arc<Shared>) -> Result<PageRequest, Response> {
+        let fault = parts.extensions.get::<Injected>().and_then(|Injected(fault)| fault.clone());
+        Ok(PageRequest { query: query_of(&parts.uri), fault })
+    }
+}
+
 /// Counting, latency and fault injection in front of every handler.
 async fn front(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
     let query = query_of(request.uri());
@@ -749,13 +764,8 @@ fn page_offset(query: &HashMap<String, String>, prefix: &str, count: u64) -> Opt
 /// `users/roles`: `page_size` (default 50, clamped to 100) and an opaque `page_token`. The last page of a
 /// multi-page listing carries `"next_page_token": ""`; a listing that fits in one page omits the field, so
 /// clients meet both forms of "no more pages".
-async fn list_legacy_roles(
-    _: Authorized,
-    State(shared): State<Arc<Shared>>,
-    Extension(Injected(fault)): Extension<Injected>,
-    uri: Uri,
-) -> Response {
-    let query = query_of(&uri);
+async fn list_legacy_roles(_: Authorized, State(shared): State<Arc<Shared>>, request: PageRequest) -> Response {
+    let PageRequest { query, fault } = request;
     let endless_paging = fault == Some(FaultKind::EndlessPaging);
     let param = |snake: &str, camel: &str| query.get(snake).or_else(|| query.get(camel)).map(String::as_str);
     let page_size = match param("page_size", "pageSize").filter(|s| !s.is_empty()) {
@@ -791,13 +801,8 @@ async fn list_legacy_roles(
 
 /// The RBAC `roles` list: every role in one answer, no paging, unless a [`FaultKind::SplitPage`] fault cuts
 /// it in two. A `page_token` from such a split is honoured at any time.
-async fn list_rbac_roles(
-    _: Authorized,
-    State(shared): State<Arc<Shared>>,
-    Extension(Injected(fault)): Extension<Injected>,
-    uri: Uri,
-) -> Response {
-    let query = query_of(&uri);
+async fn list_rbac_roles(_: Authorized, State(shared): State<Arc<Shared>>, request: PageRequest) -> Response {
+    let PageRequest { query, fault } = request;
     let count = shared.workspace.role_count();
     let Some(offset) = page_offset(&query, RBAC_PAGE_TOKEN_PREFIX, count) else {
         return error(StatusCode::BAD_REQUEST, "invalid page_token");

@@ -7,6 +7,11 @@ mod common;
 
 use std::process::Command;
 
+/// The README's text.
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md")
+}
+
 /// The lines of the first ```text block after the "## Quick start" heading.
 fn readme_demo_block(readme: &str) -> Vec<String> {
     let start = readme.find("\n## Quick start").expect("README has a '## Quick start' section");
@@ -45,7 +50,7 @@ fn normalize(line: &str) -> String {
 
 #[test]
 fn readme_quick_start_shows_what_demo_prints() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let readme = readme();
     let shown: Vec<String> = readme_demo_block(&readme).iter().map(|l| normalize(l)).collect();
     assert!(shown.iter().any(|l| l.starts_with("Synced ")), "the README's demo block shows the summary: {shown:#?}");
 
@@ -107,7 +112,7 @@ fn readme_progress_line_has_the_shape_a_terminal_shows() {
         eprintln!("skipped: `script` (util-linux) is not installed");
         return;
     }
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let readme = readme();
     let quoted: Vec<String> = readme.split('`').filter(|s| s.starts_with("syncing: ")).map(digits_masked).collect();
     assert!(!quoted.is_empty(), "the README quotes the progress line (`syncing: ...`)");
 
@@ -172,7 +177,7 @@ fn troubleshooting_rows(readme: &str) -> Vec<(String, String, i32)> {
 /// "run 'baton-torq --help' for usage" to "…") and exits with the code shown.
 #[test]
 fn readme_troubleshooting_mistakes_print_what_the_table_shows() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let readme = readme();
     let rows = troubleshooting_rows(&readme);
     assert!(rows.len() >= 7, "the table lists the usual mistakes: {rows:#?}");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -204,7 +209,7 @@ fn readme_troubleshooting_mistakes_print_what_the_table_shows() {
 #[test]
 fn readme_an_empty_variable_counts_as_unset() {
     use baton_torq::sim::{SimConfig, SimServer, Workspace};
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let readme = readme();
     assert!(readme.contains("an empty variable counts as unset"), "the README states the rule this test checks");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let config = SimConfig::default();
@@ -337,7 +342,7 @@ fn readme_install_commands_work_on_the_archive_the_release_workflow_packs() {
         }
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("read README.md");
+    let readme = readme();
     let install = sh_block_with(&readme, "\n## Install", "curl -fsSLO");
     let first = install.lines().next().unwrap_or_default();
     let setting = |key: &str| {
@@ -416,7 +421,7 @@ fn stable_json(mut value: serde_json::Value) -> serde_json::Value {
 /// binary prints, field by field and in the same order, apart from times, ids, sizes and memory.
 #[test]
 fn readme_json_examples_are_what_the_binary_prints() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let readme = readme();
     let shown: Vec<serde_json::Value> = readme
         .split("```json\n")
         .skip(1)
@@ -475,7 +480,7 @@ fn development_map_paths(readme: &str) -> Vec<String> {
 
 #[test]
 fn readme_development_map_names_only_paths_that_exist() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let readme = readme();
     let paths = development_map_paths(&readme);
     assert!(paths.len() >= 20, "the map names the modules: {paths:?}");
     let missing: Vec<&String> =
@@ -501,7 +506,7 @@ fn baton_variables(text: &str) -> std::collections::BTreeSet<String> {
 /// (so a hidden flag the README documents fails here), and every variable `--help` shows is in the README.
 #[test]
 fn readme_and_help_name_the_same_variables() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md");
+    let readme = readme();
     let out = without_baton_env(&mut Command::new(env!("CARGO_BIN_EXE_baton-torq"))).arg("--help").output().unwrap();
     assert!(out.status.success(), "--help: {}", String::from_utf8_lossy(&out.stderr));
     let help = baton_variables(&String::from_utf8_lossy(&out.stdout));
@@ -535,32 +540,33 @@ fn has_word(text: &str, needle: &str) -> bool {
         .any(|(i, _)| !text[i + needle.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
 }
 
-/// Whether `source` defines `name`: as an item (`fn name`, `mod name`, ...) or as an enum variant or field (a
-/// line that starts with it).
+/// Whether `source` defines `name`: as an item (`fn name`, `mod name`, ...) or, for a capitalised name, as an enum
+/// variant (a line that starts with it).
 fn defines(source: &str, name: &str) -> bool {
     let item = ["fn", "mod", "const", "static", "struct", "enum", "trait", "type"]
         .iter()
         .any(|kind| has_word(source, &format!("{kind} {name}")));
-    item || source.lines().any(|line| {
-        line.trim_start()
-            .strip_prefix(name)
-            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
-    })
+    let variant = name.starts_with(|c: char| c.is_ascii_uppercase())
+        && source.lines().any(|line| line.trim_start().strip_prefix(name).is_some_and(|rest| has_word(rest, "")));
+    item || variant
 }
 
-/// Where a cited item lives: `tests/<a>.rs` for an integration test `a::name`; for `Type::member` the file under
-/// `src/` that declares the type; else the source file of the module path (`torq::auth::tests::x` ->
-/// `src/torq/auth.rs`; `container::detect` -> the one `container.rs` under `src/`).
-fn file_of_citation(root: &std::path::Path, segments: &[&str]) -> Option<std::path::PathBuf> {
+/// Where a cited item lives: `tests/<a>.rs` for an integration test `a::name`; for `Type::member` the file of
+/// `sources` (the crate's `.rs` files) that declares the type; else the source file of the module path
+/// (`torq::auth::tests::x` -> `src/torq/auth.rs`; `container::detect` -> the one `container.rs` under `src/`).
+fn file_of_citation(
+    root: &std::path::Path,
+    sources: &[std::path::PathBuf],
+    segments: &[&str],
+) -> Option<std::path::PathBuf> {
     let test_file = root.join("tests").join(format!("{}.rs", segments[0]));
     if segments.len() == 2 && test_file.is_file() {
         return Some(test_file);
     }
-    let sources = rust_files(&root.join("src"));
     if segments[0].starts_with(|c: char| c.is_ascii_uppercase()) {
         let declares =
             |source: &str| ["struct", "enum"].iter().any(|k| has_word(source, &format!("{k} {}", segments[0])));
-        return sources.into_iter().find(|f| std::fs::read_to_string(f).is_ok_and(|s| declares(&s)));
+        return sources.iter().find(|f| std::fs::read_to_string(f).is_ok_and(|s| declares(&s))).cloned();
     }
     let modules: Vec<&str> = segments[..segments.len() - 1].iter().copied().filter(|s| *s != "crate").collect();
     for n in (1..=modules.len()).rev() {
@@ -573,9 +579,11 @@ fn file_of_citation(root: &std::path::Path, segments: &[&str]) -> Option<std::pa
     }
     // A module named without its parent (`writer::PAGE_SIZE`): the one file of that name under src/.
     let wanted = format!("{}.rs", modules.first()?);
-    let mut found: Vec<_> =
-        sources.into_iter().filter(|f| f.file_name().is_some_and(|n| n.to_string_lossy() == wanted)).collect();
-    (found.len() == 1).then(|| found.remove(0))
+    let mut found = sources.iter().filter(|f| f.file_name().is_some_and(|n| n.to_string_lossy() == wanted));
+    match (found.next(), found.next()) {
+        (Some(only), None) => Some(only.clone()),
+        _ => None,
+    }
 }
 
 /// The README and docs/ name tests and code as proof (`fault_matrix::endless_paging`, `tests/crash_safety.rs`,
@@ -587,6 +595,7 @@ fn tests_cited_by_the_readme_and_docs_exist() {
     let docs = std::fs::read_dir(root.join("docs")).unwrap().flatten().map(|e| e.path());
     documents.extend(docs.filter(|p| p.extension().is_some_and(|e| e == "md")));
     let is_ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let sources = rust_files(&root.join("src"));
     let mut checked = 0;
     let mut broken = Vec::new();
     for document in &documents {
@@ -608,7 +617,7 @@ fn tests_cited_by_the_readme_and_docs_exist() {
                 root.join(code).is_file()
             } else if segments.len() >= 2 && segments.iter().all(|s| is_ident(s)) {
                 let name = segments[segments.len() - 1];
-                file_of_citation(root, &segments)
+                file_of_citation(root, &sources, &segments)
                     .and_then(|f| std::fs::read_to_string(f).ok())
                     .is_some_and(|source| defines(&source, name))
             } else {

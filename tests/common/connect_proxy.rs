@@ -11,11 +11,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// Each CONNECT: its `host:port` and its `Proxy-Authorization` value, if any.
-type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+type Seen = Mutex<Vec<(String, Option<String>)>>;
 
 pub struct ConnectProxy {
     addr: SocketAddr,
-    seen: Seen,
+    seen: Arc<Seen>,
     task: JoinHandle<()>,
 }
 
@@ -26,7 +26,7 @@ impl ConnectProxy {
             Arc::new(names.iter().map(|(n, a)| (n.to_ascii_lowercase(), *a)).collect());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let seen: Seen = Arc::default();
+        let seen: Arc<Seen> = Arc::default();
         let recorded = seen.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -66,11 +66,7 @@ impl Drop for ConnectProxy {
     }
 }
 
-async fn tunnel(
-    mut client: TcpStream,
-    names: &HashMap<String, SocketAddr>,
-    seen: &Mutex<Vec<(String, Option<String>)>>,
-) -> std::io::Result<()> {
+async fn tunnel(mut client: TcpStream, names: &HashMap<String, SocketAddr>, seen: &Seen) -> std::io::Result<()> {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() > 8192 || client.read_u8().await.map(|b| head.push(b)).is_err() {

@@ -1,7 +1,8 @@
-//! The README's Quick start shows what `baton-torq demo` prints; this test runs the binary and checks that the
-//! shown lines are still exactly what it prints, apart from what changes from run to run (timestamps, the loopback
-//! port, the duration, the file size and the sync id). When the demo workspace or the summary changes, the README
-//! must be updated with the new output.
+//! The README and the pages of docs/ make claims a user acts on; these tests hold them to the binary. The README's
+//! Quick start shows what `baton-torq demo` prints, apart from what changes from run to run (timestamps, the
+//! loopback port, the duration, the file size and the sync id); the troubleshooting table, the JSON examples and the
+//! variables are what the binary prints and accepts; cited tests, mapped paths and relative links exist. When the
+//! demo workspace or the summary changes, the README must be updated with the new output.
 
 mod common;
 
@@ -10,6 +11,27 @@ use std::process::Command;
 /// The README's text.
 fn readme() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read README.md")
+}
+
+/// The text of `docs/<name>`.
+fn doc(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// README.md and every Markdown page of docs/.
+fn documents() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut documents = vec![root.join("README.md")];
+    let mut pages: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .expect("read docs/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    pages.sort();
+    documents.extend(pages);
+    documents
 }
 
 /// The lines of the first ```text block after the "## Quick start" heading.
@@ -146,10 +168,10 @@ fn readme_progress_line_has_the_shape_a_terminal_shows() {
     runtime.block_on(server.shutdown());
 }
 
-/// Rows `(typed, printed, exit code)` of the Troubleshooting table of command-line mistakes.
-fn troubleshooting_rows(readme: &str) -> Vec<(String, String, i32)> {
-    let start = readme.find("\n## Troubleshooting").expect("README has a '## Troubleshooting' section");
-    let rest = &readme[start..];
+/// Rows `(typed, printed, exit code)` of the table of command-line mistakes in docs/troubleshooting.md.
+fn troubleshooting_rows(page: &str) -> Vec<(String, String, i32)> {
+    let start = page.find("\n## Typed on the command line").expect("troubleshooting has 'Typed on the command line'");
+    let rest = &page[start..];
     let table = rest.find("\n| Typed |").expect("Troubleshooting has the table of mistakes typed on the command line");
     let inner = |cell: &str| -> String {
         let cell = cell.trim();
@@ -173,12 +195,11 @@ fn troubleshooting_rows(readme: &str) -> Vec<(String, String, i32)> {
         .collect()
 }
 
-/// Every mistake in the Troubleshooting table, typed as shown, prints exactly the line shown (the table shortens
+/// Every mistake in the troubleshooting table, typed as shown, prints exactly the line shown (the table shortens
 /// "run 'baton-torq --help' for usage" to "…") and exits with the code shown.
 #[test]
 fn readme_troubleshooting_mistakes_print_what_the_table_shows() {
-    let readme = readme();
-    let rows = troubleshooting_rows(&readme);
+    let rows = troubleshooting_rows(&doc("troubleshooting.md"));
     assert!(rows.len() >= 7, "the table lists the usual mistakes: {rows:#?}");
     let dir = tempfile::tempdir().expect("temp dir");
     let mut failures = Vec::new();
@@ -200,17 +221,19 @@ fn readme_troubleshooting_mistakes_print_what_the_table_shows() {
             ));
         }
     }
-    assert!(failures.is_empty(), "README's Troubleshooting table differs from the binary:\n{}", failures.join("\n"));
+    assert!(failures.is_empty(), "docs/troubleshooting.md's table differs from the binary:\n{}", failures.join("\n"));
 }
 
-/// README, Configuration: "an empty variable counts as unset". A deployment template often sets every variable,
+/// docs/configuration.md: "an empty variable counts as unset". A deployment template often sets every variable,
 /// some of them empty (`BATON_TORQ_REGION=${REGION}`): the sync must then use the defaults, not fail on an empty
 /// value.
 #[test]
 fn readme_an_empty_variable_counts_as_unset() {
     use baton_torq::sim::{SimConfig, SimServer, Workspace};
-    let readme = readme();
-    assert!(readme.contains("an empty variable counts as unset"), "the README states the rule this test checks");
+    assert!(
+        doc("configuration.md").contains("an empty variable counts as unset"),
+        "docs/configuration.md states the rule this test checks"
+    );
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let config = SimConfig::default();
     let server = runtime.block_on(SimServer::start(Workspace::demo(), config.clone())).expect("simulated Torq");
@@ -417,25 +440,23 @@ fn stable_json(mut value: serde_json::Value) -> serde_json::Value {
     value
 }
 
-/// README, Output and exit codes: the JSON summary of the demo and the JSON error record it shows are what the
-/// binary prints, field by field and in the same order, apart from times, ids, sizes and memory.
+/// docs/configuration.md, Output and exit codes: the JSON summary of the demo and the JSON error record it shows are
+/// what the binary prints, field by field and in the same order, apart from times, ids, sizes and memory.
 #[test]
 fn readme_json_examples_are_what_the_binary_prints() {
-    let readme = readme();
-    let shown: Vec<serde_json::Value> = readme
+    let page = doc("configuration.md");
+    let shown: Vec<serde_json::Value> = page
         .split("```json\n")
         .skip(1)
         .filter_map(|rest| rest.split_once("```").map(|(block, _)| block.trim()))
-        .map(|block| {
-            serde_json::from_str(block).unwrap_or_else(|e| panic!("README's JSON example parses: {e}: {block}"))
-        })
+        .map(|block| serde_json::from_str(block).unwrap_or_else(|e| panic!("the JSON example parses: {e}: {block}")))
         .collect();
     let find = |message: &str| {
         shown
             .iter()
             .find(|v| v["message"] == message)
             .cloned()
-            .unwrap_or_else(|| panic!("README shows a JSON record with message {message:?}"))
+            .unwrap_or_else(|| panic!("docs/configuration.md shows a JSON record with message {message:?}"))
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let run = |args: &[&str]| {
@@ -447,17 +468,17 @@ fn readme_json_examples_are_what_the_binary_prints() {
     let summary = run(&["demo", "--log-format", "json"]);
     // Compared as text, so that the order of the fields counts too.
     let text = |v: serde_json::Value| stable_json(v).to_string();
-    assert_eq!(text(find("sync complete")), text(summary), "README's JSON summary (left) vs the binary's");
+    assert_eq!(text(find("sync complete")), text(summary), "the documented JSON summary (left) vs the binary's");
     let error = run(&["--log-format", "json", "--region", "eu"]);
-    assert_eq!(text(find("baton-torq failed")), text(error), "README's JSON error (left) vs the binary's");
+    assert_eq!(text(find("baton-torq failed")), text(error), "the documented JSON error (left) vs the binary's");
 }
 
-/// Every file and folder the README's "Development" map names, e.g. `src/c1z/` or `tests/common`, and every
-/// file it names in a module, e.g. `syncer.rs` of `src/connector/` (or of the top level, as `build.rs`).
-fn development_map_paths(readme: &str) -> Vec<String> {
-    let start = readme.find("\n## Development").expect("README has a '## Development' section");
-    let rest = &readme[start..];
-    let open = rest.find("```\n").expect("the Development section opens with the map in a ``` block") + 4;
+/// Every file and folder the development guide's map names, e.g. `src/c1z/` or `tests/common`, and every file it
+/// names in a module, e.g. `syncer.rs` of `src/connector/` (or of the top level, as `build.rs`).
+fn development_map_paths(guide: &str) -> Vec<String> {
+    let start = guide.find("\n## Where things are").expect("docs/development.md has '## Where things are'");
+    let rest = &guide[start..];
+    let open = rest.find("```\n").expect("'Where things are' opens with the map in a ``` block") + 4;
     let close = rest[open..].find("```").expect("the map's block is closed") + open;
     let mut paths = Vec::new();
     let mut folder = String::new();
@@ -480,12 +501,11 @@ fn development_map_paths(readme: &str) -> Vec<String> {
 
 #[test]
 fn readme_development_map_names_only_paths_that_exist() {
-    let readme = readme();
-    let paths = development_map_paths(&readme);
+    let paths = development_map_paths(&doc("development.md"));
     assert!(paths.len() >= 20, "the map names the modules: {paths:?}");
     let missing: Vec<&String> =
         paths.iter().filter(|p| !std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p).exists()).collect();
-    assert!(missing.is_empty(), "README.md's Development map names paths that do not exist: {missing:?}");
+    assert!(missing.is_empty(), "docs/development.md's map names paths that do not exist: {missing:?}");
 }
 
 /// The `BATON_*` names in `text`, e.g. `BATON_TORQ_REGION`; a pattern such as `BATON_CREATE_ACCOUNT_*` or
@@ -502,19 +522,19 @@ fn baton_variables(text: &str) -> std::collections::BTreeSet<String> {
     names
 }
 
-/// The README says `--help` names each flag's variable: every variable the README names is one `--help` shows
-/// (so a hidden flag the README documents fails here), and every variable `--help` shows is in the README.
+/// The docs say `--help` names each flag's variable: every variable the README or docs/ name is one `--help` shows
+/// (so a hidden flag the docs document fails here), and every variable `--help` shows is documented.
 #[test]
 fn readme_and_help_name_the_same_variables() {
-    let readme = readme();
+    let readme: String = documents().iter().map(|p| std::fs::read_to_string(p).expect("read a document")).collect();
     let out = without_baton_env(&mut Command::new(env!("CARGO_BIN_EXE_baton-torq"))).arg("--help").output().unwrap();
     assert!(out.status.success(), "--help: {}", String::from_utf8_lossy(&out.stderr));
     let help = baton_variables(&String::from_utf8_lossy(&out.stdout));
     let in_readme = baton_variables(&readme);
     let undocumented: Vec<&String> = help.difference(&in_readme).collect();
     let not_in_help: Vec<&String> = in_readme.difference(&help).collect();
-    assert!(undocumented.is_empty(), "--help shows variables the README does not name: {undocumented:?}");
-    assert!(not_in_help.is_empty(), "the README names variables --help does not show: {not_in_help:?}");
+    assert!(undocumented.is_empty(), "--help shows variables neither the README nor docs/ name: {undocumented:?}");
+    assert!(not_in_help.is_empty(), "the README or docs/ name variables --help does not show: {not_in_help:?}");
     assert!(help.len() >= 20, "{help:?}");
 }
 
@@ -591,9 +611,7 @@ fn file_of_citation(
 #[test]
 fn tests_cited_by_the_readme_and_docs_exist() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut documents = vec![root.join("README.md")];
-    let docs = std::fs::read_dir(root.join("docs")).unwrap().flatten().map(|e| e.path());
-    documents.extend(docs.filter(|p| p.extension().is_some_and(|e| e == "md")));
+    let documents = documents();
     let is_ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     let sources = rust_files(&root.join("src"));
     let mut checked = 0;
@@ -631,4 +649,109 @@ fn tests_cited_by_the_readme_and_docs_exist() {
     }
     assert!(checked >= 60, "the documents cite tests and code: {checked} citations found");
     assert!(broken.is_empty(), "cited but not found (renamed or removed?): {broken:#?}");
+}
+
+/// Lines of `text` outside fenced code blocks (a `# comment` in a shell block is not a heading, and a link in a
+/// code sample is not a link).
+fn prose_lines(text: &str) -> Vec<&str> {
+    let mut fenced = false;
+    text.lines()
+        .filter(|line| {
+            let fence = line.trim_start().starts_with("```");
+            fenced ^= fence;
+            !fenced && !fence
+        })
+        .collect()
+}
+
+/// The anchors GitHub gives the headings of `text`: lower case, punctuation other than `-` and `_` dropped, spaces
+/// made `-`, and `-1`, `-2`, ... for a repeated heading.
+fn heading_anchors(text: &str) -> std::collections::BTreeSet<String> {
+    let mut anchors = std::collections::BTreeSet::new();
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for line in prose_lines(text) {
+        let Some(title) = line.strip_prefix('#').map(|rest| rest.trim_start_matches('#')) else { continue };
+        if !title.starts_with(' ') {
+            continue;
+        }
+        let slug: String = title
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        let n = seen.entry(slug.clone()).or_insert(0);
+        anchors.insert(if *n == 0 { slug.clone() } else { format!("{slug}-{n}") });
+        *n += 1;
+    }
+    anchors
+}
+
+/// Every relative link of the README and docs/ (`[text](docs/x.md#anchor)`, `[text](#anchor)`) points at a file
+/// that exists and, when it names an anchor, at a heading of that file: a moved section cannot leave a dead link.
+#[test]
+fn relative_links_of_the_readme_and_docs_resolve() {
+    let mut checked = 0;
+    let mut broken = Vec::new();
+    for document in documents() {
+        let text = std::fs::read_to_string(&document).expect("read a document");
+        for line in prose_lines(&text) {
+            for (i, _) in line.match_indices("](") {
+                let rest = &line[i + 2..];
+                let Some(end) = rest.find(')') else { continue };
+                let target = &rest[..end];
+                if target.contains("://") || target.starts_with("mailto:") {
+                    continue;
+                }
+                let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+                let file = if path.is_empty() {
+                    document.clone()
+                } else {
+                    document.parent().expect("a document's folder").join(path)
+                };
+                checked += 1;
+                let Ok(target_text) = std::fs::read_to_string(&file) else {
+                    if !(anchor.is_empty() && file.exists()) {
+                        broken.push(format!("{}: ({target}): no such file", document.display()));
+                    }
+                    continue;
+                };
+                if !anchor.is_empty() && !heading_anchors(&target_text).contains(anchor) {
+                    broken.push(format!("{}: ({target}): no such heading", document.display()));
+                }
+            }
+        }
+    }
+    assert!(checked >= 40, "the README and docs link to each other: {checked} relative links found");
+    assert!(broken.is_empty(), "relative links that do not resolve:\n{}", broken.join("\n"));
+}
+
+/// The README is the front door: a new user's path (install, demo, first sync, ConductorOne, provisioning,
+/// troubleshooting) in at most 250 lines, in that order; the reference lives in docs/.
+#[test]
+fn readme_is_a_short_front_door_in_the_order_a_new_user_needs() {
+    let readme = readme();
+    let lines = readme.lines().count();
+    assert!(lines <= 250, "README.md has {lines} lines; move reference material to docs/ (at most 250)");
+    let order = [
+        "## Install",
+        "## Quick start",
+        "## First sync with your Torq key",
+        "## Connect to ConductorOne",
+        "## Provisioning",
+        "## Troubleshooting",
+        "## More",
+        "## Development",
+    ];
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|h| readme.find(&format!("\n{h}")).unwrap_or_else(|| panic!("README has the section {h}")))
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "README's sections are in the order {order:?}");
+    let index = &readme[positions[6]..positions[7]];
+    for page in documents().iter().skip(1) {
+        let name = page.file_name().expect("a page's name").to_string_lossy();
+        assert!(index.contains(&format!("(docs/{name})")), "README's 'More' links to docs/{name}");
+    }
 }

@@ -103,7 +103,7 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
                 cli::checked_url(&server.auth_url(), "--torq-auth-url", "BATON_TORQ_AUTH_URL")?,
             );
             tracing::info!(api_url = %server.api_url(), "demo: simulated Torq workspace is up");
-            let result = sync_with(settings, output, &cli, style).await;
+            let result = sync_with(settings, output, &cli, style, true).await;
             server.shutdown().await;
             result
         }
@@ -119,7 +119,7 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
         None => {
             cli::check_output_path(&cli.common.file)?;
             let settings = cli::torq_settings(&cli.torq)?;
-            sync_with(settings, cli.common.file.clone(), &cli, style).await
+            sync_with(settings, cli.common.file.clone(), &cli, style, false).await
         }
     }
 }
@@ -133,7 +133,15 @@ async fn create_account_once(cli: &Cli) -> Result<(), AppError> {
     }
     let args = &cli.provisioning;
     if !args.provisioning {
-        return Err(ProvisionError::Disabled.into());
+        return Err(match &args.create_account_from {
+            Some(source) => ProvisionError::DisabledFrom(source.clone()),
+            None => ProvisionError::Disabled,
+        }
+        .into());
+    }
+    if let Some(source) = &args.create_account_from {
+        // Nothing typed asked for an invite: say what did, before anything is sent.
+        tracing::warn!("running an invite, not a sync: {source} is set (no sync runs; unset it to sync)");
     }
     let request = AccountRequest::from_flags(
         args.create_account_email.as_deref(),
@@ -179,13 +187,21 @@ fn demo_workspace() -> Workspace {
     workspace
 }
 
-async fn sync_with(settings: TorqSettings, output: PathBuf, cli: &Cli, style: SummaryStyle) -> Result<(), AppError> {
+/// A sync into `output`; `demo` removes the lock file afterwards (nobody keeps the demo's output).
+async fn sync_with(
+    settings: TorqSettings,
+    output: PathBuf,
+    cli: &Cli,
+    style: SummaryStyle,
+    demo: bool,
+) -> Result<(), AppError> {
     crate::c1z::check_target(&output).map_err(SyncError::from)?;
     let target = output.clone();
     let wait = cli.common.wait_for_lock;
     // Nothing listens for signals yet: a stop while waiting for the lock ends the process at once (exit 130).
-    let _lock =
+    let lock =
         tokio::task::spawn_blocking(move || OutputLock::acquire(&target, wait)).await.map_err(SyncError::from)??;
+    let _lock = if demo { lock.remove_when_released(&output) } else { lock };
     let client = TorqClient::new(settings)?;
     let cancel = CancellationToken::new();
     let gate = CommitGate::new();

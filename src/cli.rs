@@ -124,13 +124,15 @@ pub struct TorqArgs {
 /// Flags shared by every command.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Path of the c1z sync file to write (an existing one is extended, keeping its latest sync); `demo` writes
-    /// demo.c1z unless -f is given on its command line
+    /// Path of the c1z sync file to write (an existing one is extended, keeping its latest sync) [default:
+    /// sync.c1z; demo.c1z for `demo`, which ignores BATON_FILE and the config file]
+    // The default is named in the text, not shown by clap: `demo` has its own (see `app::demo_output`).
     #[arg(
         short = 'f',
         long,
         env = "BATON_FILE",
         default_value = "sync.c1z",
+        hide_default_value = true,
         global = true,
         hide_env_values = true,
         value_name = "FILE"
@@ -250,9 +252,14 @@ pub(crate) struct ProvisioningArgs {
     /// Login of the account to create; used as the email when it is an email address
     #[arg(long, env = "BATON_CREATE_ACCOUNT_LOGIN", hide_env_values = true, value_name = "LOGIN")]
     pub(crate) create_account_login: Option<String>,
-    /// Profile of the account as a JSON object: "role" (a role name or id; Torq's default when absent), "email"
+    /// Profile of the account as a JSON object with the keys "role" (a role name or id; Torq's default when absent; alias "role_id") and "email"; any other key is refused
     #[arg(long, env = "BATON_CREATE_ACCOUNT_PROFILE", hide_env_values = true, value_name = "JSON")]
     pub(crate) create_account_profile: Option<String>,
+    /// When no `--create-account-*` flag was typed but one came from a variable or the config file: what set it
+    /// (e.g. `BATON_CREATE_ACCOUNT_EMAIL`), so a run is never turned into an invite without saying why. Set by
+    /// [`note_value_sources`].
+    #[arg(skip)]
+    pub(crate) create_account_from: Option<String>,
 }
 
 impl ProvisioningArgs {
@@ -638,6 +645,19 @@ fn unknown_flag(word: &str, clap_suggestions: Vec<String>, cmd: &clap::Command) 
     }
 }
 
+/// The candidate `typed` most likely meant: clap's rule for flags (Jaro similarity above 0.7, compared without
+/// case, `_` read as `-`), so config-file keys and profile keys get the same suggestions as the command line.
+pub(crate) fn closest<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let norm = |s: &str| s.to_ascii_lowercase().replace('_', "-");
+    let typed = norm(typed);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro(&typed, &norm(c)), c))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
 /// A word without a flag that is not a command.
 fn stray_word(word: &str, argv: &[String], cmd: &clap::Command) -> String {
     let commands: Vec<&str> =
@@ -687,6 +707,38 @@ pub fn log_format_hint(argv: &[String], cmd: &clap::Command) -> Option<LogFormat
     let value =
         typed.or_else(|| std::env::var("BATON_LOG_FORMAT").ok().filter(|v| !v.is_empty())).or_else(from_file)?;
     LogFormat::from_str(value.trim(), true).ok()
+}
+
+/// Records in `cli` where the values that decide the kind of run came from (clap's value sources; a config-file
+/// value is a flag default, see `crate::config_file`): whether `--file` was typed, and what set a
+/// `--create-account-*` flag when none was typed.
+pub fn note_value_sources(cli: &mut Cli, matches: &clap::ArgMatches, config_file: Option<&Path>) {
+    use clap::parser::ValueSource;
+    use clap::CommandFactory;
+    cli.common.file_on_command_line = file_on_command_line(matches);
+    let ids = ["create_account_email", "create_account_login", "create_account_profile"];
+    let sources: Vec<(&str, ValueSource)> =
+        ids.iter().filter_map(|id| matches.value_source(id).map(|source| (*id, source))).collect();
+    if sources.iter().any(|(_, source)| *source == ValueSource::CommandLine) {
+        return;
+    }
+    let cmd = Cli::command();
+    let names: Vec<String> = sources
+        .iter()
+        .filter_map(|(id, source)| {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == *id)?;
+            match source {
+                ValueSource::EnvVariable => arg.get_env().map(|e| e.to_string_lossy().into_owned()),
+                // These flags have no built-in default: a default is the config file's value.
+                _ => Some(format!(
+                    "{} in config file {}",
+                    arg.get_long().unwrap_or_default(),
+                    config_file.map_or_else(|| "?".into(), |p| p.display().to_string())
+                )),
+            }
+        })
+        .collect();
+    cli.provisioning.create_account_from = (!names.is_empty()).then(|| names.join(" and "));
 }
 
 /// Whether `--file` was typed on the command line (not taken from BATON_FILE, the config file or the default).
@@ -751,6 +803,15 @@ mod tests {
         for secret in ["S3cret", "abc123", "sk_live", "a-very-long-lowercase-word", "", "-x"] {
             assert!(!looks_like_a_command(secret), "{secret}");
         }
+    }
+
+    #[test]
+    fn the_closest_key_is_suggested() {
+        let keys = ["email", "role", "role_id"];
+        assert_eq!(closest("rol", keys), Some("role"));
+        assert_eq!(closest("Role-ID", keys), Some("role_id"));
+        assert_eq!(closest("mail", keys), Some("email"));
+        assert_eq!(closest("department", keys), None);
     }
 
     #[test]

@@ -41,8 +41,8 @@ pub enum ConfigFileError {
     Syntax { path: String, reason: String },
     #[error("config file {path} must be a mapping of flag names to values, e.g. \"torq-client-id: ID\"")]
     NotAMapping { path: String },
-    #[error("config file {path}: unknown key {key:?}; valid keys are: {valid}")]
-    UnknownKey { path: String, key: String, valid: String },
+    #[error("config file {path}: unknown key {key:?}{did_you_mean}; valid keys are: {valid}")]
+    UnknownKey { path: String, key: String, did_you_mean: String, valid: String },
     #[error("config file {path}: key {key:?} must have one value (text, a number or true/false), not {found}")]
     NotScalar { path: String, key: String, found: &'static str },
     #[error(
@@ -50,7 +50,16 @@ pub enum ConfigFileError {
          read it: {fix}"
     )]
     Untrusted { path: String, why: String, fix: String },
+    /// As ssh treats a private key: a secret others can read is a secret others have.
+    #[error(
+        "config file {path} holds {key} but can be read by group or others (mode {mode:04o}); refusing to use it: \
+         run chmod 600 {path}"
+    )]
+    SecretReadable { path: String, key: String, mode: u32 },
 }
+
+/// Keys whose value is a secret: a file that sets one must be readable by its owner only.
+pub(crate) const SECRET_KEYS: [&str; 2] = ["torq-client-secret", "client-secret"];
 
 /// Keys that decide where connections go (and so where credentials are sent) or which CA is trusted: a config
 /// file that sets one gets a warning naming it.
@@ -67,9 +76,34 @@ pub struct Applied {
 }
 
 impl Applied {
-    /// Keys from [`ENDPOINT_KEYS`] whose value came from the file, for a warning each.
+    /// Keys from [`ENDPOINT_KEYS`] whose value came from the file (named in one warning per run).
     pub fn endpoint_keys(&self) -> Vec<&str> {
         self.from_file.iter().map(String::as_str).filter(|k| ENDPOINT_KEYS.contains(k)).collect()
+    }
+
+    /// `"; the value is from config file PATH (key KEY)"` when the value clap refused in `e` came from this file:
+    /// a key the file set, for a flag not typed on the command line (`argv`). Empty otherwise.
+    pub fn source_of_refused_value(&self, e: &clap::Error, argv: &[String], cmd: &clap::Command) -> String {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        if !matches!(e.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+            return String::new();
+        }
+        let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else { return String::new() };
+        let Some(long) = arg.split_whitespace().next().and_then(|f| f.strip_prefix("--")) else {
+            return String::new();
+        };
+        if !self.from_file.iter().any(|k| k == long) {
+            return String::new();
+        }
+        let short = cmd.get_arguments().find(|a| a.get_long() == Some(long)).and_then(|a| a.get_short());
+        let typed = argv.iter().skip(1).take_while(|w| *w != "--").any(|w| {
+            w.strip_prefix("--").is_some_and(|rest| rest == long || rest.starts_with(&format!("{long}=")))
+                || short.is_some_and(|c| w.starts_with('-') && !w.starts_with("--") && w[1..].starts_with(c))
+        });
+        if typed {
+            return String::new();
+        }
+        format!("; the value is from config file {} (key {long})", self.path.display())
     }
 }
 
@@ -135,7 +169,11 @@ pub(crate) fn parse(
         };
         let Some(env) = keys.get(&key) else {
             let valid = keys.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
-            return Err(ConfigFileError::UnknownKey { path: shown, key, valid });
+            let did_you_mean = crate::cli::closest(&key, keys.keys().map(String::as_str))
+                .map(|k| format!(" (did you mean {k:?}?)"))
+                .unwrap_or_default();
+            let key = key.chars().take(64).collect();
+            return Err(ConfigFileError::UnknownKey { path: shown, key, did_you_mean, valid });
         };
         let value = match v {
             Value::String(s) => s,
@@ -185,8 +223,14 @@ pub(crate) fn apply_file(
     let Some(path) = locate(config_path_env)? else {
         return Ok((cmd, None));
     };
-    let text = read_trusted(&path)?;
+    let (text, mode) = read_trusted(&path)?;
     let entries = parse(&path, &text, &known_keys(&cmd))?;
+    if let Some((key, _, _)) = entries.iter().find(|(key, _, _)| SECRET_KEYS.contains(&key.as_str())) {
+        if mode & 0o044 != 0 {
+            let path = path.display().to_string();
+            return Err(ConfigFileError::SecretReadable { path, key: key.clone(), mode });
+        }
+    }
     let mut applied = Applied { path, ..Applied::default() };
     for (key, env, value) in entries {
         match std::env::var_os(&env) {
@@ -229,9 +273,10 @@ fn with_default(mut cmd: clap::Command, long: &str, value: &str, ignore_env: boo
 /// Largest config file read; a real one is a few hundred bytes.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
-/// The file's text, if the file is one only this user (or root) can change: owned by the current user or root, and
-/// not writable by group or others. Checked on the opened file, so it cannot be swapped between check and read.
-fn read_trusted(path: &Path) -> Result<Zeroizing<String>, ConfigFileError> {
+/// The file's text and permission bits, if the file is one only this user (or root) can change: owned by the current
+/// user or root, and not writable by group or others. Checked on the opened file, so it cannot be swapped between
+/// check and read.
+fn read_trusted(path: &Path) -> Result<(Zeroizing<String>, u32), ConfigFileError> {
     use std::io::Read as _;
     use std::os::unix::fs::MetadataExt as _;
     let shown = path.display().to_string();
@@ -273,7 +318,7 @@ fn read_trusted(path: &Path) -> Result<Zeroizing<String>, ConfigFileError> {
     if text.len() as u64 > MAX_CONFIG_BYTES {
         return Err(too_large());
     }
-    Ok(text)
+    Ok((text, mode))
 }
 
 fn one_line(s: &str) -> String {

@@ -27,12 +27,15 @@ fn main() -> ExitCode {
     let json_if_unparsed = json_before_parse(&argv, &command);
     let parsed = command.try_get_matches_from(&argv).and_then(|matches| {
         let mut cli = Cli::from_arg_matches(&matches)?;
-        cli.common.file_on_command_line = cli::file_on_command_line(&matches);
+        cli::note_value_sources(&mut cli, &matches, config_file.as_ref().map(|a| a.path.as_path()));
         Ok(cli)
     });
     let cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e, &argv, json_if_unparsed),
+        Err(e) => {
+            let from_file = config_file.as_ref().map(|a| a.source_of_refused_value(&e, &argv, &Cli::command()));
+            return usage_error(e, &argv, json_if_unparsed, &from_file.unwrap_or_default());
+        }
     };
     let json = match cli.common.log_format {
         Some(LogFormat::Json) => true,
@@ -53,10 +56,12 @@ fn main() -> ExitCode {
             overridden_by_env = %applied.overridden_by_env.join(","),
             "read config file"
         );
-        for key in applied.endpoint_keys() {
+        // One line per run, however many such keys the file sets.
+        let endpoint_keys = applied.endpoint_keys();
+        if !endpoint_keys.is_empty() {
             tracing::warn!(
                 path = %applied.path.display(),
-                key,
+                keys = %endpoint_keys.join(","),
                 "the config file sets where connections go (or which CA is trusted); check that it is yours"
             );
         }
@@ -98,8 +103,9 @@ fn fail(json: bool, message: &str, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// clap's help and version go to stdout as usual; its errors become one line that names the fix.
-fn usage_error(e: clap::Error, argv: &[String], json: bool) -> ExitCode {
+/// clap's help and version go to stdout as usual; its errors become one line that names the fix (and, with
+/// `from_file`, the config file a refused value came from).
+fn usage_error(e: clap::Error, argv: &[String], json: bool, from_file: &str) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(
         e.kind(),
@@ -108,7 +114,7 @@ fn usage_error(e: clap::Error, argv: &[String], json: bool) -> ExitCode {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
-    fail(json, &cli::describe_parse_error(&e, argv), EXIT_USAGE)
+    fail(json, &format!("{}{from_file}", cli::describe_parse_error(&e, argv)), EXIT_USAGE)
 }
 
 fn init_logging(json: bool, level: LogLevel) {

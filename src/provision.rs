@@ -2,17 +2,18 @@
 //! both modes: the one-shot CLI (`-p --create-account-email …`) and service mode's tasks call the same
 //! functions, so a validation rule or an answer cannot differ between them.
 //!
-//! Why a module of its own (not `connector/`, not `torq/`): account creation is a *driver*, like `crate::sync`.
-//! It validates input, reads the role and user lists, decides, and only then sends the one write Torq documents
-//! (`POST /users/invite`, see `crate::torq`). `connector/` says *which* resource types offer it (the `user`
-//! syncer's optional `AccountManager`, which calls [`invite`]) and shapes the answers
-//! (`crate::connector::account_creation`); `torq/` stays unaware of Baton.
+//! Why a module of its own (not `connector/`, not `torq/`): provisioning is a *driver*, like `crate::sync`. It
+//! turns flags or a task into a checked request, dispatches it to a resource type's account manager, and answers
+//! grants, revokes and deletes. The request, outcome and error types and the `user` type's invite live below it
+//! in `crate::connector::account_creation` (re-exported here), so `connector/` never imports this module;
+//! `torq/` stays unaware of Baton.
 //!
-//! - **Create account** ([`create_account`] -> the type's account manager -> [`invite`]): an email (checked: one `@`, no spaces, at most 254 bytes of UTF-8) and
-//!   an optional role (an id, or a name matched case-insensitively; none = Torq's default, Viewer). Nothing is
-//!   sent until the role is known and no user has that email (compared case-insensitively); an existing user is
-//!   "already exists", not an error, unless they hold another role than the one asked for (refused: Torq's public
-//!   API cannot change it).
+//! - **Create account** ([`create_account`] -> the type's account manager -> the `user` invite): an email
+//!   (checked: one `@`, no spaces, at most 254 bytes of UTF-8) and an optional role (an id, or a name matched
+//!   case-insensitively; none = Torq's default, Viewer), from the profile keys `email`, `role` and `role_id` only:
+//!   any other key is refused before anything is sent. Nothing is sent until the role is known and no user has
+//!   that email (compared case-insensitively); an existing user is "already exists", not an error, unless they
+//!   hold another role than the one asked for (refused: Torq's public API cannot change it).
 //! - **Grant** a role's `member` entitlement ([`check_grant`]): Torq's public API cannot change a user's or an API
 //!   key's role, so a grant succeeds only when the principal already holds that role, and is refused with where
 //!   to do it otherwise.
@@ -24,115 +25,36 @@
 
 use std::collections::BTreeMap;
 
-use crate::connector::account_creation::{EMAIL_FIELD, ROLE_FIELD, ROLE_ID_ALIAS};
+use crate::connector::account_creation::{EMAIL_FIELD, PROFILE_KEYS, ROLE_FIELD, ROLE_ID_ALIAS, WHERE_ROLES_CHANGE};
 use crate::connector::api_key::API_KEY_TYPE_ID;
 use crate::connector::role::{self, ROLE_TYPE_ID};
 use crate::connector::user::USER_TYPE_ID;
 use crate::proto::connector_v2::{AccountInfo, Entitlement, Grant, Resource};
-use crate::torq::{InviteOutcome, RoleRecord, TorqClient, TorqError, UserRecord};
+use crate::torq::TorqClient;
+
+// The request, outcome and error types live below `connector/` (its account managers return them); the flow
+// re-exports them so callers name one place.
+pub use crate::connector::account_creation::ProvisionError;
+pub(crate) use crate::connector::account_creation::{AccountOutcome, AccountRequest, ProfileValue};
 
 /// Longest email address accepted (RFC 5321's path limit minus the angle brackets).
 pub(crate) const MAX_EMAIL_LEN: usize = 254;
-
-/// Where a Torq role is changed, since the public API cannot do it.
-const WHERE_ROLES_CHANGE: &str = "change it in the Torq UI (Settings > Users), or for SSO users in the SSO claim \
-     mapping that assigns their role (Settings > SSO, or the identity provider's group)";
-
-/// Why a provisioning action was refused or failed. One line each, saying what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum ProvisionError {
-    #[error(
-        "provisioning is not enabled: pass -p/--provisioning (or set BATON_PROVISIONING=true) to let baton-torq \
-         change Torq"
-    )]
-    Disabled,
-    #[error(
-        "--create-account-* runs a one-shot invite and cannot be combined with --client-id/--client-secret \
-         (service mode); drop one of them"
-    )]
-    ModeConflict,
-    #[error(
-        "no email for the new account: pass --create-account-email EMAIL, a profile with \"email\", or a login \
-         that is an email address"
-    )]
-    NoEmail,
-    #[error("invalid email address {email:?}: {reason}")]
-    BadEmail { email: String, reason: &'static str },
-    #[error("invalid account profile: {0}")]
-    BadProfile(String),
-    #[error("unknown Torq role {wanted:?}; the workspace's roles are: {available}")]
-    UnknownRole { wanted: String, available: String },
-    #[error("role {wanted:?} matches several Torq roles ({matches}); pass the role's id instead")]
-    AmbiguousRole { wanted: String, matches: String },
-    #[error("cannot create an account of resource type {0:?}: baton-torq creates accounts of type \"user\" only")]
-    ResourceType(String),
-    #[error("malformed {task} task: {reason}")]
-    Malformed { task: &'static str, reason: String },
-    #[error("no Torq user has id {0:?} (it may have been removed since the last sync)")]
-    NoSuchUser(String),
-    #[error("no Torq API key has client id {0:?} (it may have been deleted since the last sync)")]
-    NoSuchApiKey(String),
-    #[error("Torq says a user with email {0:?} exists, but neither user list shows it; check the Torq UI (Settings > Users)")]
-    ExistsButNotListed(String),
-    /// Torq's public API cannot do this; the message says where it can be done.
-    #[error("{0}")]
-    NotSupported(String),
-    #[error(transparent)]
-    Torq(#[from] TorqError),
-}
-
-impl ProvisionError {
-    /// Bad input, refused before anything was written (exit code 2 in one-shot mode).
-    pub(crate) fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            ProvisionError::Disabled
-                | ProvisionError::ModeConflict
-                | ProvisionError::NoEmail
-                | ProvisionError::BadEmail { .. }
-                | ProvisionError::BadProfile(_)
-                | ProvisionError::UnknownRole { .. }
-                | ProvisionError::AmbiguousRole { .. }
-                | ProvisionError::ResourceType(_)
-        )
-    }
-
-    /// Worth trying again later (Torq unreachable, rate limited or failing before the invite reached it): the only
-    /// non-final failures. An invite Torq answered with an error or an unreadable 200 reached Torq, so it is final
-    /// even though its user list did not show the user: that list may lag, and a retry would invite twice.
-    pub(crate) fn is_transient(&self) -> bool {
-        match self {
-            ProvisionError::Torq(TorqError::Unavailable { .. }) => true,
-            ProvisionError::Torq(TorqError::Api { status, .. }) => *status == 429 || *status >= 500,
-            _ => false,
-        }
-    }
-}
-
-/// A profile value as far as account creation cares: text, or something else (named in errors).
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum ProfileValue {
-    Text(String),
-    Other(&'static str),
-}
-
-/// A checked account-creation request: a valid email and, optionally, the role as given (resolved later
-/// against the workspace's roles).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct AccountRequest {
-    pub(crate) email: String,
-    pub(crate) role: Option<String>,
-}
 
 impl AccountRequest {
     /// From Baton's pieces: an email (`AccountInfo`'s primary email, or `--create-account-email`), a login and a
     /// profile. The email is the given one, else the profile's `email`, else the login when it is an address;
     /// the role is the profile's `role` (or its alias `role_id`); empty means Torq's default.
+    /// Every profile key must be one of [`PROFILE_KEYS`]: an unknown one (a typo such as "rol") is refused, since
+    /// ignoring it would invite the user with Torq's default role, which Torq's public API cannot undo.
     pub(crate) fn new(
+        origin: Origin,
         email: Option<&str>,
         login: Option<&str>,
         profile: &BTreeMap<String, ProfileValue>,
     ) -> Result<AccountRequest, ProvisionError> {
+        if let Some(unknown) = profile.keys().find(|k| !PROFILE_KEYS.contains(&k.as_str())) {
+            return Err(unknown_profile_key(origin, unknown));
+        }
         let text = |key: &str| -> Result<Option<String>, ProvisionError> {
             match profile.get(key) {
                 None => Ok(None),
@@ -153,7 +75,7 @@ impl AccountRequest {
             }
         }
         let from_login = login.filter(|l| l.contains('@')).map(str::to_string);
-        let email = given.or(from_profile).or(from_login).ok_or(ProvisionError::NoEmail)?;
+        let email = given.or(from_profile).or(from_login).ok_or(ProvisionError::NoEmail(origin.email_hint()))?;
         check_email(&email)?;
         let role = match (text(ROLE_FIELD)?, text(ROLE_ID_ALIAS)?) {
             (Some(a), Some(b)) if a != b => {
@@ -163,10 +85,6 @@ impl AccountRequest {
             }
             (a, b) => a.or(b),
         };
-        if let Some(unknown) = profile.keys().find(|k| ![EMAIL_FIELD, ROLE_FIELD, ROLE_ID_ALIAS].contains(&k.as_str()))
-        {
-            tracing::info!(key = %unknown, "ignoring a profile key Torq's invite has no field for");
-        }
         Ok(AccountRequest { email, role })
     }
 
@@ -193,7 +111,7 @@ impl AccountRequest {
                 map.into_iter().map(|(k, v)| (k, json_value(v))).collect()
             }
         };
-        AccountRequest::new(email, login, &profile)
+        AccountRequest::new(Origin::Flags, email, login, &profile)
     }
 
     /// From a service-mode task's `AccountInfo`: the primary email (or the first one), the login, the profile.
@@ -204,8 +122,51 @@ impl AccountRequest {
             .as_ref()
             .map(|p| p.fields.iter().map(|(k, v)| (k.clone(), struct_value(v))).collect())
             .unwrap_or_default();
-        AccountRequest::new(email, Some(info.login.as_str()), &profile)
+        AccountRequest::new(Origin::Task, email, Some(info.login.as_str()), &profile)
     }
+}
+
+/// Where a request's pieces came from: the one-shot flags or a service-mode task. Messages name what the person
+/// (or ConductorOne) can change: flags on the command line, the task's account fields in service mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Flags,
+    Task,
+}
+
+impl Origin {
+    fn profile(self) -> &'static str {
+        match self {
+            Origin::Flags => "--create-account-profile",
+            Origin::Task => "the task's account profile",
+        }
+    }
+
+    fn email_hint(self) -> &'static str {
+        match self {
+            Origin::Flags => {
+                "pass --create-account-email EMAIL, a profile with \"email\", or a login that is an email address"
+            }
+            Origin::Task => {
+                "the task's account has no email address; give it a primary email, a profile \"email\", or a login \
+                 that is an email address"
+            }
+        }
+    }
+}
+
+/// An unknown profile key, with the accepted key it most likely meant. The key is shown escaped and cut: it is
+/// input, not ours.
+fn unknown_profile_key(origin: Origin, key: &str) -> ProvisionError {
+    let shown: String = key.chars().take(64).collect();
+    let did_you_mean = crate::cli::closest(key, PROFILE_KEYS.iter().copied())
+        .map(|k| format!(" (did you mean \"{k}\"?)"))
+        .unwrap_or_default();
+    ProvisionError::BadProfile(format!(
+        "{} has an unknown key {shown:?}{did_you_mean}; the accepted keys are {}; nothing was sent",
+        origin.profile(),
+        PROFILE_KEYS.join(", "),
+    ))
 }
 
 fn json_value(v: serde_json::Value) -> ProfileValue {
@@ -250,67 +211,6 @@ pub(crate) fn check_email(email: &str) -> Result<(), ProvisionError> {
     }
 }
 
-/// The role `wanted` names: a role id, else a name (exact, then case-insensitive).
-pub(crate) fn resolve_role<'a>(wanted: &str, roles: &'a [RoleRecord]) -> Result<&'a RoleRecord, ProvisionError> {
-    if let Some(r) = roles.iter().find(|r| r.id == wanted).or_else(|| roles.iter().find(|r| r.name == wanted)) {
-        return Ok(r);
-    }
-    let folded = wanted.to_lowercase();
-    let matches: Vec<&RoleRecord> = roles.iter().filter(|r| r.name.to_lowercase() == folded).collect();
-    match matches.as_slice() {
-        [one] => Ok(one),
-        [] => {
-            let mut names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).filter(|n| !n.is_empty()).collect();
-            names.sort_unstable_by_key(|n| n.to_lowercase());
-            names.dedup();
-            let available = if names.is_empty() { "(none)".to_string() } else { names.join(", ") };
-            Err(ProvisionError::UnknownRole { wanted: wanted.to_string(), available })
-        }
-        many => Err(ProvisionError::AmbiguousRole {
-            wanted: wanted.to_string(),
-            matches: many.iter().map(|r| format!("{} = {}", r.name, r.id)).collect::<Vec<_>>().join(", "),
-        }),
-    }
-}
-
-/// A Torq user and the name of their role (the role id when the role list does not have it).
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Account {
-    pub(crate) user: UserRecord,
-    pub(crate) role_name: String,
-}
-
-/// What account creation came to.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum AccountOutcome {
-    /// Torq invited the user (status INVITATION_SENT until they accept).
-    Created(Account),
-    /// A user with that email was already there; nothing was sent.
-    AlreadyExists(Account),
-}
-
-impl AccountOutcome {
-    pub(crate) fn account(&self) -> &Account {
-        match self {
-            AccountOutcome::Created(a) | AccountOutcome::AlreadyExists(a) => a,
-        }
-    }
-
-    /// The one line the one-shot CLI prints.
-    pub(crate) fn line(&self) -> String {
-        match self {
-            AccountOutcome::Created(a) => format!(
-                "created: Torq user {} {} with role {} (invitation sent; the user sets up their login from Torq's email)",
-                a.user.id, a.user.email, a.role_name
-            ),
-            AccountOutcome::AlreadyExists(a) => format!(
-                "already exists: Torq user {} {} with role {}; nothing was sent",
-                a.user.id, a.user.email, a.role_name
-            ),
-        }
-    }
-}
-
 /// Creates an account of `resource_type` through that type's account manager (see
 /// `crate::connector::syncer::AccountManager`); only `user` has one.
 pub(crate) async fn create_account(
@@ -322,54 +222,6 @@ pub(crate) async fn create_account(
         .and_then(|s| s.account_manager())
         .ok_or_else(|| ProvisionError::ResourceType(resource_type.to_string()))?;
     manager.create_account(client, request).await
-}
-
-/// The `user` type's account creation: invites the user, or finds them in place. The role list and the user
-/// lists are read first; the invite is sent only when the role is known and no user has the email.
-pub(crate) async fn invite(client: &TorqClient, request: &AccountRequest) -> Result<AccountOutcome, ProvisionError> {
-    let (roles, existing) = tokio::join!(client.list_roles(), client.find_user_by_email(&request.email));
-    let roles = roles?;
-    let role = request.role.as_deref().map(|wanted| resolve_role(wanted, &roles)).transpose()?;
-    let account = |user: UserRecord| {
-        let role_id =
-            if user.role_id.is_empty() { role.map(|r| r.id.clone()).unwrap_or_default() } else { user.role_id.clone() };
-        let role_name = roles
-            .iter()
-            .find(|r| r.id == role_id)
-            .map(|r| if r.name.is_empty() { r.id.clone() } else { r.name.clone() })
-            .unwrap_or_else(|| if role_id.is_empty() { "(Torq's default)".to_string() } else { role_id.clone() });
-        Account { user: UserRecord { role_id, ..user }, role_name }
-    };
-    // An existing user is the account asked for only if the role matches (or none was asked for): Torq's public
-    // API cannot change it, and "already exists" would tell ConductorOne the request was fulfilled.
-    let found = |user: UserRecord| {
-        let a = account(user);
-        match role {
-            Some(r) if !a.user.role_id.is_empty() && a.user.role_id != r.id => {
-                Err(ProvisionError::NotSupported(format!(
-                    "Torq user {} already exists with role {}, not {}, and Torq's public API cannot change the role \
-                     of a user; {WHERE_ROLES_CHANGE}",
-                    a.user.email,
-                    a.role_name,
-                    if r.name.is_empty() { &r.id } else { &r.name },
-                )))
-            }
-            _ => Ok(AccountOutcome::AlreadyExists(a)),
-        }
-    };
-    if let Some(user) = existing? {
-        tracing::info!(user_id = %user.id, "a user with this email exists; not inviting");
-        return found(user);
-    }
-    tracing::info!(role_id = role.map_or("", |r| r.id.as_str()), "inviting the user to Torq");
-    match client.invite_user(&request.email, role.map(|r| r.id.as_str())).await? {
-        InviteOutcome::Invited(user) => Ok(AccountOutcome::Created(account(user))),
-        // Someone else invited the address between our check and the POST.
-        InviteOutcome::AlreadyExists => match client.find_user_by_email(&request.email).await? {
-            Some(user) => found(user),
-            None => Err(ProvisionError::ExistsButNotListed(request.email.clone())),
-        },
-    }
 }
 
 /// The role id of a `role:<id>:member` entitlement.
@@ -454,6 +306,8 @@ pub(crate) fn delete_refusal(resource_type: &str) -> ProvisionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connector::account_creation::resolve_role;
+    use crate::torq::RoleRecord;
 
     fn roles() -> Vec<RoleRecord> {
         [("r-own", "Owner"), ("r-op", "Operator"), ("r-view", "Viewer"), ("r-soc", "SOC Tier 1")]
@@ -487,16 +341,16 @@ mod tests {
     #[test]
     fn email_comes_from_the_flag_then_the_profile_then_a_login_that_is_an_address() {
         let empty = BTreeMap::new();
-        let r = AccountRequest::new(Some("a@x.io"), Some("ignored@y.io"), &empty).unwrap();
+        let r = AccountRequest::new(Origin::Flags, Some("a@x.io"), Some("ignored@y.io"), &empty).unwrap();
         assert_eq!(r, AccountRequest { email: "a@x.io".into(), role: None });
         let p = profile(&[("email", ProfileValue::Text("p@x.io".into()))]);
-        assert_eq!(AccountRequest::new(None, Some("l@x.io"), &p).unwrap().email, "p@x.io");
-        assert_eq!(AccountRequest::new(None, Some("l@x.io"), &empty).unwrap().email, "l@x.io");
-        assert!(matches!(AccountRequest::new(None, Some("jdoe"), &empty), Err(ProvisionError::NoEmail)));
-        assert!(matches!(AccountRequest::new(Some("a@x.io"), None, &p), Err(ProvisionError::BadProfile(_))));
+        assert_eq!(AccountRequest::new(Origin::Flags, None, Some("l@x.io"), &p).unwrap().email, "p@x.io");
+        assert_eq!(AccountRequest::new(Origin::Flags, None, Some("l@x.io"), &empty).unwrap().email, "l@x.io");
+        assert!(matches!(AccountRequest::new(Origin::Flags, None, Some("jdoe"), &empty), Err(ProvisionError::NoEmail(_))));
+        assert!(matches!(AccountRequest::new(Origin::Flags, Some("a@x.io"), None, &p), Err(ProvisionError::BadProfile(_))));
         // The same address in two places is fine.
         let same = profile(&[("email", ProfileValue::Text("A@X.io".into()))]);
-        assert!(AccountRequest::new(Some("a@x.io"), None, &same).is_ok());
+        assert!(AccountRequest::new(Origin::Flags, Some("a@x.io"), None, &same).is_ok());
     }
 
     #[test]
@@ -512,6 +366,23 @@ mod tests {
             assert!(matches!(err, ProvisionError::BadProfile(_)), "{bad}: {err}");
             assert!(err.is_usage());
         }
+    }
+
+    #[test]
+    fn unknown_profile_keys_are_refused_with_the_key_meant() {
+        let err = AccountRequest::from_flags(Some("a@x.io"), None, Some(r#"{"rol":"Operator"}"#)).unwrap_err();
+        assert!(err.is_usage());
+        assert_eq!(
+            err.to_string(),
+            "invalid account profile: --create-account-profile has an unknown key \"rol\" (did you mean \"role\"?); \
+             the accepted keys are email, role, role_id; nothing was sent"
+        );
+        let p = profile(&[("department", ProfileValue::Text("Sales".into()))]);
+        let err = AccountRequest::new(Origin::Task, Some("a@x.io"), None, &p).unwrap_err().to_string();
+        assert!(err.contains("the task's account profile has an unknown key \"department\";"), "{err}");
+        assert!(!err.contains("--"), "a task's message names no flag: {err}");
+        let err = AccountRequest::new(Origin::Task, None, Some("jdoe"), &BTreeMap::new()).unwrap_err().to_string();
+        assert!(err.contains("the task's account has no email") && !err.contains("--"), "{err}");
     }
 
     #[test]

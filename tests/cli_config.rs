@@ -31,6 +31,13 @@ fn server_yaml(server: &SimServer) -> String {
     )
 }
 
+/// Writes a config file as its owner alone may read it (chmod 600): one that holds a secret must be.
+fn write_private(path: &Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 async fn demo_server(latency: Duration) -> SimServer {
     SimServer::start(Workspace::demo(), SimConfig { latency, ..SimConfig::default() }).await.unwrap()
 }
@@ -55,7 +62,7 @@ async fn baton_yaml_in_the_working_directory_supplies_every_setting() {
     let server = demo_server(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!("{}file: from-file.c1z\nlog-format: json\nverbose: true\n", server_yaml(&server));
-    std::fs::write(dir.path().join(".baton.yaml"), yaml).unwrap();
+    write_private(&dir.path().join(".baton.yaml"), yaml).unwrap();
 
     let out = command_in(dir.path()).output().await.unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
@@ -74,7 +81,7 @@ async fn baton_yaml_in_the_working_directory_supplies_every_setting() {
 async fn a_mistyped_flag_is_reported_in_the_config_files_log_format() {
     // Not a terminal, so the format would be JSON without the file's `console`.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(".baton.yaml"), "log-format: console\n").unwrap();
+    write_private(&dir.path().join(".baton.yaml"), "log-format: console\n").unwrap();
     let out = command_in(dir.path()).arg("--bogus").output().await.unwrap();
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
@@ -87,7 +94,7 @@ async fn flags_beat_env_and_env_beats_the_file() {
     let dir = tempfile::tempdir().unwrap();
     // The file's secret is wrong: the environment's (right) one must win.
     let yaml = server_yaml(&server).replace(SECRET, "wrong-secret") + "file: file.c1z\nlog-format: json\n";
-    std::fs::write(dir.path().join(".baton.yaml"), yaml).unwrap();
+    write_private(&dir.path().join(".baton.yaml"), yaml).unwrap();
 
     // file only (wrong secret) -> 1, nothing written
     let out = command_in(dir.path()).output().await.unwrap();
@@ -135,9 +142,9 @@ async fn baton_config_path_names_the_file_and_replaces_the_default() {
     let dir = tempfile::tempdir().unwrap();
     let conf_dir = tempfile::tempdir().unwrap();
     let conf = conf_dir.path().join("torq.yml");
-    std::fs::write(&conf, server_yaml(&server) + "file: chosen.c1z\n").unwrap();
+    write_private(&conf, server_yaml(&server) + "file: chosen.c1z\n").unwrap();
     // A broken default file is not read when BATON_CONFIG_PATH is set.
-    std::fs::write(dir.path().join(".baton.yaml"), "not-a-flag: 1\n").unwrap();
+    write_private(&dir.path().join(".baton.yaml"), "not-a-flag: 1\n").unwrap();
 
     let out = command_in(dir.path()).env("BATON_CONFIG_PATH", &conf).output().await.unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
@@ -170,7 +177,7 @@ async fn bad_config_files_are_one_line_and_exit_2() {
     ];
     for (name, text, expected) in cases {
         let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
+        write_private(&path, text).unwrap();
         let out = command_in(dir.path()).env("BATON_CONFIG_PATH", &path).output().await.unwrap();
         assert_eq!(code(&out), Some(2), "{name}: {}", stderr(&out));
         let err = assert_one_line(&out);
@@ -338,7 +345,7 @@ async fn sigint_exits_130_and_leaves_the_existing_file_unchanged() {
 
     // A first, complete sync gives a valid c1z to protect.
     let fast = demo_server(Duration::ZERO).await;
-    std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&fast)).unwrap();
+    write_private(&dir.path().join(".baton.yaml"), server_yaml(&fast)).unwrap();
     let out = command_in(dir.path()).output().await.unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     fast.shutdown().await;
@@ -346,7 +353,7 @@ async fn sigint_exits_130_and_leaves_the_existing_file_unchanged() {
 
     // A slow workspace: every request takes 300 ms.
     let slow = demo_server(Duration::from_millis(300)).await;
-    std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&slow)).unwrap();
+    write_private(&dir.path().join(".baton.yaml"), server_yaml(&slow)).unwrap();
     let child = spawn_console(&mut command_in(dir.path()));
     let pid = child.id().expect("child pid");
     let waited = tokio::time::timeout(Duration::from_secs(10), async {
@@ -374,7 +381,7 @@ async fn no_progress_line_when_stderr_is_not_a_terminal() {
     // Slow enough that a progress line would be drawn several times if it were enabled.
     let server = demo_server(Duration::from_millis(300)).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
+    write_private(&dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
     for format in ["console", "json"] {
         let out = command_in(dir.path()).args(["--log-format", format]).output().await.unwrap();
         assert_eq!(code(&out), Some(0), "{}", stderr(&out));
@@ -396,7 +403,7 @@ async fn progress_line_on_a_terminal_is_drawn_and_cleared() {
     }
     let server = demo_server(Duration::from_millis(300)).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
+    write_private(&dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
     let out = tokio::process::Command::new("script")
         .args(["-qefc", bin(), "/dev/null"])
         .env_clear()
@@ -423,7 +430,7 @@ async fn progress_line_on_a_terminal_is_drawn_and_cleared() {
 async fn demo_writes_demo_c1z_and_never_the_configured_sync_file() {
     let dir = tempfile::tempdir().unwrap();
     // A real setup: the config file and the environment both name the real sync file.
-    std::fs::write(dir.path().join(".baton.yaml"), "file: real.c1z\n").unwrap();
+    write_private(&dir.path().join(".baton.yaml"), "file: real.c1z\n").unwrap();
     let out = command_in(dir.path()).env("BATON_FILE", "also-real.c1z").arg("demo").output().await.unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert_eq!(listing(dir.path()), vec![".baton.yaml", "demo.c1z"], "only demo.c1z is written");
@@ -562,7 +569,7 @@ async fn every_missing_credential_is_named_in_one_line() {
 async fn enum_values_are_case_insensitive() {
     let server = demo_server(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
+    write_private(&dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
     let out = command_in(dir.path())
         .args(["--torq-region", "EU", "--log-level", "WARN", "--log-format", "Console"])
         .output()
@@ -676,7 +683,7 @@ async fn in_json_mode_every_error_is_one_json_record() {
 async fn the_summary_is_a_result_shown_at_every_log_level_unless_quiet() {
     let server = demo_server(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
+    write_private(&dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
     for level in ["info", "warn", "error"] {
         let out = command_in(dir.path()).args(["--log-format", "json", "--log-level", level]).output().await.unwrap();
         assert_eq!(code(&out), Some(0), "{}", stderr(&out));
@@ -753,7 +760,7 @@ async fn a_late_interrupt_never_claims_what_did_not_happen() {
     let server = SimServer::start(Workspace::generated(spec), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sync.c1z");
-    std::fs::write(dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
+    write_private(&dir.path().join(".baton.yaml"), server_yaml(&server)).unwrap();
     // Two syncs: the second, like every try below, extends an existing file; its duration sets the moments.
     let mut full = Duration::ZERO;
     for _ in 0..2 {
@@ -824,4 +831,120 @@ async fn sigterm_before_the_sync_starts_exits_130() {
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap().unwrap();
     assert_eq!(status.code(), Some(130), "{status:?}");
     assert!(!target.exists(), "nothing written");
+}
+
+// Issue 28: honest first-run messages
+
+/// A config file that holds a client secret and that group or others can read is refused like an ssh private key
+/// (exit 2, "chmod 600 FILE"), before anything is sent; the same file at 0600, or a file without a secret at
+/// 0644, is used.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_in_a_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = demo_server(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".baton.yaml");
+    std::fs::write(&path, server_yaml(&server)).unwrap();
+    for mode in [0o644, 0o640, 0o604] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let before = server.stats().total();
+        let out = command_in(dir.path()).args(["--log-format", "console"]).output().await.unwrap();
+        assert_eq!(code(&out), Some(2), "{mode:o}: {}", stderr(&out));
+        let err = assert_one_line(&out);
+        assert!(err.contains("holds torq-client-secret") && err.contains("chmod 600 .baton.yaml"), "{err}");
+        assert!(!err.contains(SECRET), "{err}");
+        assert_eq!(server.stats().total(), before, "{mode:o}: nothing was sent");
+    }
+    assert!(listing(dir.path()) == vec![".baton.yaml"], "nothing written: {:?}", listing(dir.path()));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = command_in(dir.path()).output().await.unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    // No secret in the file: its mode does not matter (the secret comes from the environment).
+    std::fs::write(&path, format!("torq-client-id: {}\nfile: other.c1z\n", SimConfig::default().client_id)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = command_in(dir.path())
+        .env("BATON_TORQ_CLIENT_SECRET", SECRET)
+        .env("BATON_TORQ_API_URL", server.api_url())
+        .env("BATON_TORQ_AUTH_URL", server.auth_url())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(dir.path().join("other.c1z").is_file());
+    server.shutdown().await;
+}
+
+/// The config file's notice about keys that say where connections go is one line per run, however many such
+/// keys it sets; a value the file got wrong names the file; an unknown key gets a did-you-mean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_notices_are_one_line_and_errors_name_the_file_and_the_key_meant() {
+    let server = demo_server(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".baton.yaml");
+    write_private(&path, server_yaml(&server)).unwrap();
+    let out = command_in(dir.path()).args(["--log-format", "console", "--quiet"]).output().await.unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    let notices: Vec<&str> = err.lines().filter(|l| l.contains("config file sets where connections go")).collect();
+    assert_eq!(notices.len(), 1, "one notice:\n{err}");
+    assert!(notices[0].contains("torq-api-url,torq-auth-url"), "{}", notices[0]);
+
+    std::fs::write(&path, "log-level: verbose\n").unwrap();
+    let out = command_in(dir.path()).args(["--log-format", "console"]).output().await.unwrap();
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let err = assert_one_line(&out);
+    assert!(err.contains("--log-level (BATON_LOG_LEVEL)"), "{err}");
+    assert!(err.contains("the value is from config file .baton.yaml (key log-level)"), "{err}");
+    // Typed on the command line, the value is not the file's.
+    let out = command_in(dir.path()).args(["--log-format", "console", "--log-level", "loud"]).output().await.unwrap();
+    let err = assert_one_line(&out);
+    assert!(err.contains("'loud'") && !err.contains("config file"), "{err}");
+
+    std::fs::write(&path, "torq-client-idd: x\n").unwrap();
+    let out = command_in(dir.path()).args(["--log-format", "console"]).output().await.unwrap();
+    let err = assert_one_line(&out);
+    assert!(err.contains("unknown key \"torq-client-idd\" (did you mean \"torq-client-id\"?)"), "{err}");
+    std::fs::write(&path, "torq_region: eu\n").unwrap();
+    let out = command_in(dir.path()).args(["--log-format", "console"]).output().await.unwrap();
+    let err = assert_one_line(&out);
+    assert!(err.contains("(did you mean \"torq-region\"?)"), "{err}");
+    server.shutdown().await;
+}
+
+
+/// `--verbose` opens with the Torq URLs the run talks to (never the secret), and leaves the c1z's per-index lines
+/// to `trace`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_starts_with_the_torq_urls_and_has_no_per_index_lines() {
+    let server = demo_server(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::harness::command(&server, &SimConfig::default(), &dir.path().join("sync.c1z"))
+        .args(["--verbose", "--log-format", "console", "--quiet"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.contains("Torq endpoints"), "the first line: {first}\n{err}");
+    assert!(first.contains(&server.api_url()) && first.contains(&server.auth_url()), "{first}");
+    assert!(!err.contains(SECRET), "{err}");
+    assert!(!err.contains("c1z index built"), "per-index lines are trace:\n{err}");
+    server.shutdown().await;
+}
+
+/// `help demo` shows the demo's own default file, and the demo leaves no lock file behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_demo_shows_its_default_and_the_demo_leaves_no_lock_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command_in(dir.path()).args(["help", "demo"]).output().await.unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!help.contains("[default: sync.c1z]"), "{help}");
+    assert!(help.contains("demo.c1z for `demo`"), "{help}");
+    let out = command_in(dir.path()).arg("demo").output().await.unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let all: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    assert_eq!(all, vec!["demo.c1z"], "no lock file is left");
 }

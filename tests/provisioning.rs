@@ -197,6 +197,13 @@ async fn bad_input_is_refused_before_anything_is_sent() {
             "unknown Torq role \"Admin\"; the workspace's roles are: Contributor, Operator, Owner, SOC Tier 1, Viewer",
             true,
         ),
+        // A typo in a profile key would invite with Torq's default role, which cannot be undone: refused.
+        (
+            &["-p", "--create-account-email", "typo@example.com", "--create-account-profile", r#"{"rol":"Role 1"}"#],
+            "--create-account-profile has an unknown key \"rol\" (did you mean \"role\"?); the accepted keys are \
+             email, role, role_id; nothing was sent",
+            false,
+        ),
         (
             &["-p", "--create-account-email", "a@example.com", "--client-id", "x@tenant.example.test/pcc"],
             "cannot be combined with --client-id",
@@ -396,6 +403,19 @@ fn create_account(email: &str, role: Option<&str>) -> TaskType {
             profile,
             ..Default::default()
         }),
+        resource_type_id: "user".into(),
+    })
+}
+
+/// A create_account task for `login` with `profile` as its profile's text fields (and no email).
+fn create_account_with_profile(login: &str, profile: &[(&str, &str)]) -> TaskType {
+    use prost_types::{value::Kind, Struct, Value};
+    let fields = profile
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value { kind: Some(Kind::StringValue(v.to_string())) }))
+        .collect();
+    TaskType::CreateAccount(CreateAccountTask {
+        account_info: Some(AccountInfo { login: login.into(), profile: Some(Struct { fields }), ..Default::default() }),
         resource_type_id: "user".into(),
     })
 }
@@ -619,8 +639,87 @@ async fn service_mode_without_provisioning_refuses_every_provisioning_task() {
         let (code, message, non_retryable) = error_of(&c1.finish_of(id).unwrap());
         assert_eq!(code, tonic::Code::FailedPrecondition, "{message}");
         assert!(non_retryable);
-        assert!(message.contains("--provisioning"), "{message}");
+        // A task's message speaks of the connector's settings, not of a flag to type.
+        assert!(message.contains("BATON_PROVISIONING=true") && !message.contains("--"), "{message}");
     }
     assert_eq!(sim.stats().api_requests(), 0, "nothing was asked of Torq");
+    sim.shutdown().await;
+}
+
+/// A create_account task with a misspelt profile key, or without any email, fails as an invalid argument before
+/// anything is sent, and its message speaks of the task's fields, not of CLI flags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_refuses_an_unknown_profile_key_before_anything_is_sent() {
+    let sim = sim(FaultPlan::new()).await;
+    let (c1, secret) = FakeC1::start_for_new_key().await;
+    let dir = tempfile::tempdir().unwrap();
+    let typo = "2createaccounttypo000000001";
+    let no_email = "2createaccountnoemail000001";
+    c1.push_task(task(typo, create_account_with_profile("new.hire@example.com", &[("rol", "Operator")])));
+    c1.push_task(task(no_email, create_account_with_profile("jdoe", &[("role", "Operator")])));
+    let child = daemon(&sim, &c1, &secret, dir.path(), true);
+    c1.wait_for("two FinishTasks", Duration::from_secs(60), |r| r.finishes.len() >= 2).await;
+    stop(child).await;
+    let (code, message, non_retryable) = error_of(&c1.finish_of(typo).unwrap());
+    assert_eq!((code, non_retryable), (tonic::Code::InvalidArgument, true), "{message}");
+    assert!(message.contains("unknown key \"rol\" (did you mean \"role\"?)"), "{message}");
+    assert!(message.contains("nothing was sent") && !message.contains("--"), "{message}");
+    let (code, message, _) = error_of(&c1.finish_of(no_email).unwrap());
+    assert_eq!(code, tonic::Code::InvalidArgument, "{message}");
+    assert!(message.contains("the task's account has no email address") && !message.contains("--"), "{message}");
+    assert_eq!(sim.stats().invites, 0, "no invite was sent");
+    assert!(sim.invited_users().is_empty(), "nobody was invited");
+    sim.shutdown().await;
+}
+
+/// A leftover `BATON_CREATE_ACCOUNT_EMAIL` never decides the kind of run silently: without provisioning the refusal
+/// names it (and says no sync ran); with `BATON_PROVISIONING=true` the invite runs, and a warning names the
+/// variable that made it one. A key in the config file is named with the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_asked_for_by_a_variable_names_it() {
+    let sim = sim(FaultPlan::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sync.c1z");
+    let with_env = |env: &[(&str, &str)]| {
+        let mut cmd = harness::command(&sim, &SimConfig::default(), &file);
+        cmd.args(["--log-format", "console"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+    let out = with_env(&[("BATON_CREATE_ACCOUNT_EMAIL", "leftover@example.com")]).output().await.unwrap();
+    let err = harness::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("error: BATON_CREATE_ACCOUNT_EMAIL is set, which makes this run an invite"), "{err}");
+    assert!(err.contains("no sync ran: to sync, unset it"), "{err}");
+    assert_eq!(sim.stats().total(), 0, "nothing was sent");
+    assert!(!file.exists());
+
+    let env = [("BATON_CREATE_ACCOUNT_EMAIL", "leftover@example.com"), ("BATON_PROVISIONING", "true")];
+    let out = with_env(&env).output().await.unwrap();
+    harness::assert_success(&out);
+    let err = harness::stderr(&out);
+    let warning = err.lines().find(|l| l.contains("WARN")).unwrap_or_else(|| panic!("a warning:\n{err}"));
+    assert!(
+        warning.contains("running an invite, not a sync: BATON_CREATE_ACCOUNT_EMAIL is set (no sync runs"),
+        "{warning}"
+    );
+    assert!(stdout(&out).starts_with("created: Torq user "), "{}", stdout(&out));
+    assert!(!file.exists(), "no sync ran");
+
+    // Typed on the command line, the invite is what was asked for: no warning.
+    let out = run(&sim, dir.path(), &["-p", "--create-account-email", "typed@example.com"]).await;
+    harness::assert_success(&out);
+    assert!(!harness::stderr(&out).contains("running an invite, not a sync"), "{}", harness::stderr(&out));
+
+    // From the config file: the file and the key are named.
+    let config = dir.path().join("c.yaml");
+    std::fs::write(&config, "create-account-email: fromfile@example.com\n").unwrap();
+    let out = with_env(&[("BATON_CONFIG_PATH", config.to_str().unwrap())]).output().await.unwrap();
+    let err = harness::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("create-account-email in config file {} is set", config.display())), "{err}");
+    assert_eq!(sim.invited_users().len(), 2, "only the two invites asked for");
     sim.shutdown().await;
 }

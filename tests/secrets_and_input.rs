@@ -78,6 +78,8 @@ async fn no_secret_or_token_appears_anywhere_in_any_mode() {
     runs.push(("sync, env", out));
     std::fs::write(d.join(".baton.yaml"), format!("torq-client-id: canary-client\ntorq-client-secret: \"{SECRET}\"\n"))
         .unwrap();
+    // A file that holds a secret must be private (chmod 600), or it is refused.
+    std::fs::set_permissions(d.join(".baton.yaml"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let out = command_in(d).args(urls).args(["--verbose", "--log-level", "trace"]).output().await.unwrap();
     assert_success(&out);
     runs.push(("sync, config file", out));

@@ -2,7 +2,9 @@
 //!
 //! A run holds an exclusive advisory lock (`flock`) on `.<file>.lock` beside the output for its whole life. A
 //! second run on the same file fails at once with a clear message, or waits when asked to. The lock file itself
-//! is left in place (deleting it would race with a waiting run); the lock dies with the process, even on SIGKILL.
+//! is left in place, except by the demo (its output is throwaway); the lock dies with the process, even on SIGKILL.
+//! A lock is only taken on the file the path still names, so a run that waited on a lock file the demo removed
+//! locks a fresh one instead of sharing a lock with a third run.
 //!
 //! Holding the lock also proves that no other run is writing, so work and temporary files that a killed run left
 //! behind for this output (`.<file>.work-*`, `.<file>.tmp-*`) are removed here.
@@ -53,7 +55,9 @@ fn io_message(lock: &Path, source: &std::io::Error) -> String {
 /// An exclusive lock on an output file; released on drop.
 #[derive(Debug)]
 pub struct OutputLock {
-    _file: File,
+    file: File,
+    /// The lock file to remove on release ([`OutputLock::remove_when_released`]).
+    remove: Option<PathBuf>,
 }
 
 /// `DIR/.NAME.lock` for `DIR/NAME`.
@@ -79,24 +83,56 @@ impl OutputLock {
             // O_NOFOLLOW: a symlink planted as the lock file must not make us create or truncate its target.
             options.mode(0o600).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
         }
-        let file = options.open(&lock).map_err(|e| {
-            if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
-                LockError::Symlink { lock: lock.clone() }
-            } else {
-                io(e)
+        let file = loop {
+            let file = options.open(&lock).map_err(|e| {
+                if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                    LockError::Symlink { lock: lock.clone() }
+                } else {
+                    io(e)
+                }
+            })?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) if wait => {
+                    tracing::info!(lock = %lock.display(), "another run holds the lock; waiting for it");
+                    file.lock().map_err(io)?;
+                }
+                Err(TryLockError::WouldBlock) => return Err(LockError::Busy { path: target.to_path_buf(), lock }),
+                Err(TryLockError::Error(e)) => return Err(io(e)),
             }
-        })?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) if wait => {
-                tracing::info!(lock = %lock.display(), "another run holds the lock; waiting for it");
-                file.lock().map_err(io)?;
+            if still_named(&file, &lock) {
+                break file;
             }
-            Err(TryLockError::WouldBlock) => return Err(LockError::Busy { path: target.to_path_buf(), lock }),
-            Err(TryLockError::Error(e)) => return Err(io(e)),
-        }
+            // The holder removed the file while we waited: lock the one the path names now.
+        };
         remove_stale_files(target);
-        Ok(OutputLock { _file: file })
+        Ok(OutputLock { file, remove: None })
+    }
+
+    /// Removes the lock file when the lock is released, for an output nobody keeps (the demo's). Removed while
+    /// still locked; a run waiting on it then sees that the path no longer names its file and starts over.
+    pub(crate) fn remove_when_released(mut self, target: &Path) -> OutputLock {
+        self.remove = Some(lock_path(target));
+        self
+    }
+}
+
+impl Drop for OutputLock {
+    fn drop(&mut self) {
+        if let Some(path) = self.remove.take() {
+            if still_named(&self.file, &path) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+/// Whether `path` still names the open `file` (same device and inode).
+fn still_named(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
     }
 }
 
@@ -134,6 +170,25 @@ mod tests {
         assert!(matches!(OutputLock::acquire(&target, false), Err(LockError::Busy { .. })));
         drop(first);
         assert!(OutputLock::acquire(&target, false).is_ok());
+    }
+
+    #[test]
+    fn a_removed_lock_file_is_not_shared_with_a_waiting_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("demo.c1z");
+        let first = OutputLock::acquire(&target, false).unwrap().remove_when_released(&target);
+        let waiter = {
+            let target = target.clone();
+            std::thread::spawn(move || OutputLock::acquire(&target, true).unwrap())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(first);
+        let second = waiter.join().unwrap();
+        // The waiter holds the file the path names (a fresh one), so a third run is refused, not let in.
+        assert!(lock_path(&target).exists());
+        assert!(matches!(OutputLock::acquire(&target, false), Err(LockError::Busy { .. })));
+        drop(second);
+        assert!(lock_path(&target).exists(), "an ordinary lock file stays");
     }
 
     #[test]

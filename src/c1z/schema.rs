@@ -244,7 +244,7 @@ pub(crate) fn create_deferred_indexes(conn: &Connection) -> Result<(), C1zError>
     for idx in DEFERRED_INDEXES {
         let started = std::time::Instant::now();
         conn.execute_batch(idx.ddl).map_err(C1zError::sql("build the c1z indexes"))?;
-        tracing::debug!(index = idx.name, elapsed_ms = started.elapsed().as_millis() as u64, "c1z index built");
+        tracing::trace!(index = idx.name, elapsed_ms = started.elapsed().as_millis() as u64, "c1z index built");
     }
     Ok(())
 }

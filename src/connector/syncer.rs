@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::proto::connector_v2::{
     Capability, CredentialDetailsAccountProvisioning, Entitlement, Grant, Resource, ResourceType,
 };
-use crate::provision::{AccountOutcome, AccountRequest, ProvisionError};
+use super::account_creation::{AccountOutcome, AccountRequest, ProvisionError};
 use crate::torq::{SinkClosed, TorqClient, TorqError};
 
 /// Rows per batch sent to the writer: small batches keep fewer mapped rows in memory between the decoders and

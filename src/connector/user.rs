@@ -16,7 +16,7 @@ use crate::proto::connector_v2::{
     resource_status, resource_type::Trait, user_trait, CredentialDetailsAccountProvisioning, Grant, Resource,
     ResourceId, ResourceStatus, ResourceType, SkipEntitlementsAndGrants, UserTrait,
 };
-use crate::provision::{AccountOutcome, AccountRequest, ProvisionError};
+use super::account_creation::{AccountOutcome, AccountRequest, ProvisionError};
 use crate::torq::{SinkClosed, TorqClient, TorqError, UserRecord, UserStatus};
 
 pub(crate) const USER_TYPE_ID: &str = "user";
@@ -71,7 +71,7 @@ impl AccountManager for UserSyncer {
         client: &'a TorqClient,
         request: &'a AccountRequest,
     ) -> BoxFuture<'a, Result<AccountOutcome, ProvisionError>> {
-        Box::pin(crate::provision::invite(client, request))
+        Box::pin(super::account_creation::invite(client, request))
     }
 }
 

@@ -29,8 +29,9 @@ pub enum TokenError {
          machine's clock is right (the signed assertion tolerates 2 minutes of clock difference)"
     )]
     Rejected { url: String, status: u16, detail: String },
-    #[error("TLS failure talking to {url}: {detail}; if ConductorOne is reached through a private CA, pass it with BATON_C1_CA_CERT_FILE")]
-    Tls { url: String, detail: String },
+    /// The handshake failed the way it will on every attempt (an untrusted, expired or misnamed certificate).
+    #[error("TLS connection to ConductorOne at {url} refused: {reason}; retrying cannot fix this: {fix}")]
+    Tls { url: String, reason: String, fix: &'static str },
     #[error(
         "cannot reach the ConductorOne token endpoint {url}: {detail}; check the network (proxy, firewall, DNS) and, \
          when set, BATON_C1_API_HOST"
@@ -183,7 +184,24 @@ fn oauth_error(body: &str) -> String {
 fn classify(url: &str, e: &reqwest::Error) -> TokenError {
     let detail = error_chain(e);
     if is_tls_error(e) {
-        TokenError::Tls { url: url.to_owned(), detail }
+        use crate::torq::tls::{cert_problem, CertProblem};
+        let problem = cert_problem(e);
+        let fix = match problem {
+            Some(CertProblem::WrongName) => {
+                "check BATON_C1_API_HOST (when set) or the tenant in BATON_CLIENT_ID; a TLS-inspecting proxy must \
+                 issue certificates for that name"
+            }
+            Some(CertProblem::OutOfDate { .. }) => {
+                "check this machine's clock (date -u); if it is right, the certificate of ConductorOne's endpoint (or \
+                 of a proxy in between) must be renewed"
+            }
+            _ => {
+                "if ConductorOne is reached through a TLS-inspecting proxy or a private CA, pass its CA certificate \
+                 with BATON_C1_CA_CERT_FILE (or add it to the system trust store)"
+            }
+        };
+        let reason = problem.map_or(detail, |p| p.reason());
+        TokenError::Tls { url: url.to_owned(), reason, fix }
     } else {
         TokenError::Unreachable { url: url.to_owned(), detail }
     }

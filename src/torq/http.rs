@@ -147,6 +147,10 @@ impl TorqClient {
                         error = %describe_transport(&e),
                         "HTTP request failed"
                     );
+                    // A certificate fails the same way on every attempt: say what to fix now.
+                    if let Some(problem) = super::tls::cert_problem(&e) {
+                        return Err(super::tls::torq_error(&e, &problem));
+                    }
                     Outcome::transient(describe_transport(&e))
                 }
                 Ok(Ok(resp)) => {
@@ -319,6 +323,10 @@ impl TorqClient {
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(request, elapsed_ms, error = %describe_transport(&e), "HTTP write failed");
+                    // Nothing was sent (the handshake failed), and a resend would fail alike.
+                    if let Some(problem) = super::tls::cert_problem(&e) {
+                        return Err(super::tls::torq_error(&e, &problem));
+                    }
                     // reqwest reports DNS, TCP connect and TLS handshake failures as connect errors: nothing was sent.
                     return Ok(if e.is_connect() {
                         WriteAttempt::NotSent(describe_transport(&e))

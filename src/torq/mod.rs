@@ -20,6 +20,7 @@ mod list;
 mod lookup;
 pub(crate) mod models;
 mod roles;
+pub(crate) mod tls;
 mod users;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,6 +116,9 @@ pub enum TorqError {
          (Settings > Users) before trying again"
     )]
     WriteFailed { request: String, status: u16, detail: String },
+    /// A certificate problem: the same on every attempt, so the request is not repeated.
+    #[error("TLS connection to {host} refused: {reason}; retrying cannot fix this: {fix}")]
+    Tls { host: String, reason: String, fix: &'static str },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
     #[error("the sync stopped consuming records")]
@@ -211,6 +215,12 @@ impl TorqClient {
             .read_timeout(settings.timeout)
             .build()
             .map_err(|e| TorqError::Client(e.to_string()))?;
+        // The first line of --verbose: which Torq this run talks to (URLs only; never the secret).
+        tracing::debug!(
+            token_url = %settings.auth_url,
+            api_url = %settings.api_url,
+            "Torq endpoints"
+        );
         let rps = std::num::NonZeroU32::new(settings.requests_per_second.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
         let limiter = RateLimiter::direct(Quota::per_second(rps));
         Ok(TorqClient {

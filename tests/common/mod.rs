@@ -9,3 +9,4 @@ pub mod fake_c1;
 pub mod harness;
 pub mod log_watch;
 pub mod refusing_proxy;
+pub mod tls_server;

@@ -18,7 +18,7 @@ use crate::torq::TorqClient;
 /// Runs one provisioning task (`task` is a grant, revoke, create_account or delete_resource task).
 pub(crate) async fn run(torq: &TorqClient, enabled: bool, task: TaskType) -> Result<TaskSuccess, TaskFailure> {
     if !enabled {
-        return Err(failure(&ProvisionError::Disabled));
+        return Err(failure(&ProvisionError::DisabledForTasks));
     }
     match task {
         TaskType::CreateAccount(t) => {
@@ -75,7 +75,7 @@ pub(crate) async fn run(torq: &TorqClient, enabled: bool, task: TaskType) -> Res
 fn failure(e: &ProvisionError) -> TaskFailure {
     use tonic::Code;
     let code = match e {
-        ProvisionError::Disabled | ProvisionError::NotSupported(_) => Code::FailedPrecondition,
+        ProvisionError::DisabledForTasks | ProvisionError::NotSupported(_) => Code::FailedPrecondition,
         ProvisionError::NoSuchUser(_) | ProvisionError::NoSuchApiKey(_) => Code::NotFound,
         ProvisionError::ExistsButNotListed(_) => Code::AlreadyExists,
         ProvisionError::Torq(t) => torq_code(t),

@@ -149,7 +149,7 @@ impl TorqClient {
                     );
                     // A certificate fails the same way on every attempt: say what to fix now.
                     if let Some(problem) = super::tls::cert_problem(&e) {
-                        return Err(super::tls::torq_error(&e, &problem));
+                        return Err(super::tls::torq_error(&e, &problem, &settings.api_url));
                     }
                     Outcome::transient(describe_transport(&e))
                 }
@@ -325,7 +325,7 @@ impl TorqClient {
                     tracing::debug!(request, elapsed_ms, error = %describe_transport(&e), "HTTP write failed");
                     // Nothing was sent (the handshake failed), and a resend would fail alike.
                     if let Some(problem) = super::tls::cert_problem(&e) {
-                        return Err(super::tls::torq_error(&e, &problem));
+                        return Err(super::tls::torq_error(&e, &problem, &settings.api_url));
                     }
                     // reqwest reports DNS, TCP connect and TLS handshake failures as connect errors: nothing was sent.
                     return Ok(if e.is_connect() {

@@ -117,7 +117,7 @@ pub enum TorqError {
     )]
     WriteFailed { request: String, status: u16, detail: String },
     /// A certificate problem: the same on every attempt, so the request is not repeated.
-    #[error("TLS connection to {host} refused: {reason}; retrying cannot fix this: {fix}")]
+    #[error("cannot connect securely to {host}: {reason}; retrying cannot fix this: {fix}")]
     Tls { host: String, reason: String, fix: &'static str },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
@@ -214,7 +214,11 @@ impl TorqClient {
             .connect_timeout(settings.timeout)
             .read_timeout(settings.timeout)
             .build()
-            .map_err(|e| TorqError::Client(e.to_string()))?;
+            .map_err(|e| match tls::cert_problem(&e) {
+                // The platform verifier is set up here: no CA certificate is the same failure as a bad certificate.
+                Some(problem) => tls::torq_error(&e, &problem, &settings.api_url),
+                None => TorqError::Client(e.to_string()),
+            })?;
         // The first line of --verbose: which Torq this run talks to (URLs only; never the secret).
         tracing::debug!(
             token_url = %settings.auth_url,

@@ -39,8 +39,9 @@ impl CertProblem {
     }
 }
 
-/// The one-line error for a Torq request whose handshake failed with `problem`: the host, the reason and the fix.
-pub(crate) fn torq_error(e: &reqwest::Error, problem: &CertProblem) -> super::TorqError {
+/// The one-line error for a Torq request whose handshake failed with `problem` (or a client that could not be set
+/// up because of it, named by `fallback`, the API URL): the host, the reason and the fix.
+pub(crate) fn torq_error(e: &reqwest::Error, problem: &CertProblem, fallback: &reqwest::Url) -> super::TorqError {
     let fix = match problem {
         CertProblem::WrongName => {
             "check that --torq-region (or --torq-api-url / --torq-auth-url) names Torq's host; a TLS-inspecting proxy \
@@ -55,18 +56,15 @@ pub(crate) fn torq_error(e: &reqwest::Error, problem: &CertProblem) -> super::To
              store, or point SSL_CERT_FILE at a PEM file that holds it"
         }
     };
-    super::TorqError::Tls { host: host_of(e), reason: problem.reason(), fix }
+    super::TorqError::Tls { host: host_of(e.url().unwrap_or(fallback)), reason: problem.reason(), fix }
 }
 
-/// `host` or `host:port` of the request that failed.
-pub(crate) fn host_of(e: &reqwest::Error) -> String {
-    match e.url() {
-        Some(url) => match (url.host_str(), url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_string(),
-            (None, _) => "the server".into(),
-        },
-        None => "the server".into(),
+/// `host` or `host:port` of `url`.
+fn host_of(url: &reqwest::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_string(),
+        (None, _) => url.as_str().to_string(),
     }
 }
 

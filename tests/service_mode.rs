@@ -426,6 +426,10 @@ async fn bad_credentials_give_one_clear_line_and_a_non_zero_exit_without_the_sec
     let (code, err) = run_to_failure(&c1, CLIENT_ID, &secret, false).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("TLS") && err.to_lowercase().contains("certificate"), "{err}");
+    // The host, the reason and the fix, at once (a retry cannot change a certificate).
+    assert!(err.contains(&format!("https://{}/auth/v1/token", c1.api_host())), "{err}");
+    assert!(err.contains("signed by an issuer this machine does not trust"), "{err}");
+    assert!(err.contains("retrying cannot fix this") && err.contains("BATON_C1_CA_CERT_FILE"), "{err}");
     assert_no_secret(&err, &secret, &jwk_part, &private);
 }
 

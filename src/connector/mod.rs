@@ -96,6 +96,21 @@ mod tests {
         assert_eq!(ids.len(), SYNCERS.len());
     }
 
+    /// `crate::provision` drives account creation through `connector/`'s account managers; the reverse import
+    /// would be a circle (the request, outcome and error types live in `account_creation`).
+    #[test]
+    fn connector_never_imports_the_provisioning_flow() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/connector");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.lines().filter(|l| !l.trim_start().starts_with("//"));
+            for line in code {
+                assert!(!line.contains("crate::provision"), "{}: {line}", path.display());
+            }
+        }
+    }
+
     #[test]
     fn selection_by_id() {
         let (all, unknown) = select(&[]);

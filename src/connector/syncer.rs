@@ -198,7 +198,8 @@ pub(crate) trait ResourceSyncer: Send + Sync {
 
 /// Account provisioning (the SDK's `AccountManager`): ConductorOne can create accounts of this resource type.
 /// Implemented next to the type's [`ResourceSyncer`], which hands it out through
-/// [`ResourceSyncer::account_manager`]. The flow itself (checks, the write) lives in `crate::provision`.
+/// [`ResourceSyncer::account_manager`]. `crate::provision` turns flags or a task into the checked request and calls
+/// it; the `user` type's invite is `super::account_creation::invite`.
 pub(crate) trait AccountManager: Send + Sync {
     /// The credential options account creation offers (the SDK's `CreateAccountCapabilityDetails`).
     fn credential_details(&self) -> CredentialDetailsAccountProvisioning;

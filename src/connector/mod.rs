@@ -101,12 +101,14 @@ mod tests {
     #[test]
     fn connector_never_imports_the_provisioning_flow() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/connector");
+        // Built here so that this line does not match itself.
+        let flow = ["crate", "provision"].join("::");
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let text = std::fs::read_to_string(&path).unwrap();
             let code = text.lines().filter(|l| !l.trim_start().starts_with("//"));
             for line in code {
-                assert!(!line.contains("crate::provision"), "{}: {line}", path.display());
+                assert!(!line.contains(&flow), "{}: {line}", path.display());
             }
         }
     }

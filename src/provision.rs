@@ -346,8 +346,14 @@ mod tests {
         let p = profile(&[("email", ProfileValue::Text("p@x.io".into()))]);
         assert_eq!(AccountRequest::new(Origin::Flags, None, Some("l@x.io"), &p).unwrap().email, "p@x.io");
         assert_eq!(AccountRequest::new(Origin::Flags, None, Some("l@x.io"), &empty).unwrap().email, "l@x.io");
-        assert!(matches!(AccountRequest::new(Origin::Flags, None, Some("jdoe"), &empty), Err(ProvisionError::NoEmail(_))));
-        assert!(matches!(AccountRequest::new(Origin::Flags, Some("a@x.io"), None, &p), Err(ProvisionError::BadProfile(_))));
+        assert!(matches!(
+            AccountRequest::new(Origin::Flags, None, Some("jdoe"), &empty),
+            Err(ProvisionError::NoEmail(_))
+        ));
+        assert!(matches!(
+            AccountRequest::new(Origin::Flags, Some("a@x.io"), None, &p),
+            Err(ProvisionError::BadProfile(_))
+        ));
         // The same address in two places is fine.
         let same = profile(&[("email", ProfileValue::Text("A@X.io".into()))]);
         assert!(AccountRequest::new(Origin::Flags, Some("a@x.io"), None, &same).is_ok());

@@ -912,7 +912,6 @@ async fn config_file_notices_are_one_line_and_errors_name_the_file_and_the_key_m
     server.shutdown().await;
 }
 
-
 /// `--verbose` opens with the Torq URLs the run talks to (never the secret), and leaves the c1z's per-index lines
 /// to `trace`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

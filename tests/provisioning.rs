@@ -410,10 +410,8 @@ fn create_account(email: &str, role: Option<&str>) -> TaskType {
 /// A create_account task for `login` with `profile` as its profile's text fields (and no email).
 fn create_account_with_profile(login: &str, profile: &[(&str, &str)]) -> TaskType {
     use prost_types::{value::Kind, Struct, Value};
-    let fields = profile
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value { kind: Some(Kind::StringValue(v.to_string())) }))
-        .collect();
+    let fields =
+        profile.iter().map(|(k, v)| (k.to_string(), Value { kind: Some(Kind::StringValue(v.to_string())) })).collect();
     TaskType::CreateAccount(CreateAccountTask {
         account_info: Some(AccountInfo { login: login.into(), profile: Some(Struct { fields }), ..Default::default() }),
         resource_type_id: "user".into(),

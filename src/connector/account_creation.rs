@@ -24,7 +24,8 @@ use crate::proto::connector_v2::{
 use crate::torq::{InviteOutcome, RoleRecord, TorqClient, TorqError, UserRecord};
 
 /// Where a Torq role is changed, since the public API cannot do it.
-pub(crate) const WHERE_ROLES_CHANGE: &str = "change it in the Torq UI (Settings > Users), or for SSO users in the SSO claim \
+pub(crate) const WHERE_ROLES_CHANGE: &str =
+    "change it in the Torq UI (Settings > Users), or for SSO users in the SSO claim \
      mapping that assigns their role (Settings > SSO, or the identity provider's group)";
 /// Why a provisioning action was refused or failed. One line each, saying what to do.
 #[derive(Debug, thiserror::Error)]

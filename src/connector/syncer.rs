@@ -19,10 +19,10 @@ use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::account_creation::{AccountOutcome, AccountRequest, ProvisionError};
 use crate::proto::connector_v2::{
     Capability, CredentialDetailsAccountProvisioning, Entitlement, Grant, Resource, ResourceType,
 };
-use super::account_creation::{AccountOutcome, AccountRequest, ProvisionError};
 use crate::torq::{SinkClosed, TorqClient, TorqError};
 
 /// Rows per batch sent to the writer: small batches keep fewer mapped rows in memory between the decoders and

@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
+use super::account_creation::{AccountOutcome, AccountRequest, ProvisionError};
 use super::syncer::{AccountManager, ResourceSyncer, Row, RowSink, Synced};
 use super::{flag, pack, profile, role, text, timestamp};
 use crate::proto::connector_v2::{
     resource_status, resource_type::Trait, user_trait, CredentialDetailsAccountProvisioning, Grant, Resource,
     ResourceId, ResourceStatus, ResourceType, SkipEntitlementsAndGrants, UserTrait,
 };
-use super::account_creation::{AccountOutcome, AccountRequest, ProvisionError};
 use crate::torq::{SinkClosed, TorqClient, TorqError, UserRecord, UserStatus};
 
 pub(crate) const USER_TYPE_ID: &str = "user";

@@ -103,8 +103,7 @@ mod tests {
 
     #[test]
     fn certificate_errors_are_found_inside_io_errors() {
-        let wrapped =
-            |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let wrapped = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
         let unknown = wrapped(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer));
         assert_eq!(cert_problem(&unknown), Some(CertProblem::UnknownIssuer));
         let name = wrapped(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName));

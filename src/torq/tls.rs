@@ -81,7 +81,9 @@ pub(crate) fn cert_problem(e: &(dyn std::error::Error + 'static)) -> Option<Cert
                     C::NotValidForName | C::NotValidForNameContext { .. } => CertProblem::WrongName,
                     C::Expired | C::ExpiredContext { .. } => CertProblem::OutOfDate { expired: true },
                     C::NotValidYet | C::NotValidYetContext { .. } => CertProblem::OutOfDate { expired: false },
-                    other => CertProblem::Other(format!("{other:?}").chars().take(120).collect()),
+                    // Display of rustls' own variants; of Other, the verifier's error name (e.g. CaUsedAsEndEntity).
+                    C::Other(inner) => CertProblem::Other(inner.to_string().chars().take(120).collect()),
+                    other => CertProblem::Other(other.to_string().chars().take(120).collect()),
                 }),
                 // rustls-platform-verifier's answer when it found no CA certificate to trust.
                 rustls::Error::General(text) if text.contains("CA certificates") => Some(CertProblem::NoTrustedCas),

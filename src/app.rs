@@ -45,7 +45,10 @@ impl AppError {
     /// The process exit code for this error (also reported in the JSON error record).
     pub fn code(&self) -> u8 {
         match self {
-            AppError::Config(_) | AppError::Lock(LockError::Io { .. } | LockError::Symlink { .. }) => EXIT_USAGE,
+            AppError::Config(_)
+            | AppError::Lock(LockError::Io { .. } | LockError::Symlink { .. } | LockError::NotRegular { .. }) => {
+                EXIT_USAGE
+            }
             AppError::Service(e) if e.is_usage() => EXIT_USAGE,
             AppError::Provision(e) if e.is_usage() => EXIT_USAGE,
             AppError::Sync(SyncError::Interrupted | SyncError::C1z(C1zError::Interrupted)) => EXIT_INTERRUPTED,

@@ -417,26 +417,43 @@ pub(crate) fn check_output_path(path: &Path) -> Result<(), ConfigError> {
     // a container's default user) is not: say so here rather than fail later with a vague I/O error.
     if let Err(e) = std::fs::File::open(path) {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
+            return Err(err(unreadable_output(path)));
+        }
+    }
+    // A file without any write permission was marked so on purpose; the run would replace it all the same (the
+    // new file is renamed over it), so it is refused, even for root, with the way to allow it.
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o222 == 0 {
             return Err(err(format!(
-                "this user may not read it{}, so its latest sync cannot be kept; run as the file's owner, or choose another --file",
-                owner_of(path)
+                "it is read-only (mode {mode:04o}), so it is not replaced; to let baton-torq write its next sync \
+                 there run chmod u+w {shown}, or choose another --file"
             )));
         }
     }
     Ok(())
 }
 
-/// ` (it belongs to uid N)`, where the platform tells.
-fn owner_of(path: &Path) -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        if let Ok(meta) = std::fs::metadata(path) {
-            return format!(" (it belongs to uid {})", meta.uid());
-        }
+/// Why an existing output file cannot be read, and the fix: its owner lacks read permission (chmod), or it
+/// belongs to another user (run as that user).
+fn unreadable_output(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let me = rustix::process::geteuid().as_raw();
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.uid() == me => format!(
+            "this user owns it but may not read it (mode {:04o}), so its latest sync cannot be kept; run chmod u+r {}, \
+             or choose another --file",
+            meta.mode() & 0o7777,
+            path.display()
+        ),
+        Ok(meta) => format!(
+            "this user may not read it (it belongs to uid {}), so its latest sync cannot be kept; run as the file's \
+             owner, or choose another --file",
+            meta.uid()
+        ),
+        Err(_) => "this user may not read it, so its latest sync cannot be kept; choose another --file".into(),
     }
-    let _ = path;
-    String::new()
 }
 
 /// Flags of the Go connector (baton-sdk) that baton-torq does not have, with what to do instead.

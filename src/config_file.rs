@@ -154,6 +154,15 @@ pub(crate) fn parse(
     keys: &BTreeMap<String, String>,
 ) -> Result<Vec<(String, String, String)>, ConfigFileError> {
     let shown = path.display().to_string();
+    if nested_deeper_than(text, MAX_NESTING) {
+        return Err(ConfigFileError::Syntax {
+            path: shown,
+            reason: format!(
+                "it is nested more than {MAX_NESTING} levels deep, while a config file is a flat list of 'flag: value' \
+                 lines; check that it is the file meant"
+            ),
+        });
+    }
     let doc: Value = serde_norway::from_str(text)
         .map_err(|e| ConfigFileError::Syntax { path: shown.clone(), reason: one_line(&e.to_string()) })?;
     let map = match doc {
@@ -282,7 +291,14 @@ fn read_trusted(path: &Path) -> Result<(Zeroizing<String>, u32), ConfigFileError
     let shown = path.display().to_string();
     let unreadable =
         |e: std::io::Error| ConfigFileError::Unreadable { path: shown.clone(), reason: one_line(&e.to_string()) };
-    let file = std::fs::File::open(path).map_err(unreadable)?;
+    // Never blocks: a FIFO planted as .baton.yaml is refused, not waited on.
+    let file = crate::regular_file::open_for_reading(path).map_err(|e| match e {
+        crate::regular_file::OpenError::NotRegular(kind) => ConfigFileError::Unreadable {
+            path: shown.clone(),
+            reason: format!("it is {kind}, not a regular file; point {CONFIG_PATH_ENV} at a YAML file, or remove it"),
+        },
+        crate::regular_file::OpenError::Io(e) => unreadable(e),
+    })?;
     let meta = file.metadata().map_err(unreadable)?;
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me && meta.uid() != 0 {
@@ -319,6 +335,96 @@ fn read_trusted(path: &Path) -> Result<(Zeroizing<String>, u32), ConfigFileError
         return Err(too_large());
     }
     Ok((text, mode))
+}
+
+/// Deepest nesting a config file may have. It is a flat mapping, so a few levels already mean it is not a config
+/// file; the YAML parser's time grows with the square of the nesting (a 400 KB `[[[[…` took 110 s), so this is
+/// checked first, in one pass.
+const MAX_NESTING: usize = 16;
+
+/// Whether `text` nests collections more than `limit` deep: flow collections (`[`, `{` where a value starts, and
+/// anywhere inside one) plus block levels (indentation, and `- `/`? ` entries opening a collection on the same
+/// line). Quoted scalars and comments are skipped. Linear in the text; it may over-count odd but valid YAML (the
+/// answer is then a refusal of a file nothing like a config file), never under-count what the parser nests.
+fn nested_deeper_than(text: &str, limit: usize) -> bool {
+    #[derive(PartialEq)]
+    enum Quote {
+        None,
+        Single,
+        Double,
+    }
+    let mut quote = Quote::None;
+    let mut flow = 0usize;
+    // Columns of the open block levels.
+    let mut block: Vec<usize> = Vec::new();
+    for line in text.split('\n') {
+        let bytes = line.as_bytes();
+        let mut i = 0;
+        // A value may start here: at the line's content, after `-`, `?`, `:`, `,` or a flow opener.
+        let mut at_start = true;
+        if quote == Quote::None && flow == 0 {
+            let indent = bytes.iter().take_while(|&&b| b == b' ').count();
+            let rest = &bytes[indent..];
+            if rest.is_empty() || rest[0] == b'#' {
+                continue;
+            }
+            while block.last().is_some_and(|&top| top >= indent) {
+                block.pop();
+            }
+            block.push(indent);
+            i = indent;
+            // `- - x` or `? - x`: each entry marker opens one more level on the same line.
+            while i + 1 < bytes.len() && matches!(bytes[i], b'-' | b'?') && matches!(bytes[i + 1], b' ' | b'\t') {
+                i += 2;
+                while i < bytes.len() && bytes[i] == b' ' {
+                    i += 1;
+                }
+                block.push(i);
+            }
+            if block.len() > limit {
+                return true;
+            }
+        }
+        while i < bytes.len() {
+            let b = bytes[i];
+            match quote {
+                Quote::Single => {
+                    if b == b'\'' {
+                        quote = Quote::None;
+                        at_start = false;
+                    }
+                }
+                Quote::Double => match b {
+                    b'\\' => i += 1,
+                    b'"' => {
+                        quote = Quote::None;
+                        at_start = false;
+                    }
+                    _ => {}
+                },
+                Quote::None => match b {
+                    b' ' | b'\t' | b'\r' => {}
+                    b'#' if at_start || i == 0 || matches!(bytes[i - 1], b' ' | b'\t') => break,
+                    b'\'' if at_start => quote = Quote::Single,
+                    b'"' if at_start => quote = Quote::Double,
+                    b'[' | b'{' if at_start || flow > 0 => {
+                        flow += 1;
+                        if flow + block.len() > limit {
+                            return true;
+                        }
+                    }
+                    b']' | b'}' if flow > 0 => {
+                        flow -= 1;
+                        at_start = false;
+                    }
+                    b'-' | b'?' | b':' | b',' => at_start = true,
+                    _ => at_start = false,
+                },
+            }
+            i += 1;
+        }
+    }
+    false
 }
 
 fn one_line(s: &str) -> String {
@@ -361,6 +467,27 @@ mod tests {
                 ("BATON_FILE", "out.c1z")
             ]
         );
+    }
+
+    #[test]
+    fn nesting_is_measured_in_one_pass_outside_quotes_and_comments() {
+        let deep = |n: usize| nested_deeper_than(&"[".repeat(n), 16);
+        assert!(!deep(15) && deep(17));
+        assert!(nested_deeper_than(&format!("{}x", "- ".repeat(20)), 16));
+        assert!(nested_deeper_than("a: {b: {c: {d: [1]}}}", 4));
+        assert!(!nested_deeper_than("a: {b: {c: {d: [1]}}}", 5));
+        // Brackets inside a plain scalar, quotes and comments open nothing.
+        let flat = format!(
+            "torq-client-secret: ab[[{{{{[[x\ntorq-client-id: '{}'\nb: \"{}\\\"[\"\n# {}\nc: d # {}\n",
+            "[".repeat(40),
+            "{".repeat(40),
+            "[".repeat(40),
+            "{".repeat(40)
+        );
+        assert!(!nested_deeper_than(&flat, 2), "{flat}");
+        // Indentation that goes back out closes levels.
+        assert!(!nested_deeper_than("a:\n  b:\n    c: 1\nd:\n  e: 2\n", 3));
+        assert!(nested_deeper_than("a:\n  b:\n    c:\n      d: 1\n", 3));
     }
 
     #[test]

@@ -98,7 +98,8 @@ fn fail(json: bool, message: &str, code: u8) -> ExitCode {
         init_logging(true, LogLevel::Info);
         tracing::error!(error = %message, exit_code = code, "baton-torq failed");
     } else {
-        eprintln!("error: {message}");
+        // Error lines quote server text (role names, Torq's messages): one escaped line, never raw.
+        eprintln!("error: {}", baton_torq::escape::escape_line(message));
     }
     ExitCode::from(code)
 }
@@ -130,6 +131,12 @@ fn init_logging(json: bool, level: LogLevel) {
     } else {
         // Console lines first clear a terminal progress line, if one is shown.
         let builder = builder.with_writer(StderrClearingLine);
-        builder.with_target(false).with_ansi(std::io::stderr().is_terminal()).compact().try_init()
+        // Fields and messages carry server text: escaped by the one rule of src/escape.rs, one event per line.
+        builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .compact()
+            .fmt_fields(baton_torq::escape::console::EscapedFields)
+            .try_init()
     };
 }

@@ -202,6 +202,12 @@ pub(crate) fn check_email(email: &str) -> Result<(), ProvisionError> {
     if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return bad("it contains a space or a control character");
     }
+    // Invisible and bidi characters make an address that reads like another one (U+200B, U+202E).
+    if email.chars().any(crate::escape::is_hidden) {
+        return bad(
+            "it contains an invisible or text-direction character (e.g. U+200B, U+202E); type the address again",
+        );
+    }
     match email.split_once('@') {
         None => bad("it has no '@'"),
         Some((_, domain)) if domain.contains('@') => bad("it has more than one '@'"),

@@ -30,6 +30,8 @@ enum Answer {
     EndlessString(&'static str),
     /// 200 with a page of 8 MiB (an ignored padding field) and a `next_page_token` never sent before.
     BigPages,
+    /// 200 with an empty user page and a `next_page_token` never sent before, for ever.
+    EmptyPages,
 }
 
 /// An endless body stops here (far past every limit the client has), so an unfixed client ends too.
@@ -160,6 +162,17 @@ async fn serve(
                 let page = PAGES.fetch_add(1, Ordering::Relaxed);
                 let body =
                     format!(r#"{{"roles": [], "next_page_token": "t{page}", "pad": "{}"}}"#, "a".repeat(8 << 20));
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                socket.write_all(head.as_bytes()).await?;
+                socket.write_all(body.as_bytes()).await?;
+            }
+            Answer::EmptyPages => {
+                static PAGES: AtomicU64 = AtomicU64::new(0);
+                let page = PAGES.fetch_add(1, Ordering::Relaxed);
+                let body = format!(r#"{{"users": [], "next_page_token": "fresh-{page}"}}"#);
                 let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                     body.len()
@@ -360,6 +373,23 @@ async fn a_user_page_that_drips_forever_is_given_up_on() {
     )
     .await;
     assert!(took < GIVES_UP_WITHIN, "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_pages_that_bring_nothing_new_end_the_sync_in_a_few_requests() {
+    // Every user page is empty and names a next page never named before (the unfixed client made 6,049 requests
+    // in 120 s and would have gone on for ~77 minutes).
+    let (server, dir, took) = failing_sync(
+        [Answer::Json(TOKEN_OK), Answer::Json(ONE_ROLE), Answer::EmptyPages],
+        10,
+        "without new items (3 pages brought 0); stopping: the server is looping",
+    )
+    .await;
+    let pages = server.requests().iter().filter(|r| r.contains("/users?")).count();
+    // Two user lists (local and SSO), at most three pages each (the failure of one may stop the other sooner).
+    assert!((3..=6).contains(&pages), "{pages} user pages: {:?}", server.requests());
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert!(!dir.path().join("sync.c1z").exists());
 }
 
 /// A token endpoint in front of the simulated Torq's: it gets a real token (same client credentials) and hands it

@@ -29,6 +29,11 @@ pub enum LockError {
          remove it and check who can write to that directory"
     )]
     Symlink { lock: PathBuf },
+    #[error(
+        "the lock file {lock} is {kind}, not a regular file (it could hold this run forever); remove it and check \
+         who can write to that directory"
+    )]
+    NotRegular { lock: PathBuf, kind: &'static str },
 }
 
 fn io_message(lock: &Path, source: &std::io::Error) -> String {
@@ -77,19 +82,20 @@ impl OutputLock {
         let io = |source| LockError::Io { lock: lock.clone(), source };
         let mut options = OpenOptions::new();
         options.create(true).truncate(false).write(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            // O_NOFOLLOW: a symlink planted as the lock file must not make us create or truncate its target.
-            options.mode(0o600).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-        }
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
         let file = loop {
-            let file = options.open(&lock).map_err(|e| {
-                if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            // O_NOFOLLOW: a symlink planted as the lock file must not make us create or truncate its target. Opened
+            // without blocking: a FIFO planted there would otherwise hold the run before it printed anything.
+            let opened = crate::regular_file::open_regular(&lock, &mut options, rustix::fs::OFlags::NOFOLLOW);
+            let file = opened.map_err(|e| match e {
+                crate::regular_file::OpenError::NotRegular(kind) => LockError::NotRegular { lock: lock.clone(), kind },
+                crate::regular_file::OpenError::Io(e)
+                    if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) =>
+                {
                     LockError::Symlink { lock: lock.clone() }
-                } else {
-                    io(e)
                 }
+                crate::regular_file::OpenError::Io(e) => io(e),
             })?;
             match file.try_lock() {
                 Ok(()) => {}

@@ -102,7 +102,7 @@ impl ProvisionError {
     /// even though its user list did not show the user: that list may lag, and a retry would invite twice.
     pub(crate) fn is_transient(&self) -> bool {
         match self {
-            ProvisionError::Torq(TorqError::Unavailable { .. }) => true,
+            ProvisionError::Torq(TorqError::Unavailable { .. } | TorqError::WaitTooLong { .. }) => true,
             ProvisionError::Torq(TorqError::Api { status, .. }) => *status == 429 || *status >= 500,
             _ => false,
         }
@@ -144,17 +144,18 @@ impl AccountOutcome {
         }
     }
 
-    /// The one line the one-shot CLI prints.
+    /// The one line the one-shot CLI prints. Its values are Torq's: escaped, so they cannot forge a second line.
     pub(crate) fn line(&self) -> String {
+        use crate::escape::Shown;
+        let a = self.account();
+        let (id, email, role) = (Shown(&a.user.id), Shown(&a.user.email), Shown(&a.role_name));
         match self {
-            AccountOutcome::Created(a) => format!(
-                "created: Torq user {} {} with role {} (invitation sent; the user sets up their login from Torq's email)",
-                a.user.id, a.user.email, a.role_name
+            AccountOutcome::Created(_) => format!(
+                "created: Torq user {id} {email} with role {role} (invitation sent; the user sets up their login from Torq's email)"
             ),
-            AccountOutcome::AlreadyExists(a) => format!(
-                "already exists: Torq user {} {} with role {}; nothing was sent",
-                a.user.id, a.user.email, a.role_name
-            ),
+            AccountOutcome::AlreadyExists(_) => {
+                format!("already exists: Torq user {id} {email} with role {role}; nothing was sent")
+            }
         }
     }
 }
@@ -171,12 +172,18 @@ pub(crate) fn resolve_role<'a>(wanted: &str, roles: &'a [RoleRecord]) -> Result<
             let mut names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).filter(|n| !n.is_empty()).collect();
             names.sort_unstable_by_key(|n| n.to_lowercase());
             names.dedup();
-            let available = if names.is_empty() { "(none)".to_string() } else { names.join(", ") };
+            // Torq's names, each escaped and cut: one hostile name must not fill or break the line.
+            let shown: Vec<String> = names.iter().map(|n| crate::escape::escape(n).into_owned()).collect();
+            let available = if shown.is_empty() { "(none)".to_string() } else { shown.join(", ") };
             Err(ProvisionError::UnknownRole { wanted: wanted.to_string(), available })
         }
         many => Err(ProvisionError::AmbiguousRole {
             wanted: wanted.to_string(),
-            matches: many.iter().map(|r| format!("{} = {}", r.name, r.id)).collect::<Vec<_>>().join(", "),
+            matches: many
+                .iter()
+                .map(|r| format!("{} = {}", crate::escape::Shown(&r.name), crate::escape::Shown(&r.id)))
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
     }
 }

@@ -119,10 +119,10 @@ impl ServiceConfig {
             .unwrap_or_else(hello::hostname_or_default);
         let extra_ca = match &args.c1_ca_cert_file {
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| ServiceError::Setting {
+                let pem = read_ca_file(path).map_err(|reason| ServiceError::Setting {
                     flag: "--c1-ca-cert-file",
                     env: "BATON_C1_CA_CERT_FILE",
-                    reason: format!("cannot read {}: {e}", path.display()),
+                    reason,
                 })?;
                 if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
                     return Err(ServiceError::Setting {
@@ -244,4 +244,26 @@ mod tests {
         assert!(refused(tonic::Code::FailedPrecondition).contains("--log-level debug"));
         assert!(!refused(tonic::Code::InvalidArgument).contains('\n'));
     }
+}
+
+/// Largest CA file read: a bundle of every public root is about 250 KiB.
+const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The CA file's bytes: a regular file (opened without blocking, so a FIFO is refused, not waited on) of at most
+/// [`MAX_CA_FILE_BYTES`].
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let shown = path.display();
+    let file = crate::regular_file::open_for_reading(path).map_err(|e| match e {
+        crate::regular_file::OpenError::NotRegular(kind) => {
+            format!("{shown} is {kind}, not a regular file; pass a PEM certificate file")
+        }
+        crate::regular_file::OpenError::Io(e) => format!("cannot read {shown}: {e}"),
+    })?;
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut pem).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(format!("{shown} is larger than {} MiB; pass a PEM certificate file", MAX_CA_FILE_BYTES >> 20));
+    }
+    Ok(pem)
 }

@@ -62,7 +62,7 @@ pub(crate) fn torq_code(e: &TorqError) -> tonic::Code {
     match e {
         TorqError::BadCredentials { .. } | TorqError::TokenRejected { .. } => Code::Unauthenticated,
         TorqError::PermissionDenied { .. } | TorqError::InviteDenied { .. } => Code::PermissionDenied,
-        TorqError::Unavailable { .. } => Code::Unavailable,
+        TorqError::Unavailable { .. } | TorqError::WaitTooLong { .. } => Code::Unavailable,
         TorqError::Tls { .. } => Code::FailedPrecondition,
         TorqError::Api { status, .. } | TorqError::Refused { status, .. } | TorqError::WriteFailed { status, .. } => {
             by_status(*status)

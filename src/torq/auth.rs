@@ -114,6 +114,16 @@ impl TorqClient {
                     detail: "the answer has no access_token".into(),
                 }));
             }
+            // A token that cannot be a header value (CR/LF, other controls) would fail every request as if the
+            // network did; it is Torq's answer that is wrong, so say that at once.
+            if token.access_token.bytes().any(|b| b.is_ascii_control() || !b.is_ascii()) {
+                return Err(Outcome::Fatal(TorqError::Malformed {
+                    request: request.into(),
+                    detail: "the access_token holds control or non-ASCII characters (e.g. CR/LF), which cannot be \
+                             sent in an Authorization header"
+                        .into(),
+                }));
+            }
             if !token.token_type.is_empty() && !token.token_type.eq_ignore_ascii_case("bearer") {
                 tracing::warn!(token_type = %token.token_type, "unexpected token type from Torq; using it as a bearer token");
             }

@@ -273,7 +273,15 @@ impl<'a> Retries<'a> {
         let Some(delay) = self.backoff.next() else {
             return Err(TorqError::Unavailable { request: request.to_string(), attempts: self.attempt, last: reason });
         };
-        let wait = retry_after.map_or(delay, |ra| ra.min(MAX_RETRY_AFTER).max(delay));
+        // A wait longer than this run ever waits is not worth starting: say so now, not after MAX_RETRY_AFTER.
+        if let Some(asked) = retry_after.filter(|ra| *ra > MAX_RETRY_AFTER) {
+            return Err(TorqError::WaitTooLong {
+                request: request.to_string(),
+                asked_secs: asked.as_secs(),
+                max_secs: MAX_RETRY_AFTER.as_secs(),
+            });
+        }
+        let wait = retry_after.map_or(delay, |ra| ra.max(delay));
         tracing::warn!(
             request,
             attempt = self.attempt,

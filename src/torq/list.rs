@@ -18,6 +18,14 @@ use super::{TorqClient, TorqError};
 /// Safety net against a server that keeps inventing page tokens.
 const MAX_PAGES: u64 = 10_000;
 
+/// Pages in a row that may bring no item before a list is given up on: a real list's pages are full until the
+/// last, so an empty page that still names a next one is rare, and several in a row mean the server loops.
+const EMPTY_PAGES_IN_A_ROW: u64 = 3;
+
+/// Pages a list may take beyond one per item delivered: a server that sends a fresh token with one item every few
+/// pages keeps clear of [`EMPTY_PAGES_IN_A_ROW`], but not of this budget, which grows only with what was delivered.
+const PAGES_BEYOND_ITEMS: u64 = 16;
+
 /// Most bytes all pages of one small list may take together: a workspace's roles, API keys or claim mappings are
 /// kilobytes, and what is decoded stays in memory until the sync writes it.
 const LIST_BYTES_LIMIT: usize = 64 * 1024 * 1024;
@@ -43,12 +51,13 @@ pub(crate) struct Paged<'a> {
 impl TorqClient {
     /// Requests every page of `list` (each with retries), hands each 2xx body and the request's name to `read`,
     /// which answers the page's value and its `next_page_token` (empty on the last page), and gives the values
-    /// to `on_page` in order. `read` is retried with the request, so it must start each body afresh.
+    /// to `on_page` in order, which answers how many items the page brought (for the [`PageGuard`]). `read` is
+    /// retried with the request, so it must start each body afresh.
     pub(crate) async fn each_page<T, R, Fut>(
         &self,
         list: Paged<'_>,
         mut read: R,
-        mut on_page: impl FnMut(T),
+        mut on_page: impl FnMut(T) -> u64,
     ) -> Result<(), TorqError>
     where
         R: FnMut(Response, &str) -> Fut,
@@ -76,11 +85,11 @@ impl TorqClient {
                     |resp| read(resp, &request),
                 )
                 .await?;
-            on_page(value);
+            let items = on_page(value);
             if next.is_empty() {
                 return Ok(());
             }
-            guard.advance(&next, list.name)?;
+            guard.advance(&next, items, list.name)?;
             token = next;
         }
     }
@@ -117,7 +126,11 @@ impl TorqClient {
                     serde_json::from_slice::<P>(&body).map(P::into_parts).map_err(|e| Outcome::from_json(&e, &request))
                 }
             },
-            |page_items| items.extend(page_items),
+            |page_items| {
+                let count = page_items.len() as u64;
+                items.extend(page_items);
+                count
+            },
         )
         .await?;
         Ok(items)
@@ -127,16 +140,21 @@ impl TorqClient {
 /// Counts pages and refuses a page token the server already sent (a server that cycles through tokens would
 /// otherwise repeat the list until `max_pages`). Keeps a keyed hash of each token, not the token: a server's
 /// tokens can be large, and a chance collision of 64-bit keyed hashes is negligible.
+///
+/// Fresh tokens alone are no progress: a list also ends when [`EMPTY_PAGES_IN_A_ROW`] pages in a row brought no
+/// item, or when it has taken more than [`PAGES_BEYOND_ITEMS`] pages beyond one per item delivered.
 struct PageGuard {
     seen: HashSet<u64>,
     hasher: RandomState,
     pages: u64,
     max_pages: u64,
+    items: u64,
+    empty_in_a_row: u64,
 }
 
 impl PageGuard {
     fn new(max_pages: u64) -> PageGuard {
-        PageGuard { seen: HashSet::new(), hasher: RandomState::new(), pages: 1, max_pages }
+        PageGuard { seen: HashSet::new(), hasher: RandomState::new(), pages: 1, max_pages, items: 0, empty_in_a_row: 0 }
     }
 
     /// The number of the page about to be requested (1 for the first).
@@ -144,8 +162,13 @@ impl PageGuard {
         self.pages
     }
 
-    /// Accepts `next` (non-empty) as the token of the next page of `request`.
-    fn advance(&mut self, next: &str, request: &str) -> Result<(), TorqError> {
+    /// Accepts `next` (non-empty) as the token of the next page of `request`, after a page that brought `items`.
+    fn advance(&mut self, next: &str, items: u64, request: &str) -> Result<(), TorqError> {
+        self.items = self.items.saturating_add(items);
+        self.empty_in_a_row = if items == 0 { self.empty_in_a_row + 1 } else { 0 };
+        if self.empty_in_a_row >= EMPTY_PAGES_IN_A_ROW || self.pages >= self.items.saturating_add(PAGES_BEYOND_ITEMS) {
+            return Err(TorqError::NoProgress { request: request.to_string(), pages: self.pages, items: self.items });
+        }
         if !self.seen.insert(self.hasher.hash_one(next)) || self.pages >= self.max_pages {
             return Err(TorqError::EndlessPaging { request: request.to_string(), pages: self.pages });
         }
@@ -162,13 +185,38 @@ mod tests {
     fn page_guard_stops_on_any_repeated_token_and_at_the_cap() {
         let mut g = PageGuard::new(10);
         assert_eq!(g.page(), 1);
-        g.advance("A", "GET /x").unwrap();
-        g.advance("B", "GET /x").unwrap();
+        g.advance("A", 5, "GET /x").unwrap();
+        g.advance("B", 5, "GET /x").unwrap();
         assert_eq!(g.page(), 3);
         // A cycle A -> B -> A, not only an immediate repeat.
-        assert!(matches!(g.advance("A", "GET /x"), Err(TorqError::EndlessPaging { pages: 3, .. })));
+        assert!(matches!(g.advance("A", 5, "GET /x"), Err(TorqError::EndlessPaging { pages: 3, .. })));
         let mut g = PageGuard::new(2);
-        g.advance("A", "GET /x").unwrap();
-        assert!(matches!(g.advance("B", "GET /x"), Err(TorqError::EndlessPaging { pages: 2, .. })));
+        g.advance("A", 5, "GET /x").unwrap();
+        assert!(matches!(g.advance("B", 5, "GET /x"), Err(TorqError::EndlessPaging { pages: 2, .. })));
+    }
+
+    #[test]
+    fn page_guard_stops_a_list_that_brings_nothing_new() {
+        // Empty pages with fresh tokens: the third in a row ends the list.
+        let mut g = PageGuard::new(MAX_PAGES);
+        g.advance("A", 0, "GET /x").unwrap();
+        g.advance("B", 0, "GET /x").unwrap();
+        assert!(matches!(g.advance("C", 0, "GET /x"), Err(TorqError::NoProgress { pages: 3, items: 0, .. })));
+        // One item every other page keeps clear of the empty-page rule but not of the budget.
+        let mut g = PageGuard::new(MAX_PAGES);
+        let mut stopped = None;
+        for page in 1..=1000u64 {
+            if let Err(e) = g.advance(&format!("t{page}"), page % 2, "GET /x") {
+                stopped = Some((page, e));
+                break;
+            }
+        }
+        let (page, e) = stopped.expect("the budget ends the list");
+        assert_eq!(page, 2 * PAGES_BEYOND_ITEMS, "{e}");
+        // Full pages never meet the budget.
+        let mut g = PageGuard::new(MAX_PAGES);
+        for page in 1..2000u64 {
+            g.advance(&format!("t{page}"), 100, "GET /x").unwrap();
+        }
     }
 }

@@ -40,10 +40,11 @@ impl TorqClient {
         Ok(user)
     }
 
-    /// The user with this email, compared case-insensitively (email addresses are, in practice).
+    /// The user with this email, compared as Torq does: ASCII letters case-insensitively, everything else exactly.
+    /// Unicode case folding would make look-alikes match (U+212A KELVIN SIGN lowercases to `k`).
     pub(crate) async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, TorqError> {
-        let wanted = email.to_lowercase();
-        self.find_user(move |u| u.email.to_lowercase() == wanted).await
+        let wanted = email.to_string();
+        self.find_user(move |u| u.email.eq_ignore_ascii_case(&wanted)).await
     }
 
     /// The user with this id.

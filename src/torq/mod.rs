@@ -99,10 +99,20 @@ pub enum TorqError {
         "Torq did not answer {request} after {attempts} attempts (last: {last}); check connectivity or retry later"
     )]
     Unavailable { request: String, attempts: u32, last: String },
+    #[error(
+        "Torq asked to wait {asked_secs} s before {request} is tried again (Retry-After), longer than this run waits \
+         ({max_secs} s at most); Torq is rate limiting this API key: run again after that time"
+    )]
+    WaitTooLong { request: String, asked_secs: u64, max_secs: u64 },
     #[error("Torq sent a response to {request} that this client cannot read ({detail}); re-run with --verbose and report it")]
     Malformed { request: String, detail: String },
     #[error("Torq sent a page token for {request} that it had already sent (or more than {pages} pages); stopping to avoid an endless loop")]
     EndlessPaging { request: String, pages: u64 },
+    #[error(
+        "Torq kept sending more pages for {request} without new items ({pages} pages brought {items}); stopping: the \
+         server is looping, retry later and report it if it persists"
+    )]
+    NoProgress { request: String, pages: u64, items: u64 },
     #[error(
         "the API key is not allowed to invite users ({request}: HTTP 403{detail}): in Torq only Owners can invite; \
          use an API key whose role is Owner"
@@ -200,12 +210,15 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
 impl TorqClient {
     /// Builds the HTTP client: system certificate store, no redirects (Torq signals an expired token with a 302),
     /// a user agent naming this connector; the proxy from `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` (and `NO_PROXY`),
-    /// except for a Torq on this machine (the demo, a local simulator), which a proxy could not reach.
+    /// except for a Torq on this machine (the demo, a local simulator), which a proxy could not reach, and whenever
+    /// either Torq URL is plain `http://` (allowed for loopback only): through a proxy, that request and its
+    /// credentials (the client secret on the token request) would leave the machine unencrypted.
     pub fn new(settings: TorqSettings) -> Result<Self, TorqError> {
         // reqwest is built without a default crypto provider; install ring once per process.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder();
-        if is_loopback(&settings.api_url) && is_loopback(&settings.auth_url) {
+        let plain_http = [&settings.api_url, &settings.auth_url].iter().any(|u| u.scheme() == "http");
+        if plain_http || (is_loopback(&settings.api_url) && is_loopback(&settings.auth_url)) {
             builder = builder.no_proxy();
         }
         let http = builder

@@ -67,7 +67,10 @@ impl TorqClient {
                 max_pages: MAX_USER_PAGES,
             },
             |resp, request| decode_users_page(resp, Arc::clone(&sink), request.to_string(), stop.clone(), timeout),
-            |count| total += count,
+            |count| {
+                total += count;
+                count
+            },
         )
         .await?;
         Ok(total)
@@ -262,7 +265,9 @@ where
         f.write_str("an array of users")
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
+        // `null` is not an empty list (proto3 JSON omits an empty list, it never writes null): a server that sends
+        // it is broken, and taking it for "no users" would write a sync without them.
+        Err(E::custom("\"users\" is null, not a list"))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(user) = seq.next_element::<UserRecord>()? {
@@ -306,9 +311,13 @@ mod tests {
     }
 
     #[test]
-    fn empty_and_null_users() {
+    fn empty_users_are_none_and_null_users_are_malformed() {
+        // proto3 JSON omits an empty list.
         assert!(decode(r#"{}"#).unwrap().0.is_empty());
-        assert!(decode(r#"{"users":null}"#).unwrap().0.is_empty());
+        assert!(decode(r#"{"users":[]}"#).unwrap().0.is_empty());
+        let err = decode(r#"{"users":null}"#).unwrap_err();
+        assert_eq!(err.classify(), serde_json::error::Category::Data, "{err}");
+        assert!(err.to_string().contains("\"users\" is null"), "{err}");
     }
 
     #[test]

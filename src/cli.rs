@@ -770,6 +770,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_own_file_without_read_permission_says_chmod_not_run_as_owner() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sync.c1z");
+        std::fs::write(&file, "x").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o200)).unwrap();
+        let message = unreadable_output(&file);
+        assert!(message.starts_with("this user owns it but may not read it (mode 0200)"), "{message}");
+        assert!(message.contains(&format!("run chmod u+r {}", file.display())), "{message}");
+        assert!(!message.contains("owner"), "{message}");
+    }
+
+    #[test]
     fn http_only_for_loopback() {
         assert!(checked_url("http://127.0.0.1:8080/x", "--f", "E").is_ok());
         assert!(checked_url("http://localhost/x", "--f", "E").is_ok());

@@ -12,7 +12,7 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use baton_torq::sim::{SimConfig, SimRole, SimServer, SimUser, Workspace};
+use baton_torq::sim::{Endpoint, FaultKind, FaultPlan, SimConfig, SimRole, SimServer, SimUser, Workspace};
 use common::harness;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -74,7 +74,7 @@ fn hostile_workspace() -> Workspace {
 async fn server_text_in_console_logs_is_escaped_and_one_record_is_one_line() {
     let sim = SimServer::start(hostile_workspace(), SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let out = harness::run(&sim, &dir.path().join("sync.c1z"), &["--log-format", "console", "-v"]).await;
+    let out = harness::run(&sim, &dir.path().join("sync.c1z"), &["--log-format", "console", "--verbose"]).await;
     let err = harness::stderr(&out);
     harness::assert_success(&out);
     assert_terminal_safe(&err);
@@ -94,8 +94,9 @@ async fn json_logs_keep_server_text_whole() {
     let out = harness::run(&sim, &dir.path().join("sync.c1z"), &["--log-format", "json"]).await;
     harness::assert_success(&out);
     let err = harness::stderr(&out);
-    assert_terminal_safe(&err);
-    // serde_json escapes controls itself; the value is whole, not cut or re-escaped.
+    // serde_json escapes control characters itself (it keeps bidi and zero-width ones: JSON is for programs).
+    assert!(!err.chars().any(|c| c.is_control() && c != '\n'), "{}", err.escape_debug());
+    // The value is whole, not cut or re-escaped.
     let records: Vec<serde_json::Value> =
         err.lines().map(|l| serde_json::from_str(l).expect("a JSON record")).collect();
     let emails: Vec<&str> = records.iter().filter_map(|r| r["email"].as_str()).collect();
@@ -355,4 +356,41 @@ async fn deeply_nested_config_files_are_answered_quickly() {
             assert!(err.contains("nested"), "{name}: {err}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_longer_than_the_run_waits_fails_at_once_saying_so() {
+    // The unfixed client waited 120 s (its cap) per attempt, then said "check connectivity".
+    let faults =
+        FaultPlan::new().always(Endpoint::AnyApi, FaultKind::TooManyRequests { retry_after_secs: Some(999_999) });
+    let sim =
+        SimServer::start(harness::reference_workspace(), SimConfig { faults, ..SimConfig::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = ends(&mut harness::command(&sim, &SimConfig::default(), &dir.path().join("sync.c1z"))).await;
+    let err = harness::stderr(&out);
+    assert_eq!(harness::code(&out), Some(1), "{err}");
+    assert!(err.contains("Torq asked to wait 999999 s before GET /") && err.contains("120 s at most"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(!dir.path().join("sync.c1z").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_output_file_is_refused_not_replaced() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sim = SimServer::start(harness::reference_workspace(), SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sync.c1z");
+    harness::assert_success(&harness::run(&sim, &file, &[]).await);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let before = std::fs::read(&file).unwrap();
+    let requests = sim.stats().total();
+    let out = ends(&mut harness::command(&sim, &SimConfig::default(), &file)).await;
+    let err = harness::stderr(&out);
+    assert_eq!(harness::code(&out), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("it is read-only (mode 0444), so it is not replaced") && err.contains("chmod u+w"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o444);
+    assert_eq!(sim.stats().total(), requests, "nothing may be sent to Torq");
 }

@@ -28,7 +28,7 @@ enum Answer {
     Drip(u16),
     /// 200, then a chunked body that opens this JSON and a string in it that never closes, up to `ENDLESS_CAP`.
     EndlessString(&'static str),
-    /// 200 with a page of 8 MiB (an ignored padding field) and a `next_page_token` never sent before.
+    /// 200 with a page of 8 MiB (one role and an ignored padding field) and a `next_page_token` never sent before.
     BigPages,
     /// 200 with an empty user page and a `next_page_token` never sent before, for ever.
     EmptyPages,
@@ -160,8 +160,10 @@ async fn serve(
             Answer::BigPages => {
                 static PAGES: AtomicU64 = AtomicU64::new(0);
                 let page = PAGES.fetch_add(1, Ordering::Relaxed);
-                let body =
-                    format!(r#"{{"roles": [], "next_page_token": "t{page}", "pad": "{}"}}"#, "a".repeat(8 << 20));
+                let body = format!(
+                    r#"{{"roles": [{{"id": "r{page}", "name": "n"}}], "next_page_token": "t{page}", "pad": "{}"}}"#,
+                    "a".repeat(8 << 20)
+                );
                 let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                     body.len()
@@ -389,6 +391,32 @@ async fn user_pages_that_bring_nothing_new_end_the_sync_in_a_few_requests() {
     // Two user lists (local and SSO), at most three pages each (the failure of one may stop the other sooner).
     assert!((3..=6).contains(&pages), "{pages} user pages: {:?}", server.requests());
     assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert!(!dir.path().join("sync.c1z").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_with_cr_lf_is_refused_at_once_saying_so() {
+    // The unfixed client sent it 6 times as a header reqwest refuses, then said "check connectivity".
+    const TOKEN_CRLF: &str = r#"{"access_token": "abc\r\nX-Injected: 1", "expires_in": 3600, "token_type": "Bearer"}"#;
+    let (server, dir, _) = failing_sync(
+        [Answer::Json(TOKEN_CRLF), Answer::Json(ONE_ROLE), Answer::Json(NO_USERS)],
+        10,
+        "the access_token holds control or non-ASCII characters (e.g. CR/LF)",
+    )
+    .await;
+    assert_eq!(server.requests().len(), 1, "{:?}", server.requests());
+    assert!(!dir.path().join("sync.c1z").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_user_list_is_malformed_not_empty() {
+    // Taken for "no users", it wrote a sync without any (exit 0).
+    let (_, dir, _) = failing_sync(
+        [Answer::Json(TOKEN_OK), Answer::Json(ONE_ROLE), Answer::Json(r#"{"users": null}"#)],
+        10,
+        "cannot read (\"users\" is null, not a list",
+    )
+    .await;
     assert!(!dir.path().join("sync.c1z").exists());
 }
 

@@ -139,8 +139,8 @@ pub mod console {
 
     impl Visit for Visitor<'_> {
         fn record_str(&mut self, field: &Field, value: &str) {
-            // A string field is the value itself (`%` and `?` fields come through record_debug).
-            self.write(field, value);
+            // Quoted, as tracing-subscriber's own console fields show a `&str` field (`%` fields are not).
+            self.write(field, &format!("{value:?}"));
         }
 
         fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {

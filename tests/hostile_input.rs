@@ -166,7 +166,7 @@ async fn ends(cmd: &mut tokio::process::Command) -> Output {
     cmd.args(["--log-format", "console"]).kill_on_drop(true);
     tokio::time::timeout(Duration::from_secs(30), cmd.output())
         .await
-        .expect("the run blocked on a local file (no end within 30 s)")
+        .expect("the run did not end within 30 s (blocked on a local file, or waiting)")
         .expect("binary runs")
 }
 

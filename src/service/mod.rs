@@ -230,22 +230,6 @@ async fn shutdown_on_signal(shutdown: CancellationToken) {
     crate::signal::exit_on_second(listener, "running tasks are not reported").await;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Each way ConductorOne can refuse the start-up Hello ends in one line that says what to check.
-    #[test]
-    fn a_refused_hello_says_what_to_check() {
-        let refused = |code| ServiceError::HelloRejected { code, message: "no".into() }.to_string();
-        assert!(refused(tonic::Code::Unauthenticated).contains("BATON_CLIENT_ID / BATON_CLIENT_SECRET"));
-        assert!(refused(tonic::Code::PermissionDenied).contains("create a new one"));
-        assert!(refused(tonic::Code::Unimplemented).contains("BATON_C1_API_HOST"));
-        assert!(refused(tonic::Code::FailedPrecondition).contains("--log-level debug"));
-        assert!(!refused(tonic::Code::InvalidArgument).contains('\n'));
-    }
-}
-
 /// Largest CA file read: a bundle of every public root is about 250 KiB.
 const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -266,4 +250,20 @@ fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
         return Err(format!("{shown} is larger than {} MiB; pass a PEM certificate file", MAX_CA_FILE_BYTES >> 20));
     }
     Ok(pem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each way ConductorOne can refuse the start-up Hello ends in one line that says what to check.
+    #[test]
+    fn a_refused_hello_says_what_to_check() {
+        let refused = |code| ServiceError::HelloRejected { code, message: "no".into() }.to_string();
+        assert!(refused(tonic::Code::Unauthenticated).contains("BATON_CLIENT_ID / BATON_CLIENT_SECRET"));
+        assert!(refused(tonic::Code::PermissionDenied).contains("create a new one"));
+        assert!(refused(tonic::Code::Unimplemented).contains("BATON_C1_API_HOST"));
+        assert!(refused(tonic::Code::FailedPrecondition).contains("--log-level debug"));
+        assert!(!refused(tonic::Code::InvalidArgument).contains('\n'));
+    }
 }

@@ -641,7 +641,12 @@ fn unknown_flag(word: &str, clap_suggestions: Vec<String>, cmd: &clap::Command) 
     let typed = bare.to_ascii_lowercase().replace('_', "-");
     let typed = typed.strip_prefix("baton-").unwrap_or(&typed).to_string();
     let longs: Vec<&str> = all_args(cmd).filter(|a| !a.is_hide_set()).filter_map(|a| a.get_long()).collect();
-    let mut suggestions: Vec<String> = match longs.iter().find(|l| **l == typed) {
+    // A command's own flag (`health-check --timeout`) is not an exact match on the main command line.
+    let command_of = |long: &str| {
+        let main = cmd.get_arguments().any(|a| a.get_long() == Some(long));
+        cmd.get_subcommands().find(|s| !main && s.get_arguments().any(|a| a.get_long() == Some(long)))
+    };
+    let mut suggestions: Vec<String> = match longs.iter().find(|l| **l == typed && command_of(l).is_none()) {
         Some(exact) => vec![exact.to_string()],
         None if !typed.is_empty() => {
             longs.iter().filter(|l| format!("-{l}-").contains(&format!("-{typed}-"))).map(|l| l.to_string()).collect()
@@ -653,7 +658,14 @@ fn unknown_flag(word: &str, clap_suggestions: Vec<String>, cmd: &clap::Command) 
     if suggestions.is_empty() {
         suggestions = clap_suggestions.iter().map(|s| s.trim_start_matches('-').to_string()).collect();
     }
-    let shown: Vec<String> = suggestions.iter().take(3).map(|s| format!("'--{s}'")).collect();
+    let shown: Vec<String> = suggestions
+        .iter()
+        .take(3)
+        .map(|s| match command_of(s) {
+            Some(sub) => format!("'{} --{s}'", sub.get_name()),
+            None => format!("'--{s}'"),
+        })
+        .collect();
     match shown.len() {
         0 => format!("unknown flag '{name}'"),
         _ => format!("unknown flag '{name}'; did you mean {}?", shown.join(" or ")),

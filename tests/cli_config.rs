@@ -524,7 +524,7 @@ async fn parser_errors_name_the_fix() {
         (&["--torq-region="], &["--torq-region", "needs a value", "us, eu"]),
         // did you mean
         (&["--region", "eu"], &["'--region'", "did you mean '--torq-region'?"]),
-        (&["--timeout=5"], &["'--timeout'", "'--http-timeout-seconds'"]),
+        (&["--timeout=5"], &["'--timeout'", "'--http-timeout-seconds' or 'health-check --timeout'"]),
         (&["--torq_client_id", "x"], &["'--torq-client-id'"]),
         (&["--verbos"], &["'--verbos'", "did you mean '--verbose'?"]),
         (&["dmeo"], &["unknown command 'dmeo'", "did you mean 'demo'?"]),

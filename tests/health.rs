@@ -39,6 +39,7 @@ fn daemon_cmd(sim: &SimServer, c1: &FakeC1, secret: &str, dir: &Path) -> tokio::
 
 /// GET `path`: status and JSON body.
 async fn get(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let resp = client.get(format!("http://{addr}{path}")).send().await.unwrap();
     let status = resp.status().as_u16();

@@ -417,6 +417,8 @@ pub(crate) async fn probe(probe: Probe, bind: IpAddr, port: u16, timeout: Durati
     };
     let url = format!("http://{}/{path}", SocketAddr::new(reachable(bind), port));
     let unreachable = |reason: String| HealthError::Unreachable { url: url.clone(), reason };
+    // reqwest is built without a default crypto provider (see `TorqClient::new`).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -466,6 +468,7 @@ mod tests {
     }
 
     async fn get(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let resp = reqwest::Client::builder().no_proxy().build().unwrap().get(format!("http://{addr}{path}"));
         let resp = resp.send().await.unwrap();
         let status = resp.status().as_u16();
@@ -537,6 +540,7 @@ mod tests {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let health = Arc::new(Health::new(None, LivePolicy::default()));
         let (addr, _stop) = served(health).await;
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let big = "x".repeat(64 * 1024);
         let resp = client.get(format!("http://{addr}/live")).header("x-big", big).send().await;

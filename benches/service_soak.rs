@@ -159,11 +159,12 @@ async fn main() {
         let (samples, finished) = (samples.clone(), finished.clone());
         tokio::spawn(async move {
             while let Some(kib) = rss_kib(pid) {
-                let mut s = samples.lock().unwrap();
-                s.peak = s.peak.max(kib);
-                let done = finished.load(std::sync::atomic::Ordering::Relaxed);
-                s.points.push((started.elapsed().as_secs_f64(), done, kib));
-                drop(s);
+                {
+                    let mut s = samples.lock().unwrap();
+                    s.peak = s.peak.max(kib);
+                    let done = finished.load(std::sync::atomic::Ordering::Relaxed);
+                    s.points.push((started.elapsed().as_secs_f64(), done, kib));
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })

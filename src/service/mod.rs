@@ -14,6 +14,7 @@ pub mod credentials;
 pub(crate) mod handlers;
 pub mod health;
 pub(crate) mod hello;
+pub mod memory;
 pub(crate) mod outcome;
 pub(crate) mod poll;
 pub(crate) mod token;

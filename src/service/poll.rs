@@ -124,6 +124,7 @@ impl Runner {
                             running.spawn(async move {
                                 handlers::handle_task(&shared, task, heartbeat, cancel).await;
                                 drop(permit);
+                                super::memory::give_back().await;
                             });
                             next_poll.unwrap_or(Duration::ZERO)
                         }

@@ -253,7 +253,14 @@ pub struct ServiceArgs {
     #[arg(long, env = "BATON_HEALTH_CHECK_PORT", default_value_t = crate::service::health::DEFAULT_PORT, global = true, hide_env_values = true, value_name = "PORT")]
     pub(crate) health_check_port: u16,
     /// IP address the health endpoints listen on (0.0.0.0 for an httpGet probe from outside the pod)
-    #[arg(long, env = "BATON_HEALTH_CHECK_BIND_ADDRESS", default_value = "127.0.0.1", global = true, hide_env_values = true, value_name = "IP")]
+    #[arg(
+        long,
+        env = "BATON_HEALTH_CHECK_BIND_ADDRESS",
+        default_value = "127.0.0.1",
+        global = true,
+        hide_env_values = true,
+        value_name = "IP"
+    )]
     pub(crate) health_check_bind_address: std::net::IpAddr,
 }
 

@@ -32,6 +32,14 @@ async fn start(mut cmd: tokio::process::Command) -> Daemon {
     Daemon { child, log, addr }
 }
 
+/// The fake ConductorOne and its client secret, the simulator of the reference workspace with `config`, and a
+/// temporary directory.
+async fn setup(config: SimConfig) -> (FakeC1, String, SimServer, tempfile::TempDir) {
+    let (c1, secret) = FakeC1::start_for_new_key().await;
+    let sim = SimServer::start(reference_workspace(), config).await.unwrap();
+    (c1, secret, sim, tempfile::tempdir().unwrap())
+}
+
 /// The daemon of `sim` and `c1`, temporary files under `temp`.
 fn daemon_cmd(sim: &SimServer, c1: &FakeC1, secret: &str, dir: &Path) -> tokio::process::Command {
     harness::daemon_command(sim, c1, secret, dir, dir)
@@ -89,16 +97,17 @@ async fn run_to_exit(mut cmd: tokio::process::Command) -> (Option<i32>, String, 
 /// before anything is sent to ConductorOne.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_torq_key_stops_the_start_before_registering() {
-    let (c1, secret) = FakeC1::start_for_new_key().await;
     let other_key = SimConfig { client_secret: "another-secret".into(), ..SimConfig::default() };
-    let sim = SimServer::start(reference_workspace(), other_key).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let (c1, secret, sim, dir) = setup(other_key).await;
     let (code, stderr, took) = run_to_exit(daemon_cmd(&sim, &c1, &secret, dir.path())).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(took < Duration::from_secs(10), "took {took:?}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(errors[0].contains("Torq rejected the API key") && errors[0].contains("BATON_TORQ_CLIENT_SECRET"), "{stderr}");
+    assert!(
+        errors[0].contains("Torq rejected the API key") && errors[0].contains("BATON_TORQ_CLIENT_SECRET"),
+        "{stderr}"
+    );
     assert!(errors[0].contains("before registering with ConductorOne"), "{stderr}");
     assert_eq!(c1.with_record(|r| (r.token_requests, r.hellos.len())), (0, 0), "nothing sent to ConductorOne");
     assert_no_secret(&stderr, &secret);
@@ -108,10 +117,8 @@ async fn a_rejected_torq_key_stops_the_start_before_registering() {
 /// A key whose role may not read users (HTTP 403) stops the start too, naming the scope it needs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_that_may_not_read_users_stops_the_start_naming_the_scope() {
-    let (c1, secret) = FakeC1::start_for_new_key().await;
     let faults = FaultPlan::new().always(Endpoint::UsersLocal, FaultKind::Status(403));
-    let sim = SimServer::start(reference_workspace(), SimConfig { faults, ..SimConfig::default() }).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let (c1, secret, sim, dir) = setup(SimConfig { faults, ..SimConfig::default() }).await;
     let (code, stderr, _) = run_to_exit(daemon_cmd(&sim, &c1, &secret, dir.path())).await;
     assert_eq!(code, Some(1), "{stderr}");
     let error = stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default();
@@ -128,9 +135,7 @@ async fn a_key_that_may_not_read_users_stops_the_start_naming_the_scope() {
 /// secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_good_key_every_endpoint_answers_200() {
-    let (c1, secret) = FakeC1::start_for_new_key().await;
-    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let (c1, secret, sim, dir) = setup(SimConfig::default()).await;
     let mut daemon = start(daemon_cmd(&sim, &c1, &secret, dir.path())).await;
     let ok = daemon.log.wait_for("Torq API key OK", Duration::from_secs(20)).await;
     assert!(ok.contains("host=127.0.0.1"), "{ok}");
@@ -166,9 +171,7 @@ async fn with_a_good_key_every_endpoint_answers_200() {
 /// /live answers 200 (the loop is retrying, not stuck).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_fails_until_registered_with_conductorone() {
-    let (c1, secret) = FakeC1::start_for_new_key().await;
-    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let (c1, secret, sim, dir) = setup(SimConfig::default()).await;
     let mut cmd = daemon_cmd(&sim, &c1, &secret, dir.path());
     // Nothing listens there: every Hello fails and is retried.
     cmd.env("BATON_C1_API_HOST", "localhost:1");
@@ -195,9 +198,11 @@ async fn an_unreachable_torq_at_start_is_a_warning_and_health_reports_it() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let (api, auth) = (format!("http://127.0.0.1:{port}/public/v1alpha"), format!("http://127.0.0.1:{port}/v1/auth/token"));
+    let (api, auth) =
+        (format!("http://127.0.0.1:{port}/public/v1alpha"), format!("http://127.0.0.1:{port}/v1/auth/token"));
     let ca = c1.write_ca(dir.path());
-    let cmd = harness::service_command(&api, &auth, common::fake_c1::TEST_CLIENT_ID, &secret, &c1, Some(&ca), dir.path());
+    let cmd =
+        harness::service_command(&api, &auth, common::fake_c1::TEST_CLIENT_ID, &secret, &c1, Some(&ca), dir.path());
     let mut daemon = start(cmd).await;
     let warning = daemon.log.wait_for("starting anyway", Duration::from_secs(40)).await;
     assert!(warning.contains("WARN"), "{warning}");
@@ -216,16 +221,16 @@ async fn an_unreachable_torq_at_start_is_a_warning_and_health_reports_it() {
 /// "rejected" with the sync's outcome in its details; /ready stays 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torq_key_rejected_later_makes_health_fail() {
-    let (c1, secret) = FakeC1::start_for_new_key().await;
-    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let (c1, secret, sim, dir) = setup(SimConfig::default()).await;
     let mut daemon = start(daemon_cmd(&sim, &c1, &secret, dir.path())).await;
     daemon.log.wait_for("registered with ConductorOne", Duration::from_secs(20)).await;
     assert_eq!(get(daemon.addr, "/health").await.0, 200);
 
     // Revoked: the token in hand is refused, and so is every request for a new one.
     sim.set_faults(
-        FaultPlan::new().always(Endpoint::AnyApi, FaultKind::Status(401)).always(Endpoint::Token, FaultKind::Status(401)),
+        FaultPlan::new()
+            .always(Endpoint::AnyApi, FaultKind::Status(401))
+            .always(Endpoint::Token, FaultKind::Status(401)),
     );
     c1.push_task(sync_task("2revokedkey00000000000001"));
     c1.wait_for("the sync's FinishTask", Duration::from_secs(60), |r| !r.finishes.is_empty()).await;
@@ -256,9 +261,7 @@ async fn health_check_failures_are_one_line() {
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains(&format!("http://127.0.0.1:{}/live", free.port())), "{out}");
 
-    let (c1, secret) = FakeC1::start_for_new_key().await;
-    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let (c1, secret, sim, dir) = setup(SimConfig::default()).await;
     let mut cmd = daemon_cmd(&sim, &c1, &secret, dir.path());
     cmd.args(["--health-check", "--health-check-port", &port.to_string()]);
     let (code, stderr, _) = run_to_exit(cmd).await;

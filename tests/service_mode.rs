@@ -248,7 +248,9 @@ async fn rejected_torq_credentials_fail_the_sync_task_for_good() {
     let child = daemon.spawn(&sim.api_url(), &sim.auth_url());
     c1.wait_for("the daemon's Hello", Duration::from_secs(30), |r| !r.hellos.is_empty()).await;
     sim.set_faults(
-        FaultPlan::new().always(Endpoint::AnyApi, FaultKind::Status(401)).always(Endpoint::Token, FaultKind::Status(401)),
+        FaultPlan::new()
+            .always(Endpoint::AnyApi, FaultKind::Status(401))
+            .always(Endpoint::Token, FaultKind::Status(401)),
     );
     c1.push_task(task("2badtorqkey0000000000000001", TaskType::SyncFull(SyncFullTask::default())));
     c1.wait_for("FinishTask of the sync", Duration::from_secs(60), |r| !r.finishes.is_empty()).await;

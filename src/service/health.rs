@@ -326,7 +326,11 @@ async fn live(State(h): State<Arc<Health>>) -> (StatusCode, Json<Answer>) {
 
 /// The three endpoints (GET and HEAD; anything else 405, other paths 404).
 fn router(state: Arc<Health>) -> Router {
-    Router::new().route("/health", get(health_answer)).route("/ready", get(ready)).route("/live", get(live)).with_state(state)
+    Router::new()
+        .route("/health", get(health_answer))
+        .route("/ready", get(ready))
+        .route("/live", get(live))
+        .with_state(state)
 }
 
 /// Why the health server could not start, or a `health-check` failed.
@@ -349,9 +353,8 @@ pub(crate) async fn start(
     health: Arc<Health>,
     stop: CancellationToken,
 ) -> Result<SocketAddr, HealthError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| HealthError::Listen { addr, reason: e.to_string() })?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| HealthError::Listen { addr, reason: e.to_string() })?;
     let bound = listener.local_addr().map_err(|e| HealthError::Listen { addr, reason: e.to_string() })?;
     tracing::info!(address = %bound, "health endpoints listening (/health, /ready, /live)");
     tokio::spawn(serve(listener, router(health), stop));

@@ -163,7 +163,9 @@ impl ServiceConfig {
             task_concurrency: usize::from(args.task_concurrency.clamp(1, 100)),
             temp_dir,
             provisioning: false,
-            health: args.health_check.then_some(SocketAddr::new(args.health_check_bind_address, args.health_check_port)),
+            health: args
+                .health_check
+                .then_some(SocketAddr::new(args.health_check_bind_address, args.health_check_port)),
         })
     }
 }

@@ -26,10 +26,15 @@ impl TorqClient {
     /// A GET whose 2xx status is all that is wanted (with the usual retries and token renewal).
     async fn answers_200(&self, path: &str, name: &str, query: &[(&str, &str)]) -> Result<(), TorqError> {
         let url = self.endpoint(path)?;
-        self.attempt_loop(name, true, |http| http.get(url.clone()).query(query), |resp| async move {
-            drop(resp);
-            Ok(())
-        })
+        self.attempt_loop(
+            name,
+            true,
+            |http| http.get(url.clone()).query(query),
+            |resp| async move {
+                drop(resp);
+                Ok(())
+            },
+        )
         .await
     }
 }

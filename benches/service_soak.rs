@@ -207,6 +207,7 @@ async fn main() {
     let left = leftovers(dir.path());
     sampler.abort();
     let _ = child.kill().await;
+    sim.shutdown().await;
 
     let samples = samples.lock().unwrap();
     println!(
@@ -251,5 +252,4 @@ async fn main() {
         args.tasks as f64 / wall.as_secs_f64(),
         wall.as_secs_f64()
     );
-    sim.shutdown().await;
 }

@@ -181,8 +181,10 @@ impl Health {
         self.registered.store(true, Ordering::Relaxed);
     }
 
+    /// Shutting down: not ready; the loop no longer polls, and waits for the running tasks (alive).
     pub(crate) fn stopping(&self) {
         self.stopping.store(true, Ordering::Relaxed);
+        self.busy();
     }
 
     /// The loop starts a step that ends within `within` (a call, or the sleep before the next poll).

@@ -198,8 +198,11 @@ pub(crate) async fn run(config: ServiceConfig, torq: TorqClient) -> Result<(), S
 
     let shutdown = CancellationToken::new();
     let health = Arc::new(health::Health::new(Some(torq.clone()), health::LivePolicy::default()));
+    // Served until the daemon has stopped, so probes see "shutting down" while the running tasks finish.
+    let health_stop = CancellationToken::new();
+    let _stop_health = health_stop.clone().drop_guard();
     if let Some(addr) = config.health {
-        health::start(addr, health.clone(), shutdown.child_token()).await?;
+        health::start(addr, health.clone(), health_stop).await?;
     }
     let watcher = tokio::spawn(shutdown_on_signal(shutdown.clone()));
     let checked = tokio::select! {

@@ -1,4 +1,4 @@
-//! Runs the chosen command: a sync, an account creation (`--create-account-*`), `demo` or `capabilities`, with Ctrl-C/SIGTERM handling and the final summary.
+//! Runs the chosen command: a sync, an account creation (`--create-account-*`), `demo`, `capabilities` or `health-check`, with Ctrl-C/SIGTERM handling and the final summary.
 //! Maps every failure to [`AppError`], whose exit code main returns.
 //!
 //! The summary is the result of a sync: it is printed in both log formats whatever the log level, unless
@@ -90,6 +90,14 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
             clap_complete::generate(shell, &mut cmd, "baton-torq", &mut std::io::stdout());
             Ok(())
         }
+        Some(Command::HealthCheck { endpoint, timeout }) => {
+            let (bind, port) = (cli.service.health_check_bind_address, cli.service.health_check_port);
+            let answer = crate::service::health::probe(endpoint, bind, port, std::time::Duration::from_secs(timeout))
+                .await
+                .map_err(crate::service::ServiceError::from)?;
+            println!("{answer}");
+            Ok(())
+        }
         Some(Command::Capabilities) => {
             print!("{}", capabilities::capabilities_json());
             Ok(())
@@ -120,6 +128,9 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
             Ok(crate::service::run(config, client).await?)
         }
         None => {
+            if cli.service.health_check {
+                tracing::warn!("--health-check (BATON_HEALTH_CHECK) applies to service mode only; ignored");
+            }
             cli::check_output_path(&cli.common.file)?;
             let settings = cli::torq_settings(&cli.torq)?;
             sync_with(settings, cli.common.file.clone(), &cli, style, false).await

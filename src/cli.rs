@@ -96,6 +96,16 @@ pub(crate) enum Command {
         #[arg(value_enum, ignore_case = true)]
         shell: clap_complete::Shell,
     },
+    /// Ask a running service-mode connector's health endpoint; exit 0 if it answers 200, else 1 (for container
+    /// probes in images without curl)
+    HealthCheck {
+        /// Endpoint to ask
+        #[arg(long, value_enum, ignore_case = true, default_value = "health")]
+        endpoint: crate::service::health::Probe,
+        /// Seconds to wait for the answer
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300), value_name = "SECONDS")]
+        timeout: u64,
+    },
 }
 
 /// Torq connection flags.
@@ -236,6 +246,22 @@ pub struct ServiceArgs {
     /// Existing directory for the temporary sync files of service mode (default: the OS temp dir)
     #[arg(long, env = "BATON_C1Z_TEMP_DIR", hide_env_values = true, value_name = "DIR")]
     pub(crate) c1z_temp_dir: Option<PathBuf>,
+    /// Serve /health, /ready and /live over HTTP in service mode
+    #[arg(long, env = "BATON_HEALTH_CHECK", hide_env_values = true)]
+    pub(crate) health_check: bool,
+    /// Port of the health endpoints (0: any free port, logged at start)
+    #[arg(long, env = "BATON_HEALTH_CHECK_PORT", default_value_t = crate::service::health::DEFAULT_PORT, global = true, hide_env_values = true, value_name = "PORT")]
+    pub(crate) health_check_port: u16,
+    /// IP address the health endpoints listen on (0.0.0.0 for an httpGet probe from outside the pod)
+    #[arg(
+        long,
+        env = "BATON_HEALTH_CHECK_BIND_ADDRESS",
+        default_value = "127.0.0.1",
+        global = true,
+        hide_env_values = true,
+        value_name = "IP"
+    )]
+    pub(crate) health_check_bind_address: std::net::IpAddr,
 }
 
 /// Provisioning flags, with the Baton SDK's names. Any `--create-account-*` flag runs account creation (an invite)
@@ -481,10 +507,6 @@ const GO_ONLY_FLAGS: &[(&[&str], &str)] = &[
     ),
     (&["log-path"], "logs always go to stderr; redirect them, e.g. 2>>baton-torq.log"),
     (&["log-level-debug-expires-at"], "not supported; set --log-level debug for the runs that need it"),
-    (
-        &["health-check", "health-check-port", "health-check-bind-address"],
-        "there is no health-check endpoint; watch the process and its logs",
-    ),
     (&["workers", "parallel-sync"], "not needed: the user and role lists are already fetched concurrently"),
     (&["storage-engine"], "only the SQLite (v1) c1z format is written"),
     (&["ticketing", "external-resource-c1z", "external-resource-entitlement-id-filter"], "not supported by baton-torq"),
@@ -643,7 +665,12 @@ fn unknown_flag(word: &str, clap_suggestions: Vec<String>, cmd: &clap::Command) 
     let typed = bare.to_ascii_lowercase().replace('_', "-");
     let typed = typed.strip_prefix("baton-").unwrap_or(&typed).to_string();
     let longs: Vec<&str> = all_args(cmd).filter(|a| !a.is_hide_set()).filter_map(|a| a.get_long()).collect();
-    let mut suggestions: Vec<String> = match longs.iter().find(|l| **l == typed) {
+    // A command's own flag (`health-check --timeout`) is not an exact match on the main command line.
+    let command_of = |long: &str| {
+        let main = cmd.get_arguments().any(|a| a.get_long() == Some(long));
+        cmd.get_subcommands().find(|s| !main && s.get_arguments().any(|a| a.get_long() == Some(long)))
+    };
+    let mut suggestions: Vec<String> = match longs.iter().find(|l| **l == typed && command_of(l).is_none()) {
         Some(exact) => vec![exact.to_string()],
         None if !typed.is_empty() => {
             longs.iter().filter(|l| format!("-{l}-").contains(&format!("-{typed}-"))).map(|l| l.to_string()).collect()
@@ -655,7 +682,14 @@ fn unknown_flag(word: &str, clap_suggestions: Vec<String>, cmd: &clap::Command) 
     if suggestions.is_empty() {
         suggestions = clap_suggestions.iter().map(|s| s.trim_start_matches('-').to_string()).collect();
     }
-    let shown: Vec<String> = suggestions.iter().take(3).map(|s| format!("'--{s}'")).collect();
+    let shown: Vec<String> = suggestions
+        .iter()
+        .take(3)
+        .map(|s| match command_of(s) {
+            Some(sub) => format!("'{} --{s}'", sub.get_name()),
+            None => format!("'--{s}'"),
+        })
+        .collect();
     match shown.len() {
         0 => format!("unknown flag '{name}'"),
         _ => format!("unknown flag '{name}'; did you mean {}?", shown.join(" or ")),
@@ -689,7 +723,7 @@ fn stray_word(word: &str, argv: &[String], cmd: &clap::Command) -> String {
     if looks_like_a_command(word) {
         return match word {
             "sync" => "there is no 'sync' command: run baton-torq without a command to sync".to_string(),
-            "config" | "health-check" => {
+            "config" => {
                 format!("'{word}' is a command of the Go connector that baton-torq does not have; commands: {commands}")
             }
             _ => format!("unknown command '{word}'; commands: {commands}"),

@@ -66,6 +66,8 @@ fn main() -> ExitCode {
             );
         }
     }
+    // Before the runtime starts its threads (service mode: one malloc arena, see src/service/memory.rs).
+    baton_torq::service::memory::prepare(&cli.service);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(json, &format!("cannot start the async runtime: {e}"), EXIT_FAILURE),

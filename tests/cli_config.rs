@@ -524,21 +524,19 @@ async fn parser_errors_name_the_fix() {
         (&["--torq-region="], &["--torq-region", "needs a value", "us, eu"]),
         // did you mean
         (&["--region", "eu"], &["'--region'", "did you mean '--torq-region'?"]),
-        (&["--timeout=5"], &["'--timeout'", "'--http-timeout-seconds'"]),
+        (&["--timeout=5"], &["'--timeout'", "'--http-timeout-seconds' or 'health-check --timeout'"]),
         (&["--torq_client_id", "x"], &["'--torq-client-id'"]),
         (&["--verbos"], &["'--verbos'", "did you mean '--verbose'?"]),
         (&["dmeo"], &["unknown command 'dmeo'", "did you mean 'demo'?"]),
         (&["capabilites"], &["did you mean 'capabilities'?"]),
         // a command that does not exist is called a command, not a stray value
         (&["sync"], &["no 'sync' command", "without a command"]),
-        (&["frobnicate"], &["unknown command 'frobnicate'", "capabilities, demo, completion, help"]),
+        (&["frobnicate"], &["unknown command 'frobnicate'", "capabilities, demo, completion, health-check, help"]),
         // flags of the Go connector that do not exist here say so
         (&["--otel-collector-endpoint", "http://x"], &["Go connector", "OpenTelemetry"]),
         (&["--sync-resources=a"], &["Go connector", "partial syncs"]),
-        (&["--health-check"], &["Go connector", "no health-check endpoint"]),
         // commands of the Go connector's newer SDK are named as such (README, "Flags of the Go connector")
         (&["config"], &["a command of the Go connector that baton-torq does not have"]),
-        (&["health-check"], &["a command of the Go connector that baton-torq does not have"]),
     ];
     for (args, needles) in cases {
         let err = usage_error(args, &[]).await;

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use baton_torq::proto::baton_v1::baton_service_finish_task_request::FinalState;
 use baton_torq::proto::baton_v1::task::{EventFeedTask, GrantTask, HelloTask, SyncFullTask, TaskType};
-use baton_torq::sim::{SimConfig, SimServer, SimUser, Workspace};
+use baton_torq::sim::{Endpoint, FaultKind, FaultPlan, SimConfig, SimServer, SimUser, Workspace};
 use common::c1_key::test_key;
 use common::c1z_reader::C1zReader;
 use common::connect_proxy::ConnectProxy;
@@ -237,16 +237,22 @@ fn assert_uploaded_c1z_equals_fixture(file: &Path) {
     assert_eq!(grants, expected);
 }
 
-/// Torq rejects the connector's API key: running the task again cannot help until someone changes the key, so the
-/// task fails for good (ConductorOne does not retry it) with Unauthenticated and the fix in the message.
+/// Torq rejects the connector's API key after a good start (it was revoked): running the task again cannot help
+/// until someone changes the key, so the task fails for good (ConductorOne does not retry it) with
+/// Unauthenticated and the fix in the message. (A key rejected at start stops the daemon: tests/health.rs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_torq_credentials_fail_the_sync_task_for_good() {
     let daemon = Daemon::new().await;
     let c1 = &daemon.c1;
-    let other_key = SimConfig { client_secret: "another-secret".into(), ..SimConfig::default() };
-    let sim = SimServer::start(reference_workspace(), other_key).await.unwrap();
-    c1.push_task(task("2badtorqkey0000000000000001", TaskType::SyncFull(SyncFullTask::default())));
+    let sim = SimServer::start(reference_workspace(), SimConfig::default()).await.unwrap();
     let child = daemon.spawn(&sim.api_url(), &sim.auth_url());
+    c1.wait_for("the daemon's Hello", Duration::from_secs(30), |r| !r.hellos.is_empty()).await;
+    sim.set_faults(
+        FaultPlan::new()
+            .always(Endpoint::AnyApi, FaultKind::Status(401))
+            .always(Endpoint::Token, FaultKind::Status(401)),
+    );
+    c1.push_task(task("2badtorqkey0000000000000001", TaskType::SyncFull(SyncFullTask::default())));
     c1.wait_for("FinishTask of the sync", Duration::from_secs(60), |r| !r.finishes.is_empty()).await;
     let stderr = stop(child).await;
     let (code, message, non_retryable) = error_of(&c1.finish_of("2badtorqkey0000000000000001").unwrap());
@@ -513,7 +519,8 @@ async fn a_sync_task_limited_to_resource_types_uploads_only_those() {
     assert_eq!(reader.resources(&sync_id).len(), 12, "the fixture's users, nothing else");
     assert!(reader.grants(&sync_id).is_empty(), "roles are not synced, so no role grants");
     let stats = sim.stats();
-    assert_eq!((stats.rbac_roles, stats.role_pages, stats.api_keys), (0, 0, 0), "only the users were listed");
+    // The one role page is the start-up check of the Torq key (`page_size=1`), not the sync's.
+    assert_eq!((stats.rbac_roles, stats.role_pages, stats.api_keys), (0, 1, 0), "only the users were listed");
 
     let (code, message, _) = error_of(&c1.finish_of("2unknowntypes00000000000001").expect("FinishTask"));
     assert_eq!(code, tonic::Code::InvalidArgument as i32, "{message}");

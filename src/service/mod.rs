@@ -4,18 +4,22 @@
 //!
 //! Owns: credential parsing and the JWT assertion ([`credentials`]), the token exchange ([`token`]), the gRPC
 //! client ([`client`]), the poll loop ([`poll`]), the Hello answer ([`hello`]), one handler module per kind of
-//! task ([`handlers`]: sync_full, provisioning) and how a task ends ([`outcome`]). Reuses [`crate::sync::run_sync`] for the sync itself.
+//! task ([`handlers`]: sync_full, provisioning), how a task ends ([`outcome`]), and the start-up Torq check
+//! and health endpoints ([`health`]). Reuses [`crate::sync::run_sync`] for the sync itself.
 //! Must not: write the user's `--file` (it is ignored here), or let the ConductorOne secret, the JWK or any token
 //! reach a log line, an error message or `Debug` output.
 
 pub mod client;
 pub mod credentials;
 pub(crate) mod handlers;
+pub mod health;
 pub(crate) mod hello;
+pub mod memory;
 pub(crate) mod outcome;
 pub(crate) mod poll;
 pub(crate) mod token;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +48,11 @@ pub enum ServiceError {
     HelloRejected { code: tonic::Code, message: String },
     #[error("cannot set up the ConductorOne client: {0}")]
     Setup(String),
+    /// The Torq API key failed the start-up check with 401/403: no retry will help.
+    #[error("{0} (checked at start, before registering with ConductorOne)")]
+    TorqKey(crate::torq::TorqError),
+    #[error(transparent)]
+    Health(#[from] health::HealthError),
 }
 
 /// What to do when ConductorOne refuses the start-up Hello with `code`.
@@ -88,6 +97,8 @@ pub struct ServiceConfig {
     /// `--provisioning`: grant, revoke, create_account and delete_resource tasks may run (otherwise they are
     /// refused, as the Baton SDK does).
     pub(crate) provisioning: bool,
+    /// `--health-check`: where the health endpoints listen.
+    pub(crate) health: Option<SocketAddr>,
 }
 
 /// Whether the command line asks for service mode (a client id or secret was given).
@@ -152,6 +163,9 @@ impl ServiceConfig {
             task_concurrency: usize::from(args.task_concurrency.clamp(1, 100)),
             temp_dir,
             provisioning: false,
+            health: args
+                .health_check
+                .then_some(SocketAddr::new(args.health_check_bind_address, args.health_check_port)),
         })
     }
 }
@@ -183,7 +197,22 @@ pub(crate) async fn run(config: ServiceConfig, torq: TorqClient) -> Result<(), S
     let c1 = connect(&config)?;
 
     let shutdown = CancellationToken::new();
+    let health = Arc::new(health::Health::new(Some(torq.clone()), health::LivePolicy::default()));
+    // Served until the daemon has stopped, so probes see "shutting down" while the running tasks finish.
+    let health_stop = CancellationToken::new();
+    let _stop_health = health_stop.clone().drop_guard();
+    if let Some(addr) = config.health {
+        health::start(addr, health.clone(), health_stop).await?;
+    }
     let watcher = tokio::spawn(shutdown_on_signal(shutdown.clone()));
+    let checked = tokio::select! {
+        c = check_torq_at_start(&torq, &health) => c,
+        _ = shutdown.cancelled() => Ok(()),
+    };
+    if let Err(e) = checked {
+        watcher.abort();
+        return Err(e);
+    }
     tracing::info!(
         api_host = %config.api_host,
         client = config.client_id.name(),
@@ -191,9 +220,24 @@ pub(crate) async fn run(config: ServiceConfig, torq: TorqClient) -> Result<(), S
         task_concurrency = config.task_concurrency,
         "service mode: connecting to ConductorOne"
     );
-    let result = poll::Runner::new(c1, torq, &config).run(shutdown).await;
+    let result = poll::Runner::new(c1, torq, &config, health).run(shutdown).await;
     watcher.abort();
     result
+}
+
+/// The start-up Torq check: a rejected key or a missing permission stops the start; anything else (Torq
+/// unreachable, an unexpected answer) is a warning, and the health endpoint reports it until a check succeeds.
+async fn check_torq_at_start(torq: &TorqClient, health: &health::Health) -> Result<(), ServiceError> {
+    match health::check_torq(torq).await {
+        (state, Some(e)) if state.is_fatal() => Err(ServiceError::TorqKey(e)),
+        (state, _) => {
+            if state != health::TorqCheck::Ok {
+                tracing::warn!("starting anyway: the health endpoint reports Torq as {state:?} until a check succeeds");
+            }
+            health.torq_checked(state);
+            Ok(())
+        }
+    }
 }
 
 /// The ConductorOne client for `config` (token source and a lazily connecting gRPC channel; nothing is sent yet).

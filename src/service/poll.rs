@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{C1Client, CallError};
 use super::handlers::{self, sync_full, TaskContext};
+use super::health::Health;
 use super::{hello, ServiceConfig, ServiceError};
 use crate::proto::baton_v1::task::TaskType;
 use crate::torq::TorqClient;
@@ -25,6 +26,8 @@ const HELLO_BACKOFF_START: Duration = Duration::from_secs(1);
 const HELLO_BACKOFF_MAX: Duration = Duration::from_secs(300);
 const POLL_BACKOFF_START: Duration = Duration::from_secs(1);
 const POLL_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Longest a Hello or GetTask may take: the call's 30 s deadline plus a token request (60 s); for `/live`.
+const CALL_STEP: Duration = Duration::from_secs(120);
 
 /// Exponential backoff with jitter (each delay plus up to 100 %), so that many connectors that lost
 /// ConductorOne at the same moment do not all come back at the same moment. Endless unless `budget` is given.
@@ -53,13 +56,14 @@ pub(crate) struct Runner {
 }
 
 impl Runner {
-    pub(crate) fn new(c1: C1Client, torq: TorqClient, config: &ServiceConfig) -> Runner {
+    pub(crate) fn new(c1: C1Client, torq: TorqClient, config: &ServiceConfig, health: Arc<Health>) -> Runner {
         Runner {
             shared: Arc::new(TaskContext {
                 c1,
                 torq,
                 temp_dir: config.temp_dir.clone(),
                 provisioning: config.provisioning,
+                health,
             }),
             concurrency: config.task_concurrency,
         }
@@ -70,9 +74,12 @@ impl Runner {
         let temp_dir = self.shared.temp_dir.clone();
         // Directory listing and removal are blocking; a failure here only leaves litter.
         let _ = tokio::task::spawn_blocking(move || sync_full::remove_stale_task_dirs(&temp_dir)).await;
+        let health = self.shared.health.clone();
         if !self.startup_hello(&shutdown).await? {
+            health.stopping();
             return Ok(());
         }
+        health.registered();
         tracing::info!("registered with ConductorOne; polling for tasks");
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let mut running: JoinSet<()> = JoinSet::new();
@@ -80,10 +87,14 @@ impl Runner {
         let mut poll_errors: Option<backon::ExponentialBackoff> = None;
         loop {
             while running.try_join_next().is_some() {}
+            if slots.available_permits() == 0 {
+                health.busy();
+            }
             let permit = tokio::select! {
                 p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
                 _ = shutdown.cancelled() => break,
             };
+            health.step(CALL_STEP);
             let answer = tokio::select! {
                 r = self.shared.c1.get_task() => r,
                 _ = shutdown.cancelled() => break,
@@ -113,6 +124,7 @@ impl Runner {
                             running.spawn(async move {
                                 handlers::handle_task(&shared, task, heartbeat, cancel).await;
                                 drop(permit);
+                                super::memory::give_back().await;
                             });
                             next_poll.unwrap_or(Duration::ZERO)
                         }
@@ -130,11 +142,13 @@ impl Runner {
                     wait
                 }
             };
+            health.sleeping(wait);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.cancelled() => break,
             }
         }
+        health.stopping();
         if !running.is_empty() {
             tracing::info!(tasks = running.len(), "stopping: waiting for running tasks to report their outcome");
         }
@@ -147,6 +161,7 @@ impl Runner {
     async fn startup_hello(&self, shutdown: &CancellationToken) -> Result<bool, ServiceError> {
         let mut backoff = hello_backoff();
         loop {
+            self.shared.health.step(CALL_STEP);
             let attempt = tokio::select! {
                 r = self.shared.c1.hello(hello::request("")) => r,
                 _ = shutdown.cancelled() => return Ok(false),
@@ -166,6 +181,7 @@ impl Runner {
                     }
                     let wait = backoff.next().unwrap_or(HELLO_BACKOFF_MAX);
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "Hello failed");
+                    self.shared.health.step(wait);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.cancelled() => return Ok(false),

@@ -11,6 +11,7 @@
 //! and [`ClaimMappingRecord`]s. Secrets (the client secret and bearer tokens) stay inside `secrecy` types and
 //! never reach a log line, an error or Debug output.
 
+mod access;
 mod api_keys;
 mod auth;
 mod claim_mappings;
@@ -32,7 +33,7 @@ use reqwest::Url;
 use secrecy::SecretString;
 
 pub(crate) use auth::{renew_time, token_lifetime};
-pub(crate) use http::{read_body, BodyError};
+pub(crate) use http::{describe_transport, read_body, BodyError};
 pub(crate) use invite::InviteOutcome;
 pub use models::{ApiKeyRecord, ApiKeyType, ClaimMappingRecord, RoleRecord, UserRecord, UserStatus};
 pub(crate) use users::SinkClosed;

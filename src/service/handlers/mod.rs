@@ -25,6 +25,8 @@ pub(crate) struct TaskContext {
     pub(crate) temp_dir: PathBuf,
     /// `--provisioning`: provisioning tasks may run.
     pub(crate) provisioning: bool,
+    /// What the health endpoints answer from: sync tasks record their outcome and what they learnt of the key.
+    pub(crate) health: std::sync::Arc<super::health::Health>,
 }
 
 /// Runs one task to its end: exactly one FinishTask (a Hello for a hello task); a task without an id cannot be

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::super::client::{C1Client, CallError};
+use super::super::health::TorqCheck;
 use super::super::outcome::{finish, torq_code, TaskFailure, TaskSuccess};
 use super::super::poll::backoff;
 use super::TaskContext;
@@ -101,6 +102,7 @@ pub(crate) async fn run(
     if let Err(f) = &result {
         tracing::warn!(task_id = %id, code = ?f.code, error = %f.message, "sync task failed");
     }
+    shared.health.sync_finished(result.as_ref().err().map(|f| f.code));
     finish(&shared.c1, id, result).await;
 }
 
@@ -125,7 +127,14 @@ async fn sync_and_upload(
         progress: None,
         resource_types,
     };
-    let summary = run_sync(&shared.torq, request, work.clone()).await.map_err(|e| {
+    let synced = run_sync(&shared.torq, request, work.clone()).await;
+    // A sync reads what the start-up check read: it tells whether the key still works.
+    match &synced {
+        Ok(_) => shared.health.torq_checked(TorqCheck::Ok),
+        Err(SyncError::Torq(e)) if TorqCheck::of(e).is_fatal() => shared.health.torq_checked(TorqCheck::of(e)),
+        Err(_) => {}
+    }
+    let summary = synced.map_err(|e| {
         let message = format!("sync failed: {e}");
         if sync_error_passes(&e) {
             TaskFailure::retryable(sync_error_code(&e), message)

@@ -207,6 +207,10 @@ fn expected_codes_by_id(privileged_admin: bool) -> BTreeMap<String, BTreeSet<Str
 async fn every_planted_finding_and_change_in_every_format() {
     let dir = tempfile::tempdir().unwrap();
     let file = two_syncs(dir.path()).await;
+    // REVIEW_SAMPLE_DIR=DIR keeps the file (docs/review.png was taken of its HTML report).
+    if let Some(keep) = std::env::var_os("REVIEW_SAMPLE_DIR") {
+        std::fs::copy(&file, Path::new(&keep).join("sample.c1z")).unwrap();
+    }
     let before = fingerprint(&file);
 
     // JSON: exactly the planted findings and changes, with the documented shape.

@@ -23,14 +23,18 @@ h3 { font-size: 15px; margin: 22px 0 6px; }
 .meta { color: var(--muted); margin: 2px 0; }
 code, .id { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 12px; }
 .id { color: var(--muted); word-break: break-all; }
-.cards { display: flex; flex-wrap: wrap; gap: 12px; }
-.card { border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; min-width: 150px; background: var(--band); }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(120px, 1fr)); gap: 10px; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; background: var(--band); }
+.card.high { border-color: var(--high); background: var(--high-bg); }
+.card.medium { border-color: var(--medium); background: var(--medium-bg); }
 .card .n { font-size: 22px; font-weight: 600; }
 .card .l { color: var(--muted); font-size: 12px; }
 table { border-collapse: collapse; width: 100%; margin: 4px 0 8px; }
 th, td { text-align: left; vertical-align: top; padding: 5px 8px; border-bottom: 1px solid var(--line); unicode-bidi: isolate; }
 th { background: var(--band); font-size: 12px; text-transform: uppercase; letter-spacing: .03em; color: var(--muted); }
-td { word-break: break-word; }
+td { overflow-wrap: anywhere; }
+table.accounts { table-layout: fixed; }
+td.date, td.status { overflow-wrap: normal; white-space: nowrap; }
 .sev { display: inline-block; padding: 1px 7px; border-radius: 10px; font-size: 11px; font-weight: 700; text-transform: uppercase; }
 .sev.high { color: var(--high); background: var(--high-bg); }
 .sev.medium { color: var(--medium); background: var(--medium-bg); }
@@ -66,7 +70,7 @@ pub(crate) fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()>
         "<p class=\"meta\">File <code>{}</code>, sync <code>{}</code>, finished {}</p>",
         esc(&report.file),
         esc(&report.sync.id),
-        esc(&report.sync.ended_at)
+        esc(super::whole_seconds(&report.sync.ended_at))
     )?;
     match &report.previous {
         Some(p) => writeln!(
@@ -74,7 +78,7 @@ pub(crate) fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()>
             "<p class=\"meta\">Compared with sync <code>{}</code>{}, finished {}</p>",
             esc(&p.id),
             report.against.as_deref().map(|f| format!(" of <code>{}</code>", esc(f))).unwrap_or_default(),
-            esc(&p.ended_at)
+            esc(super::whole_seconds(&p.ended_at))
         )?,
         None => writeln!(out, "<p class=\"meta\">No previous sync to compare with</p>")?,
     }
@@ -113,17 +117,18 @@ fn summary(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     let privileged = report.accounts.iter().filter(|a| report.role_of(a).is_some_and(|r| r.privileged)).count();
     let [high, medium, low] = report.severity_counts().map(|(_, n)| n);
     writeln!(out, "<section id=\"summary\">\n<h2>Summary</h2>\n<div class=\"cards\">")?;
-    let card = |out: &mut dyn Write, n: usize, label: &str| {
-        writeln!(out, "<div class=\"card\"><div class=\"n\">{n}</div><div class=\"l\">{label}</div></div>")
+    let card = |out: &mut dyn Write, n: usize, label: &str, alert: &str| {
+        let class = if n > 0 && !alert.is_empty() { format!("card {alert}") } else { "card".to_string() };
+        writeln!(out, "<div class=\"{class}\"><div class=\"n\">{n}</div><div class=\"l\">{label}</div></div>")
     };
-    card(out, users, &format!("users ({invited} invited)"))?;
-    card(out, keys, "API keys")?;
-    card(out, report.roles.len(), "roles")?;
-    card(out, privileged, "privileged accounts")?;
-    card(out, high, "high findings")?;
-    card(out, medium, "medium findings")?;
-    card(out, low, "low findings")?;
-    card(out, report.changes.len(), "changes since the previous sync")?;
+    card(out, users, &format!("users ({invited} invited)"), "")?;
+    card(out, keys, "API keys", "")?;
+    card(out, report.roles.len(), "roles", "")?;
+    card(out, privileged, "privileged accounts", "")?;
+    card(out, high, "high findings", "high")?;
+    card(out, medium, "medium findings", "medium")?;
+    card(out, low, "low findings", "")?;
+    card(out, report.changes.len(), "changes since the previous sync", "")?;
     writeln!(out, "</div>\n</section>")
 }
 
@@ -198,10 +203,14 @@ fn accounts(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 if r.role.custom == Some(true) {
                     h.push_str("<span class=\"badge plain\">custom</span>");
                 }
-                format!("{h}<span class=\"count\">{} users, {} API keys</span>", r.users, r.api_keys)
+                format!(
+                    "{h}<span class=\"count\">{}, {}</span>",
+                    plural(r.users, "user"),
+                    plural(r.api_keys, "API key")
+                )
             }
             None if members.is_empty() => continue,
-            None => format!("Not in the role list<span class=\"count\">{} accounts</span>", members.len()),
+            None => format!("Not in the role list<span class=\"count\">{}</span>", plural(members.len(), "account")),
         };
         writeln!(out, "<h3 class=\"role\">{heading}</h3>")?;
         if members.is_empty() {
@@ -210,7 +219,9 @@ fn accounts(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         }
         writeln!(
             out,
-            "<table>\n<thead><tr><th>Type</th><th>Name</th><th>Status</th><th>Created</th><th>Last login</th><th>Owner</th><th>Findings</th></tr></thead>\n<tbody>"
+            "<table class=\"accounts\">\n<colgroup><col style=\"width:12%\"><col style=\"width:27%\"><col style=\"width:9%\">\
+             <col style=\"width:9%\"><col style=\"width:9%\"><col style=\"width:16%\"><col style=\"width:18%\"></colgroup>\n\
+             <thead><tr><th>Type</th><th>Name</th><th>Status</th><th>Created</th><th>Last login</th><th>Owner</th><th>Findings</th></tr></thead>\n<tbody>"
         )?;
         for a in members {
             let key = a.key.as_deref();
@@ -229,8 +240,8 @@ fn accounts(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             };
             writeln!(
                 out,
-                "<tr class=\"account\" data-type=\"{}\"><td>{kind}</td><td>{}<br><span class=\"id\">{}</span>{role_note}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td><td>{owner}</td><td class=\"codes\">{found}</td></tr>",
+                "<tr class=\"account\" data-type=\"{}\"><td>{kind}</td><td>{}<br><span class=\"id\">{}</span>{role_note}</td><td class=\"status\">{}</td>\
+                 <td class=\"date\">{}</td><td class=\"date\">{}</td><td>{owner}</td><td class=\"codes\">{found}</td></tr>",
                 a.kind.as_str(),
                 esc(&a.name),
                 esc(&a.id),
@@ -250,5 +261,14 @@ fn login_cell(a: &super::Account) -> String {
         None if a.kind == AccountType::User && a.login_recorded => "never".to_string(),
         None if a.kind == AccountType::ApiKey => "never used".to_string(),
         None => "not recorded".to_string(),
+    }
+}
+
+/// `1 user`, `2 users`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

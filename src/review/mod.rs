@@ -558,6 +558,11 @@ pub(crate) fn date(secs: i64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
+/// A sync's time text without its fraction of a second (`2026-12-07 13:02:30.4605` -> `2026-12-07 13:02:30`).
+pub(crate) fn whole_seconds(time: &str) -> &str {
+    time.split('.').next().unwrap_or(time)
+}
+
 /// Whole days from `then` to `now` (negative when `then` is later).
 pub(crate) fn days_between(then: i64, now: i64) -> i64 {
     (now - then).div_euclid(86_400)

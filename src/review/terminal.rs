@@ -50,18 +50,26 @@ pub(crate) fn write(report: &Report, color: bool, out: &mut dyn Write) -> std::i
     let paint = Paint { on: color };
     let now = report.now.timestamp();
     writeln!(out, "{}", paint.bold(&format!("Torq access review of {}", visible(&report.file))))?;
-    writeln!(out, "  sync {} (finished {})", visible(&report.sync.id), visible(&report.sync.ended_at))?;
+    writeln!(
+        out,
+        "  sync {} (finished {})",
+        visible(&report.sync.id),
+        visible(super::whole_seconds(&report.sync.ended_at))
+    )?;
     match (&report.previous, &report.against) {
         (Some(p), Some(file)) => writeln!(
             out,
             "  compared with sync {} of {} (finished {})",
             visible(&p.id),
             visible(file),
-            visible(&p.ended_at)
+            visible(super::whole_seconds(&p.ended_at))
         )?,
-        (Some(p), None) => {
-            writeln!(out, "  compared with sync {} (finished {})", visible(&p.id), visible(&p.ended_at))?
-        }
+        (Some(p), None) => writeln!(
+            out,
+            "  compared with sync {} (finished {})",
+            visible(&p.id),
+            visible(super::whole_seconds(&p.ended_at))
+        )?,
         (None, _) => writeln!(out, "  no previous sync to compare with")?,
     }
     writeln!(out, "  as of {}", report.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))?;

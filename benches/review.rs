@@ -57,7 +57,15 @@ async fn sync(users: u64, args: &Args, file: &Path) -> Result<(), String> {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton-torq"))
         .env_clear()
         .args(["--torq-client-id", &config.client_id, "--torq-client-secret", &config.client_secret])
-        .args(["--torq-api-url", &server.api_url(), "--torq-auth-url", &server.auth_url(), "--log-format", "json", "-q"])
+        .args([
+            "--torq-api-url",
+            &server.api_url(),
+            "--torq-auth-url",
+            &server.auth_url(),
+            "--log-format",
+            "json",
+            "-q",
+        ])
         .arg("-f")
         .arg(file)
         .output()

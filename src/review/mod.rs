@@ -272,8 +272,8 @@ impl Report {
     }
 
     /// Finding codes and change codes per account, for the per-account columns.
-    pub(crate) fn codes_by_account(&self) -> HashMap<(AccountType, &str), (Vec<&'static str>, Vec<&'static str>)> {
-        let mut map: HashMap<(AccountType, &str), (Vec<&'static str>, Vec<&'static str>)> = HashMap::new();
+    pub(crate) fn codes_by_account(&self) -> HashMap<(AccountType, &str), AccountCodes> {
+        let mut map: HashMap<(AccountType, &str), AccountCodes> = HashMap::new();
         for f in &self.findings {
             if let Some(kind) = f.subject.account_type() {
                 map.entry((kind, &f.subject.id)).or_default().0.push(f.code.as_str());
@@ -285,6 +285,9 @@ impl Report {
         map
     }
 }
+
+/// An account's finding codes and change codes.
+pub(crate) type AccountCodes = (Vec<&'static str>, Vec<&'static str>);
 
 fn role_label(index: &HashMap<Arc<str>, usize>, roles: &[RoleSummary], account: &Account) -> String {
     if let Some(&i) = index.get(&account.role_id) {

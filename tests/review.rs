@@ -350,24 +350,19 @@ fn check_html(page: &str) {
     let sections: Vec<&str> = doc.select(&sel("section")).filter_map(|s| s.value().attr("id")).collect();
     assert_eq!(sections, ["summary", "findings", "changes", "accounts"]);
     // Findings and changes: exactly the planted ones.
-    let findings: BTreeSet<(String, String)> = doc
-        .select(&sel("tr.finding"))
-        .map(|tr| {
-            let id = tr.select(&sel("span.id")).next().map(text_of).unwrap_or_default();
-            (tr.value().attr("data-code").unwrap().to_string(), id)
-        })
-        .collect();
+    // (data-code, subject id) of the rows of class `class`.
+    let coded_rows = |class: &str| -> BTreeSet<(String, String)> {
+        doc.select(&sel(&format!("tr.{class}")))
+            .map(|tr| {
+                let id = tr.select(&sel("span.id")).next().map(text_of).unwrap_or_default();
+                (tr.value().attr("data-code").unwrap().to_string(), id)
+            })
+            .collect()
+    };
     let expected: BTreeSet<(String, String)> = expected_findings(false).into_keys().collect();
-    assert_eq!(findings, expected);
-    let changes: BTreeSet<(String, String)> = doc
-        .select(&sel("tr.change"))
-        .map(|tr| {
-            let id = tr.select(&sel("span.id")).next().map(text_of).unwrap_or_default();
-            (tr.value().attr("data-code").unwrap().to_string(), id)
-        })
-        .collect();
+    assert_eq!(coded_rows("finding"), expected);
     let expected: BTreeSet<(String, String)> = expected_changes().into_iter().map(|(c, id, _, _)| (c, id)).collect();
-    assert_eq!(changes, expected);
+    assert_eq!(coded_rows("change"), expected);
     // Every account, under its role's heading; the unused custom role is shown with no members.
     assert_eq!(doc.select(&sel("tr.account")).count(), 17);
     let headings: Vec<String> = doc.select(&sel("h3.role")).map(text_of).collect();

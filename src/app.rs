@@ -1,4 +1,5 @@
-//! Runs the chosen command: a sync, an account creation (`--create-account-*`), `demo`, `capabilities` or `health-check`, with Ctrl-C/SIGTERM handling and the final summary.
+//! Runs the chosen command: a sync, an account creation (`--create-account-*`), `demo`, `review`, `capabilities` or
+//! `health-check`, with Ctrl-C/SIGTERM handling and the final summary.
 //! Maps every failure to [`AppError`], whose exit code main returns.
 //!
 //! The summary is the result of a sync: it is printed in both log formats whatever the log level, unless
@@ -22,6 +23,8 @@ use crate::torq::{TorqClient, TorqError, TorqSettings};
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code for a failed sync or runtime error.
 pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of `review --fail-on` when a finding at or above the level exists.
+pub const EXIT_FINDINGS: u8 = 3;
 /// Exit code after Ctrl-C / SIGTERM.
 pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
@@ -39,6 +42,11 @@ pub enum AppError {
     Service(#[from] crate::service::ServiceError),
     #[error(transparent)]
     Provision(#[from] crate::provision::ProvisionError),
+    #[error(transparent)]
+    Review(#[from] crate::review::ReviewError),
+    /// `review --fail-on`: the report was written and holds findings at or above the level.
+    #[error("{count} finding(s) at severity {level} or above (--fail-on {level})")]
+    FailOn { count: usize, level: &'static str },
 }
 
 impl AppError {
@@ -51,6 +59,8 @@ impl AppError {
             }
             AppError::Service(e) if e.is_usage() => EXIT_USAGE,
             AppError::Provision(e) if e.is_usage() => EXIT_USAGE,
+            AppError::Review(e) if e.is_usage() => EXIT_USAGE,
+            AppError::FailOn { .. } => EXIT_FINDINGS,
             AppError::Sync(SyncError::Interrupted | SyncError::C1z(C1zError::Interrupted)) => EXIT_INTERRUPTED,
             AppError::Sync(SyncError::C1z(e)) if is_output_path_problem(e) => EXIT_USAGE,
             _ => EXIT_FAILURE,
@@ -98,6 +108,7 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
             println!("{answer}");
             Ok(())
         }
+        Some(Command::Review(ref args)) => review(&cli, args),
         Some(Command::Capabilities) => {
             print!("{}", capabilities::capabilities_json());
             Ok(())
@@ -136,6 +147,32 @@ pub async fn run(cli: Cli, style: SummaryStyle) -> Result<(), AppError> {
             sync_with(settings, cli.common.file.clone(), &cli, style, false).await
         }
     }
+}
+
+/// `review`: reads the sync file (no network, no credentials), writes the report, then applies `--fail-on`.
+fn review(cli: &Cli, args: &cli::ReviewArgs) -> Result<(), AppError> {
+    use std::io::IsTerminal;
+    let options = crate::review::ReviewOptions {
+        file: cli.common.file.clone(),
+        against: args.against.clone(),
+        format: args.format,
+        output: args.output.clone(),
+        inactive_days: args.inactive_days,
+        pending_days: args.pending_days,
+        privileged_roles: args.privileged_roles.clone(),
+        now: args.now.unwrap_or_else(chrono::Utc::now),
+        color: args.output.is_none()
+            && std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    let report = crate::review::run(&options)?;
+    if let Some(level) = args.fail_on {
+        let count = report.findings_at_or_above(level);
+        if count > 0 {
+            return Err(AppError::FailOn { count, level: level.as_str() });
+        }
+    }
+    Ok(())
 }
 
 /// One-shot account creation: refuses without `--provisioning` and checks all input before any request, then

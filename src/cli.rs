@@ -28,6 +28,8 @@ Examples:
   # invite a user with a role (Owner API key needed; no sync is run)
   baton-torq -p --create-account-email new.hire@example.com \\
     --create-account-profile '{\"role\":\"Operator\"}'
+  # access review of the last sync (docs/review.md); exit 3 on a high finding
+  baton-torq review -f sync.c1z --format html -o review.html --fail-on high
   baton-torq capabilities > baton_capabilities.json
   baton-torq completion bash > ~/.local/share/bash-completion/completions/baton-torq
 
@@ -51,6 +53,7 @@ Exit codes:
   0    success
   1    sync or runtime failure (Torq unreachable, credentials rejected, ...)
   2    usage or configuration error (flags, environment, config file)
+  3    review --fail-on: a finding at or above the given severity
   130  interrupted (Ctrl-C or SIGTERM); the sync file is left as it was";
 
 /// Sync a Torq workspace's users, roles, API keys and role memberships into a Baton c1z file for ConductorOne.
@@ -90,6 +93,12 @@ pub(crate) enum Command {
     /// -f on the command line; BATON_FILE and the config file's `file` are ignored, so demo data never becomes
     /// the "previous sync" of a real one. Each run changes one user's last login, so two demo runs differ.
     Demo,
+    /// Review a sync file offline: findings, changes since the previous sync, as text, CSV, JSON or HTML
+    ///
+    /// Reads --file (or -f FILE after `review`) and never changes it; needs no network and no credentials.
+    /// docs/review.md lists every finding code and how it is decided. Exit codes: 0 reviewed, 2 the file cannot be
+    /// reviewed (missing, corrupt, not a c1z) or a flag is invalid, 3 a finding at or above --fail-on.
+    Review(Box<ReviewArgs>),
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell) on stdout
     Completion {
         /// Shell to generate the script for
@@ -106,6 +115,41 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300), value_name = "SECONDS")]
         timeout: u64,
     },
+}
+
+/// `review` flags. They describe one review, so they have no `BATON_*` variables (the file comes from -f).
+#[derive(Debug, Args)]
+pub(crate) struct ReviewArgs {
+    /// Output format
+    #[arg(long, value_enum, ignore_case = true, default_value_t = crate::review::Format::Terminal)]
+    pub(crate) format: crate::review::Format,
+    /// Write the report to FILE instead of standard output (replaced whole; never the reviewed sync file)
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Compare with the newest sync of this older c1z instead of the previous sync in --file
+    #[arg(long, value_name = "OLD.c1z")]
+    pub(crate) against: Option<PathBuf>,
+    /// A user whose last login is older than this many days is inactive (inactive_user)
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=36500), value_name = "DAYS")]
+    pub(crate) inactive_days: u32,
+    /// An invitation older than this many days is pending too long (pending_invitation)
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=36500), value_name = "DAYS")]
+    pub(crate) pending_days: u32,
+    /// A role (name or id) whose holders count as privileged like Owner (owner_api_key); repeatable
+    #[arg(long = "privileged-role", value_name = "NAME")]
+    pub(crate) privileged_roles: Vec<String>,
+    /// Exit 3 when a finding at or above this severity exists (a CI gate)
+    #[arg(long, value_enum, ignore_case = true, value_name = "SEVERITY")]
+    pub(crate) fail_on: Option<crate::review::Severity>,
+    /// Measure ages from this RFC 3339 time instead of the clock (reproducible reports), e.g. 2026-12-01T00:00:00Z
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub(crate) now: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{e}; expected an RFC 3339 time such as 2026-12-01T00:00:00Z"))
 }
 
 /// Torq connection flags.

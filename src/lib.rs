@@ -3,7 +3,8 @@
 //! Data flows one way: [`cli`] parses the configuration, [`torq`] talks to the Torq REST API,
 //! [`connector`] turns Torq objects into Baton resources, entitlements and grants, [`c1z`] writes them into a
 //! sync file, and [`sync`] drives the whole run; [`app`] runs the chosen command; [`provision`] invites users (account creation) and answers
-//! the provisioning requests Torq's API cannot carry out. [`service`] runs the connector as a ConductorOne daemon (service mode). [`sim`] is a simulated Torq
+//! the provisioning requests Torq's API cannot carry out. [`review`] reads a finished sync file offline and
+//! reports findings and changes for an access review. [`service`] runs the connector as a ConductorOne daemon (service mode). [`sim`] is a simulated Torq
 //! workspace server used by the demo, the tests and the benchmark.
 
 pub mod app;
@@ -16,6 +17,7 @@ pub mod progress;
 pub mod proto;
 pub mod provision;
 mod regular_file;
+pub mod review;
 pub mod service;
 pub mod signal;
 pub mod sim;

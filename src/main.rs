@@ -1,5 +1,6 @@
 //! baton-torq entry point: parse the command line, set up logging, run, map the outcome to an exit code
-//! (0 success, 1 sync failure, 2 usage or configuration error, 130 interrupted).
+//! (0 success, 1 sync failure, 2 usage or configuration error, 3 `review --fail-on` found something, 130
+//! interrupted).
 //!
 //! Every error is exactly one line on stderr, in the chosen log format: `error: ...` on the console, one JSON
 //! record in JSON mode (parse and config-file errors included).

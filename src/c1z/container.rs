@@ -183,8 +183,19 @@ fn zstd_window_log(level: i32) -> u32 {
 /// Streams a c1z file at `src` (magic already verified by the caller or not) into `dst` as the raw SQLite
 /// bytes. Errors are returned as [`C1zError::Corrupt`] when the content is not a valid v1 c1z.
 pub(crate) fn decompress_file(src: &Path, dst: &mut File, dst_path: &Path) -> Result<u64, C1zError> {
+    decompress_file_bounded(src, dst, dst_path, u64::MAX)
+}
+
+/// [`decompress_file`] that stops with [`C1zError::Corrupt`] once the content passes `max_bytes`: a file from
+/// elsewhere (`review`) may be a few bytes that decompress to terabytes.
+pub(crate) fn decompress_file_bounded(
+    src: &Path,
+    dst: &mut File,
+    dst_path: &Path,
+    max_bytes: u64,
+) -> Result<u64, C1zError> {
     let input = File::open(src).map_err(|e| C1zError::io("open", src, e))?;
-    decompress_from(input, src, dst, dst_path)
+    decompress_from(input, src, dst, dst_path, max_bytes)
 }
 
 /// A reader that keeps the first error of the reader below. The zstd decoder hands read errors up as its own, so
@@ -209,7 +220,13 @@ impl<R: Read> Read for WatchedReader<R> {
 
 /// [`decompress_file`] from an open reader of `src`. A failure to read `src` is [`C1zError::ReadPrevious`]; only content
 /// that is not a valid c1z is [`C1zError::Corrupt`].
-fn decompress_from(input: impl Read, src: &Path, dst: &mut File, dst_path: &Path) -> Result<u64, C1zError> {
+fn decompress_from(
+    input: impl Read,
+    src: &Path,
+    dst: &mut File,
+    dst_path: &Path,
+    max_bytes: u64,
+) -> Result<u64, C1zError> {
     let corrupt = |reason: String| C1zError::Corrupt { path: src.to_path_buf(), reason };
     let read_failed = |source: io::Error| C1zError::ReadPrevious { path: src.to_path_buf(), source };
     let mut reader = BufReader::with_capacity(1 << 20, WatchedReader { inner: input, failed: None });
@@ -239,8 +256,11 @@ fn decompress_from(input: impl Read, src: &Path, dst: &mut File, dst_path: &Path
                 })
             }
         };
-        out.write_all(&buf[..n]).map_err(|e| C1zError::io("write", dst_path, e))?;
         total += n as u64;
+        if total > max_bytes {
+            return Err(corrupt(format!("its content is larger than {max_bytes} bytes")));
+        }
+        out.write_all(&buf[..n]).map_err(|e| C1zError::io("write", dst_path, e))?;
     }
     out.flush().map_err(|e| C1zError::io("write", dst_path, e))?;
     Ok(total)
@@ -289,18 +309,20 @@ mod tests {
         // A valid header and the start of a zstd frame, then the disk fails.
         let mut data = MAGIC_V1.to_vec();
         data.extend_from_slice(&zstd::encode_all(&vec![7u8; 1 << 20][..], 3).unwrap()[..20]);
-        let e = decompress_from(FailingDisk { data: io::Cursor::new(data) }, &src, &mut dst, &dst_path).unwrap_err();
+        let e = decompress_from(FailingDisk { data: io::Cursor::new(data) }, &src, &mut dst, &dst_path, u64::MAX)
+            .unwrap_err();
         assert!(matches!(e, C1zError::ReadPrevious { .. }), "{e}");
         let text = e.to_string();
         assert!(text.contains("cannot read the previous sync file") && !text.contains("corrupt"), "{text}");
         // The disk fails before the header is complete.
-        let e = decompress_from(FailingDisk { data: io::Cursor::new(b"C1".to_vec()) }, &src, &mut dst, &dst_path)
-            .unwrap_err();
+        let e =
+            decompress_from(FailingDisk { data: io::Cursor::new(b"C1".to_vec()) }, &src, &mut dst, &dst_path, u64::MAX)
+                .unwrap_err();
         assert!(matches!(e, C1zError::ReadPrevious { .. }), "{e}");
         // Truncated content that reads fine is still reported as corrupt.
         let mut data = MAGIC_V1.to_vec();
         data.extend_from_slice(&zstd::encode_all(&vec![7u8; 1 << 20][..], 3).unwrap()[..20]);
-        let e = decompress_from(io::Cursor::new(data), &src, &mut dst, &dst_path).unwrap_err();
+        let e = decompress_from(io::Cursor::new(data), &src, &mut dst, &dst_path, u64::MAX).unwrap_err();
         assert!(matches!(e, C1zError::Corrupt { .. }), "{e}");
     }
 

@@ -79,7 +79,7 @@ fn rows(file: &Path, table: &str, sync_id: &str, resource_type: Option<&str>) ->
         Some(_) => format!("SELECT count(*) FROM {table} WHERE sync_id = ?1 AND resource_type_id = ?2"),
         None => format!("SELECT count(*) FROM {table} WHERE sync_id = ?1 AND ?2 IS NULL"),
     };
-    r.conn.query_row(&sql, rusqlite::params![sync_id, resource_type], |row| row.get(0)).unwrap()
+    r.conn.query_row(&sql, rusqlite::params![sync_id, resource_type], |row| row.get::<_, i64>(0)).unwrap() as u64
 }
 
 /// The summary of `out` states exactly what the newest sync in `file` holds.
@@ -199,7 +199,8 @@ async fn foreign_tables_views_and_indexes_are_left_out_with_one_warning() {
     })
     .await;
     let err = stderr(&out);
-    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("database objects this connector never writes")).collect();
+    let warnings: Vec<&str> =
+        err.lines().filter(|l| l.contains("database objects this connector never writes")).collect();
     assert_eq!(warnings.len(), 1, "one warning:\n{err}");
     for name in ["table notes", "view v1_everything", "index idx_extra"] {
         assert!(warnings[0].contains(name), "names {name}: {}", warnings[0]);

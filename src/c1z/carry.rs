@@ -177,7 +177,8 @@ fn judge_schema(conn: &Connection, corrupt: &dyn Fn(String) -> C1zError) -> Resu
         if kind != "table" {
             return Err(corrupt(format!("its {name} is a {}, not a table", shown(kind))));
         }
-        let virtual_table = sql.as_deref().is_some_and(|s| s.trim_start().to_ascii_uppercase().starts_with("CREATE VIRTUAL"));
+        let virtual_table =
+            sql.as_deref().is_some_and(|s| s.trim_start().to_ascii_uppercase().starts_with("CREATE VIRTUAL"));
         if virtual_table {
             return Err(corrupt(format!("its {name} is a virtual table")));
         }
@@ -226,8 +227,7 @@ fn choose_sync(
     run_columns: &[String],
     corrupt: &dyn Fn(String) -> C1zError,
 ) -> Result<Option<String>, C1zError> {
-    let full_first =
-        if run_columns.iter().any(|c| c == "sync_type") { "(sync_type = 'full') DESC, " } else { "" };
+    let full_first = if run_columns.iter().any(|c| c == "sync_type") { "(sync_type = 'full') DESC, " } else { "" };
     let sql = format!(
         "SELECT sync_id FROM {PREV}.v1_sync_runs WHERE ended_at IS NOT NULL AND typeof(sync_id) = 'text' \
          AND length(sync_id) = 27 AND sync_id NOT GLOB '*[^0-9A-Za-z]*' \

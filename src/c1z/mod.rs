@@ -144,3 +144,25 @@ impl C1zError {
         move |source| C1zError::Sqlite { op, source }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite's own errors on a real database: a full disk asks for disk space, a refused statement does not.
+    #[test]
+    fn a_sqlite_error_names_the_step_and_sqlite_s_message_and_blames_the_disk_only_when_full() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x TEXT NOT NULL); PRAGMA max_page_count = 3;").unwrap();
+        let full = (0..1000)
+            .find_map(|_| conn.execute("INSERT INTO t VALUES (?1)", [&"x".repeat(4000)]).err())
+            .expect("the database fills up");
+        let text = C1zError::sql("insert a grant")(full).to_string();
+        assert!(text.contains("failed to insert a grant: database or disk is full"), "{text}");
+        assert!(text.contains("free disk space"), "{text}");
+        let refused = conn.execute("INSERT INTO t VALUES (NULL)", []).unwrap_err();
+        let text = C1zError::sql("insert a grant")(refused).to_string();
+        assert!(text.contains("failed to insert a grant: NOT NULL constraint failed: t.x"), "{text}");
+        assert!(!text.contains("disk"), "{text}");
+    }
+}

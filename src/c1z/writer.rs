@@ -818,6 +818,29 @@ mod tests {
         assert!(open_work_database(&real).is_ok());
     }
 
+    /// Rows that disappear between the insert and the commit (as a trigger of a reused previous file made them):
+    /// `finish` fails, naming the difference, and the target is not replaced.
+    #[test]
+    fn finish_refuses_a_file_whose_rows_differ_from_the_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("s.c1z");
+        let mut w = C1zWriter::create(&target, WriterOptions::default()).unwrap();
+        let user = Resource {
+            id: Some(crate::proto::connector_v2::ResourceId {
+                resource_type: "user".into(),
+                resource: "u1".into(),
+                baton_resource: false,
+            }),
+            ..Default::default()
+        };
+        assert!(w.put_resource(&user).unwrap());
+        w.conn.as_ref().unwrap().execute("DELETE FROM v1_resources", []).unwrap();
+        let e = w.finish().unwrap_err();
+        assert!(matches!(e, C1zError::CountMismatch { .. }), "{e}");
+        assert!(e.to_string().contains("would hold 0 resources but 1 were written"), "{e}");
+        assert!(!target.exists(), "no file was put in place");
+    }
+
     /// Forces the hash-collision path: a dedupe entry whose tag belongs to one id but points at another row.
     #[test]
     fn dedupe_stays_exact_on_hash_collision() {

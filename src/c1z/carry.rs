@@ -27,6 +27,10 @@ const PREV: &str = "prev";
 /// [`SYNC_TABLES`] (assets, connector sessions) came later and are carried when present.
 const REQUIRED_TABLES: &[&str] = &["v1_resource_types", "v1_resources", "v1_entitlements", "v1_grants", "v1_sync_runs"];
 
+/// Indexes older SDK versions created that the superset schema no longer has (v0.1.9, the reference file): part
+/// of a genuine file, so not worth a warning; like every index of the previous file, never copied.
+const OLDER_SDK_INDEXES: &[&str] = &["idx_grants_entitlement_id_v1"];
+
 /// Longest schema-object name shown in the warning about foreign objects (the names are the file's, not ours).
 const SHOWN_NAME_CHARS: usize = 64;
 /// Foreign objects named in that warning; the rest are counted.
@@ -159,7 +163,11 @@ fn judge_schema(conn: &Connection, corrupt: &dyn Fn(String) -> C1zError) -> Resu
     for (kind, name, _) in &objects {
         let ours = match kind.as_str() {
             "table" => schema::TABLES.iter().any(|(t, _)| t == name) || name.starts_with("sqlite_"),
-            "index" => known_indexes.contains(name.as_str()) || name.starts_with("sqlite_autoindex_"),
+            "index" => {
+                known_indexes.contains(name.as_str())
+                    || OLDER_SDK_INDEXES.contains(&name.as_str())
+                    || name.starts_with("sqlite_autoindex_")
+            }
             _ => false,
         };
         if !ours {

@@ -451,23 +451,21 @@ impl SyncSummary {
             out.push_str(&format!("  {} not synced: {}\n", capitalized(noun(s.resource_type, 2)), s.reason));
         }
         for t in &self.resource_types {
-            if t.unknown_role > 0 {
-                let verb = if t.unknown_role == 1 { "has" } else { "have" };
-                out.push_str(&counted(
+            for (n, verbs, rest) in [
+                (
                     t.unknown_role,
-                    t.resource_type,
-                    verb,
+                    ("has", "have"),
                     "a role that Torq did not list (no grant written; each is named in a warning)",
-                ));
-            }
-            if t.malformed > 0 {
-                let verb = if t.malformed == 1 { "was" } else { "were" };
-                out.push_str(&counted(
+                ),
+                (
                     t.malformed,
-                    t.resource_type,
-                    verb,
+                    ("was", "were"),
                     "malformed (a value longer than Torq allows) and left out (each is named in a warning)",
-                ));
+                ),
+            ] {
+                if n > 0 {
+                    out.push_str(&counted(n, t.resource_type, if n == 1 { verbs.0 } else { verbs.1 }, rest));
+                }
             }
             if t.duplicates > 0 {
                 let verb = if t.duplicates == 1 { "was" } else { "were" };

@@ -245,12 +245,7 @@ impl C1zWriter {
             return Err(C1zError::ParentMissing { path: dir });
         }
 
-        let work_file = tempfile::Builder::new()
-            .prefix(&super::work_file_prefix(&file_name))
-            .rand_bytes(6)
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .tempfile_in(&dir)
-            .map_err(|e| C1zError::io("create a work file in", &dir, e))?;
+        let work_file = hidden_file(&dir, &super::work_file_prefix(&file_name), "create a work file in")?;
         let work = work_file.into_temp_path();
 
         let conn = open_work_database(&work).map_err(C1zError::sql("open the work database"))?;
@@ -322,12 +317,7 @@ impl C1zWriter {
     /// Copies the previous sync's rows out of the target (see [`super::carry`]). The decompressed previous file
     /// is a hidden temp file next to the target, removed as soon as its rows are copied.
     fn carry_over(&mut self, before: &str) -> Result<(), C1zError> {
-        let mut prev_file = tempfile::Builder::new()
-            .prefix(&super::prev_file_prefix(&self.file_name))
-            .rand_bytes(6)
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .tempfile_in(&self.dir)
-            .map_err(|e| C1zError::io("create a temp file in", &self.dir, e))?;
+        let mut prev_file = hidden_file(&self.dir, &super::prev_file_prefix(&self.file_name), "create a temp file in")?;
         let prev_path = prev_file.path().to_path_buf();
         let bytes = container::decompress_file(&self.target, prev_file.as_file_mut(), &prev_path)?;
         let prev = prev_file.into_temp_path();
@@ -653,12 +643,7 @@ impl C1zWriter {
         // Re-check: something else may have appeared at the target since `create`.
         container::check_target(&self.target)?;
 
-        let mut out = tempfile::Builder::new()
-            .prefix(&super::tmp_file_prefix(&self.file_name))
-            .rand_bytes(6)
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .tempfile_in(&self.dir)
-            .map_err(|e| C1zError::io("create a temp file in", &self.dir, e))?;
+        let mut out = hidden_file(&self.dir, &super::tmp_file_prefix(&self.file_name), "create a temp file in")?;
         let out_path = out.path().to_path_buf();
         let t1 = Instant::now();
         let bytes =
@@ -780,6 +765,16 @@ fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// A new private (0600) file `<prefix>XXXXXX` in `dir`, created exclusively; removed when dropped.
+fn hidden_file(dir: &Path, prefix: &str, op: &'static str) -> Result<tempfile::NamedTempFile, C1zError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .rand_bytes(6)
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(|e| C1zError::io(op, dir, e))
 }
 
 fn remove_side_files(work: &Path) {

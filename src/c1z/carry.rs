@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use rusqlite::types::Value;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
+use svix_ksuid::Ksuid;
 
 use super::schema::{self, SYNC_TABLES};
 use super::time::is_go_time_text;
@@ -227,23 +228,34 @@ fn work_columns(conn: &Connection, table: &str) -> Result<Vec<(String, bool)>, C
     rows.collect::<rusqlite::Result<_>>().map_err(C1zError::sql("read the work database's columns"))
 }
 
-/// The sync to keep: the finished sync with the greatest id, a `full` one if there is any. Sync ids are KSUIDs,
-/// whose text sorts by their UTC creation second, whatever time zone or clock wrote the `ended_at` text; ids
-/// that are not KSUID-shaped (27 base62 characters) are not considered.
+/// The sync to keep: the finished sync created last by its id, a `full` one if there is any. Sync ids are
+/// KSUIDs, which start with their UTC creation second whatever time zone or clock wrote the `ended_at` text;
+/// syncs of the same second are ordered by their row (a writer appends the new sync after the ones it keeps).
+/// Ids that are not KSUIDs are not considered.
 fn choose_sync(
     conn: &Connection,
     run_columns: &[String],
     corrupt: &dyn Fn(String) -> C1zError,
 ) -> Result<Option<String>, C1zError> {
-    let full_first = if run_columns.iter().any(|c| c == "sync_type") { "(sync_type = 'full') DESC, " } else { "" };
+    let is_full = if run_columns.iter().any(|c| c == "sync_type") { "sync_type = 'full'" } else { "1" };
     let sql = format!(
-        "SELECT sync_id FROM {PREV}.v1_sync_runs WHERE ended_at IS NOT NULL AND typeof(sync_id) = 'text' \
-         AND length(sync_id) = 27 AND sync_id NOT GLOB '*[^0-9A-Za-z]*' \
-         ORDER BY {full_first}sync_id COLLATE BINARY DESC LIMIT 1"
+        "SELECT sync_id, rowid, {is_full} FROM {PREV}.v1_sync_runs WHERE ended_at IS NOT NULL \
+         AND typeof(sync_id) = 'text' AND length(sync_id) = 27"
     );
-    conn.query_row(&sql, [], |r| r.get::<_, String>(0))
-        .optional()
-        .map_err(|e| corrupt(format!("its sync runs cannot be read: {e}")))
+    let unreadable = |e: rusqlite::Error| corrupt(format!("its sync runs cannot be read: {e}"));
+    let mut stmt = conn.prepare(&sql).map_err(unreadable)?;
+    let mut rows = stmt.query([]).map_err(unreadable)?;
+    let mut best: Option<((bool, u32, i64), String)> = None;
+    while let Some(row) = rows.next().map_err(unreadable)? {
+        let id: String = row.get(0).map_err(unreadable)?;
+        let Ok(ksuid) = id.parse::<Ksuid>() else { continue };
+        let key =
+            (row.get::<_, bool>(2).unwrap_or(false), ksuid.timestamp_raw(), row.get::<_, i64>(1).map_err(unreadable)?);
+        if best.as_ref().is_none_or(|(k, _)| key > *k) {
+            best = Some((key, id));
+        }
+    }
+    Ok(best.map(|(_, id)| id))
 }
 
 /// Copies the rows of sync `sync_id` from `prev.<table>` into `main.<table>` in their stored order, with new row

@@ -32,6 +32,10 @@ use crate::torq::{ClientStats, TorqClient, TorqError};
 const CHANNEL_DEPTH: usize = 4;
 /// Dangling-grant warnings logged one by one before they are only counted.
 const MAX_DANGLING_WARNINGS: usize = 50;
+/// Malformed-record warnings logged one by one before they are only counted.
+const MAX_MALFORMED_WARNINGS: u64 = 50;
+/// Characters of a malformed record's id shown in its warning.
+const SHOWN_ID_CHARS: usize = 64;
 
 /// Where and how to write.
 #[derive(Clone, Debug)]
@@ -94,6 +98,9 @@ pub struct TypeSummary {
     pub duplicates: u64,
     /// Resources of this type whose role is not in the role list (their grant was not written).
     pub unknown_role: u64,
+    /// Records left out because a value was longer than any real Torq value (each named in a warning, up to
+    /// [`MAX_MALFORMED_WARNINGS`]).
+    pub malformed: u64,
 }
 
 /// A resource type that was not synced.
@@ -232,6 +239,9 @@ pub async fn run_sync(
     if cancel.is_cancelled() {
         return Err(SyncError::Interrupted);
     }
+    // The summary is built from this tally; the writer checks its own counts against the file before the file is
+    // put in place, so the two must agree here.
+    check_tally(&tally, writer.resources_by_type())?;
     // The final write is not abandoned half-way: a signal now lets it finish (the file is complete either way).
     let (file, counts, dangling) = tokio::task::spawn_blocking(move || finish_file(writer)).await??;
     for g in &dangling {
@@ -299,6 +309,7 @@ fn write_batches(
     partial: Option<Vec<&'static str>>,
 ) -> Result<(C1zWriter, Tally), C1zError> {
     let mut tally = Tally::default();
+    let mut malformed = 0u64;
     let wanted = |g: &crate::proto::connector_v2::Grant| match &partial {
         None => true,
         Some(types) => {
@@ -318,7 +329,14 @@ fn write_batches(
                     .types
                     .entry(resource_type)
                     .or_insert_with(|| TypeSummary { resource_type, ..Default::default() });
+                let syncer = connector::syncer(resource_type);
                 for row in &rows {
+                    if let Some(reason) = syncer.and_then(|s| connector::syncer::oversize(s, row)) {
+                        t.malformed += 1;
+                        malformed += 1;
+                        warn_malformed(resource_type, row, &reason, malformed);
+                        continue;
+                    }
                     if !writer.put_resource(&row.resource)? {
                         t.duplicates += 1;
                         continue;
@@ -344,7 +362,45 @@ fn write_batches(
         }
         progress.rows_written.fetch_add(rows_written, Ordering::Relaxed);
     }
+    if malformed > MAX_MALFORMED_WARNINGS {
+        tracing::warn!(
+            more = malformed - MAX_MALFORMED_WARNINGS,
+            "{} more records had values longer than Torq allows and were left out",
+            malformed - MAX_MALFORMED_WARNINGS
+        );
+    }
     Ok((writer, tally))
+}
+
+/// The warning for the `nth` malformed record (only the first [`MAX_MALFORMED_WARNINGS`] are logged).
+fn warn_malformed(resource_type: &str, row: &connector::syncer::Row, reason: &str, nth: u64) {
+    if nth > MAX_MALFORMED_WARNINGS {
+        return;
+    }
+    let noun = connector::syncer(resource_type).map_or(resource_type, |s| s.nouns().0);
+    let id = row.resource.id.as_ref().map_or("", |id| id.resource.as_str());
+    let mut shown: String = id.chars().take(SHOWN_ID_CHARS).collect::<String>().escape_debug().to_string();
+    if id.chars().count() > SHOWN_ID_CHARS {
+        shown.push('…');
+    }
+    tracing::warn!(
+        resource_type,
+        id = %shown,
+        "{noun} {shown} from Torq is malformed: {reason}, longer than any real Torq value; it was left out"
+    );
+}
+
+/// Whether the writer thread's per-type tally equals the writer's own count of rows written per type.
+fn check_tally(tally: &Tally, written: &BTreeMap<String, u64>) -> Result<(), C1zError> {
+    let types = tally.types.keys().map(|t| t.to_string()).chain(written.keys().cloned());
+    for t in types {
+        let counted = tally.types.get(t.as_str()).map_or(0, |s| s.resources);
+        let in_file = written.get(&t).copied().unwrap_or(0);
+        if counted != in_file {
+            return Err(C1zError::CountMismatch { what: format!("resources of type {t}"), counted, in_file });
+        }
+    }
+    Ok(())
 }
 
 /// Drops grants whose role is unknown (warning for each), then writes the file into place.
@@ -395,14 +451,21 @@ impl SyncSummary {
             out.push_str(&format!("  {} not synced: {}\n", capitalized(noun(s.resource_type, 2)), s.reason));
         }
         for t in &self.resource_types {
-            if t.unknown_role > 0 {
-                let verb = if t.unknown_role == 1 { "has" } else { "have" };
-                out.push_str(&counted(
+            for (n, verbs, rest) in [
+                (
                     t.unknown_role,
-                    t.resource_type,
-                    verb,
+                    ("has", "have"),
                     "a role that Torq did not list (no grant written; each is named in a warning)",
-                ));
+                ),
+                (
+                    t.malformed,
+                    ("was", "were"),
+                    "malformed (a value longer than Torq allows) and left out (each is named in a warning)",
+                ),
+            ] {
+                if n > 0 {
+                    out.push_str(&counted(n, t.resource_type, if n == 1 { verbs.0 } else { verbs.1 }, rest));
+                }
             }
             if t.duplicates > 0 {
                 let verb = if t.duplicates == 1 { "was" } else { "were" };
@@ -467,6 +530,7 @@ mod tests {
                     by_kind: kinds(&[("verified", 3)]),
                     duplicates: 1,
                     unknown_role: 2,
+                    malformed: 0,
                 },
                 TypeSummary { resource_type: "role", resources: 1, by_kind: kinds(&[]), ..Default::default() },
             ],

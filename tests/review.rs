@@ -475,10 +475,15 @@ async fn corrupt_foreign_and_hostile_files_are_one_line_and_exit_2() {
     let bytes = std::fs::read(&good).unwrap();
     let runs_code = "CREATE TABLE v1_sync_runs (id integer primary key, sync_id text, started_at datetime, ended_at datetime, sync_token text);";
     let grants = "CREATE TABLE v1_grants (id integer primary key, resource_type_id text, resource_id text, entitlement_id text, principal_resource_type_id text, principal_resource_id text, external_id text, data blob, sync_id text);";
-    // A bomb: 1 GiB of zeros in a few kilobytes.
+    // A bomb: a SQLite header that states 1 GiB (262,144 pages of 4 KiB), then zeros, in a few kilobytes.
     let mut bomb = b"C1ZF\0".to_vec();
     {
         let mut enc = zstd::stream::write::Encoder::new(&mut bomb, 1).unwrap();
+        let mut header = [0u8; 100];
+        header[..16].copy_from_slice(b"SQLite format 3\0");
+        header[16..18].copy_from_slice(&4096u16.to_be_bytes());
+        header[28..32].copy_from_slice(&262_144u32.to_be_bytes());
+        enc.write_all(&header).unwrap();
         let zeros = vec![0u8; 1 << 20];
         for _ in 0..1024 {
             enc.write_all(&zeros).unwrap();
@@ -490,8 +495,8 @@ async fn corrupt_foreign_and_hostile_files_are_one_line_and_exit_2() {
         ("v3.c1z", b"C1Z3\0pebble".to_vec(), "v3 (Pebble)"),
         ("garbage.c1z", b"C1ZF\0not zstd at all".to_vec(), "corrupt"),
         ("truncated.c1z", bytes[..bytes.len() / 2].to_vec(), "corrupt"),
-        ("bomb.c1z", bomb, "larger than"),
-        ("notsqlite.c1z", c1z_of(&[7u8; 8192]), "cannot be opened"),
+        ("bomb.c1z", bomb, "which no genuine c1z does"),
+        ("notsqlite.c1z", c1z_of(&[7u8; 8192]), "does not hold a SQLite database"),
         ("empty-db.c1z", c1z_of_sql(dir.path(), "CREATE TABLE other (x);"), "no v1_sync_runs table"),
         (
             "view.c1z",

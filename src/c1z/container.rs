@@ -180,22 +180,43 @@ fn zstd_window_log(level: i32) -> u32 {
     }
 }
 
-/// Streams a c1z file at `src` (magic already verified by the caller or not) into `dst` as the raw SQLite
-/// bytes. Errors are returned as [`C1zError::Corrupt`] when the content is not a valid v1 c1z.
-pub(crate) fn decompress_file(src: &Path, dst: &mut File, dst_path: &Path) -> Result<u64, C1zError> {
-    decompress_file_bounded(src, dst, dst_path, u64::MAX)
+/// A genuine c1z never decompresses to more than this many times its compressed size (a tiny Go-written file:
+/// about 20; docs/c1z-format.md has the measured ratios). Larger is a decompression bomb or padding.
+pub(crate) const MAX_EXPANSION: u64 = 100;
+/// ... except that any file may decompress to this much (small databases are mostly empty page space).
+pub(crate) const MIN_DECOMPRESSED_BOUND: u64 = 16 << 20;
+
+/// Most bytes a previous file of `compressed` bytes may decompress to (see [`MAX_EXPANSION`]).
+pub(crate) fn decompressed_bound(compressed: u64) -> u64 {
+    compressed.saturating_mul(MAX_EXPANSION).max(MIN_DECOMPRESSED_BOUND)
 }
 
-/// [`decompress_file`] that stops with [`C1zError::Corrupt`] once the content passes `max_bytes`: a file from
-/// elsewhere (`review`) may be a few bytes that decompress to terabytes.
-pub(crate) fn decompress_file_bounded(
-    src: &Path,
-    dst: &mut File,
-    dst_path: &Path,
-    max_bytes: u64,
-) -> Result<u64, C1zError> {
+/// Streams a c1z file at `src` into `dst` as the raw SQLite bytes, stopping as soon as the content cannot be a
+/// genuine c1z (see [`decompress_from`]). Errors are [`C1zError::Corrupt`] when the content is not a valid v1
+/// c1z.
+pub(crate) fn decompress_file(src: &Path, dst: &mut File, dst_path: &Path) -> Result<u64, C1zError> {
     let input = File::open(src).map_err(|e| C1zError::io("open", src, e))?;
-    decompress_from(input, src, dst, dst_path, max_bytes)
+    let compressed = input.metadata().map_err(|e| C1zError::io("inspect", src, e))?.len();
+    decompress_from(input, compressed, src, dst, dst_path)
+}
+
+/// Length of the SQLite file header, which states the page size and (when valid) the page count.
+const SQLITE_HEADER_BYTES: usize = 100;
+
+/// The database size the SQLite header states (page size times the in-header page count), `None` when the
+/// page count is not valid (written by SQLite before 3.7.0; the file size counts then). Err: not SQLite.
+fn declared_db_bytes(h: &[u8; SQLITE_HEADER_BYTES]) -> Result<Option<u64>, String> {
+    if &h[..16] != b"SQLite format 3\0" {
+        return Err("it does not hold a SQLite database".into());
+    }
+    let be32 = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let page_size = match u16::from_be_bytes([h[16], h[17]]) {
+        1 => 65_536,
+        n if n >= 512 && n.is_power_of_two() => u64::from(n),
+        n => return Err(format!("its SQLite header states an impossible page size {n}")),
+    };
+    let (change_counter, pages, valid_for) = (be32(24), be32(28), be32(92));
+    Ok((pages != 0 && valid_for == change_counter).then(|| page_size * u64::from(pages)))
 }
 
 /// A reader that keeps the first error of the reader below. The zstd decoder hands read errors up as its own, so
@@ -218,17 +239,26 @@ impl<R: Read> Read for WatchedReader<R> {
     }
 }
 
-/// [`decompress_file`] from an open reader of `src`. A failure to read `src` is [`C1zError::ReadPrevious`]; only content
-/// that is not a valid c1z is [`C1zError::Corrupt`].
+/// [`decompress_file`] from an open reader of `src` (`compressed` bytes long). A failure to read `src` is
+/// [`C1zError::ReadPrevious`]; content that is not a valid c1z is [`C1zError::Corrupt`]: no SQLite header, more
+/// bytes than [`decompressed_bound`] allows, or more or fewer than the SQLite header states. Nothing past either
+/// limit is written to `dst`.
 fn decompress_from(
     input: impl Read,
+    compressed: u64,
     src: &Path,
     dst: &mut File,
     dst_path: &Path,
-    max_bytes: u64,
 ) -> Result<u64, C1zError> {
     let corrupt = |reason: String| C1zError::Corrupt { path: src.to_path_buf(), reason };
     let read_failed = |source: io::Error| C1zError::ReadPrevious { path: src.to_path_buf(), source };
+    let bound = decompressed_bound(compressed);
+    let too_large = || {
+        corrupt(format!(
+            "it decompresses to more than {bound} bytes from {compressed}, over {MAX_EXPANSION} times its size, \
+             which no genuine c1z does"
+        ))
+    };
     let mut reader = BufReader::with_capacity(1 << 20, WatchedReader { inner: input, failed: None });
     let mut head = [0u8; 5];
     reader.read_exact(&mut head).map_err(|e| match e.kind() {
@@ -243,6 +273,10 @@ fn decompress_from(
     dec.window_log_max(27).map_err(|e| corrupt(format!("zstd: {e}")))?;
     let mut out = BufWriter::with_capacity(1 << 20, &mut *dst);
     let mut buf = vec![0u8; 1 << 20];
+    let mut header = [0u8; SQLITE_HEADER_BYTES];
+    // The most bytes this file may hold: the bound, then also what its SQLite header states.
+    let mut allowed = bound;
+    let mut declared: Option<u64> = None;
     let mut total = 0u64;
     loop {
         let n = match dec.read(&mut buf) {
@@ -256,11 +290,39 @@ fn decompress_from(
                 })
             }
         };
-        total += n as u64;
-        if total > max_bytes {
-            return Err(corrupt(format!("its content is larger than {max_bytes} bytes")));
+        let chunk = &buf[..n];
+        let had = usize::try_from(total).unwrap_or(usize::MAX);
+        if had < SQLITE_HEADER_BYTES {
+            let take = (SQLITE_HEADER_BYTES - had).min(n);
+            header[had..had + take].copy_from_slice(&chunk[..take]);
+            if had + take == SQLITE_HEADER_BYTES {
+                declared = declared_db_bytes(&header).map_err(&corrupt)?;
+                if let Some(d) = declared {
+                    if d > bound {
+                        return Err(corrupt(format!(
+                            "its SQLite header states {d} bytes, over {MAX_EXPANSION} times its {compressed} \
+                             compressed bytes, which no genuine c1z does"
+                        )));
+                    }
+                    allowed = d;
+                }
+            }
         }
-        out.write_all(&buf[..n]).map_err(|e| C1zError::io("write", dst_path, e))?;
+        let next = total + n as u64;
+        if next > allowed {
+            return Err(match declared {
+                Some(d) => corrupt(format!("it holds more than the {d} bytes its SQLite header states")),
+                None => too_large(),
+            });
+        }
+        out.write_all(chunk).map_err(|e| C1zError::io("write", dst_path, e))?;
+        total = next;
+    }
+    if total > 0 && total < SQLITE_HEADER_BYTES as u64 {
+        return Err(corrupt("it does not hold a SQLite database".into()));
+    }
+    if let Some(d) = declared.filter(|d| total < *d) {
+        return Err(corrupt(format!("it is truncated: {total} of the {d} bytes its SQLite header states")));
     }
     out.flush().map_err(|e| C1zError::io("write", dst_path, e))?;
     Ok(total)
@@ -306,24 +368,80 @@ mod tests {
         let src = dir.path().join("sync.c1z");
         let dst_path = dir.path().join("work");
         let mut dst = File::create(&dst_path).unwrap();
-        // A valid header and the start of a zstd frame, then the disk fails.
+        // A valid header and the start of a zstd frame (of a SQLite header and filler), then the disk fails.
+        let mut content = vec![7u8; 1 << 20];
+        content[..16].copy_from_slice(b"SQLite format 3\0");
+        content[16..18].copy_from_slice(&4096u16.to_be_bytes());
+        content[18..100].fill(0);
         let mut data = MAGIC_V1.to_vec();
-        data.extend_from_slice(&zstd::encode_all(&vec![7u8; 1 << 20][..], 3).unwrap()[..20]);
-        let e = decompress_from(FailingDisk { data: io::Cursor::new(data) }, &src, &mut dst, &dst_path, u64::MAX)
+        data.extend_from_slice(&zstd::encode_all(&content[..], 3).unwrap()[..40]);
+        let e = decompress_from(FailingDisk { data: io::Cursor::new(data) }, 1 << 20, &src, &mut dst, &dst_path)
             .unwrap_err();
         assert!(matches!(e, C1zError::ReadPrevious { .. }), "{e}");
         let text = e.to_string();
         assert!(text.contains("cannot read the previous sync file") && !text.contains("corrupt"), "{text}");
         // The disk fails before the header is complete.
-        let e =
-            decompress_from(FailingDisk { data: io::Cursor::new(b"C1".to_vec()) }, &src, &mut dst, &dst_path, u64::MAX)
-                .unwrap_err();
+        let e = decompress_from(FailingDisk { data: io::Cursor::new(b"C1".to_vec()) }, 2, &src, &mut dst, &dst_path)
+            .unwrap_err();
         assert!(matches!(e, C1zError::ReadPrevious { .. }), "{e}");
         // Truncated content that reads fine is still reported as corrupt.
         let mut data = MAGIC_V1.to_vec();
         data.extend_from_slice(&zstd::encode_all(&vec![7u8; 1 << 20][..], 3).unwrap()[..20]);
-        let e = decompress_from(io::Cursor::new(data), &src, &mut dst, &dst_path, u64::MAX).unwrap_err();
+        let e = decompress_from(io::Cursor::new(data), 1 << 20, &src, &mut dst, &dst_path).unwrap_err();
         assert!(matches!(e, C1zError::Corrupt { .. }), "{e}");
+    }
+
+    /// A c1z around `content`, decompressed with the bound of a `compressed`-byte file: what is left in the
+    /// destination, and the error.
+    fn bounded(content: &[u8], zeros: u64, compressed: u64) -> (u64, C1zError) {
+        let dir = tempfile::tempdir().unwrap();
+        let dst_path = dir.path().join("prev");
+        let mut dst = File::create(&dst_path).unwrap();
+        let mut data = MAGIC_V1.to_vec();
+        let mut enc = zstd::stream::write::Encoder::new(&mut data, 1).unwrap();
+        enc.write_all(content).unwrap();
+        let block = vec![0u8; 1 << 20];
+        for _ in 0..zeros / (1 << 20) {
+            enc.write_all(&block).unwrap();
+        }
+        enc.finish().unwrap();
+        let src = dir.path().join("sync.c1z");
+        let e = decompress_from(io::Cursor::new(data), compressed, &src, &mut dst, &dst_path).unwrap_err();
+        (std::fs::metadata(&dst_path).unwrap().len(), e)
+    }
+
+    /// A SQLite header with 4 KiB pages stating `pages` pages (0: no valid count).
+    fn sqlite_header(pages: u32) -> Vec<u8> {
+        let mut h = vec![0u8; 4096];
+        h[..16].copy_from_slice(b"SQLite format 3\0");
+        h[16..18].copy_from_slice(&4096u16.to_be_bytes());
+        h[28..32].copy_from_slice(&pages.to_be_bytes());
+        h[24..28].copy_from_slice(&7u32.to_be_bytes());
+        h[92..96].copy_from_slice(&7u32.to_be_bytes());
+        h
+    }
+
+    #[test]
+    fn decompression_stops_at_the_expansion_bound_and_at_the_stated_size() {
+        // No valid page count: the expansion bound (16 MiB for a small file) stops it, nothing past it is written.
+        let (written, e) = bounded(&sqlite_header(0), 64 << 20, 1000);
+        assert!(e.to_string().contains("over 100 times its size"), "{e}");
+        assert!(written <= MIN_DECOMPRESSED_BOUND, "{written}");
+        // A valid page count: the bytes past it are refused, and never written.
+        let (written, e) = bounded(&sqlite_header(1), 8 << 20, 1000);
+        assert!(e.to_string().contains("holds more than the 4096 bytes its SQLite header states"), "{e}");
+        assert!(written <= 4096, "{written}");
+        // A header stating more than the bound is refused at once.
+        let (written, e) = bounded(&sqlite_header(1 << 20), 0, 1000);
+        assert!(e.to_string().contains("its SQLite header states 4294967296 bytes"), "{e}");
+        assert_eq!(written, 0);
+        // Fewer bytes than stated: truncated.
+        let (_, e) = bounded(&sqlite_header(2), 0, 1000);
+        assert!(e.to_string().contains("truncated: 4096 of the 8192 bytes"), "{e}");
+        // Not SQLite at all.
+        let (written, e) = bounded(&[9u8; 4096], 0, 1000);
+        assert!(e.to_string().contains("does not hold a SQLite database"), "{e}");
+        assert_eq!(written, 0);
     }
 
     /// Window of a zstd frame as its header declares it (the frame content size for single-segment frames).

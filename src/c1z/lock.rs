@@ -149,7 +149,7 @@ fn remove_stale_files(target: &Path) {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let prefixes = [super::work_file_prefix(&name), super::tmp_file_prefix(&name)];
+    let prefixes = [super::work_file_prefix(&name), super::tmp_file_prefix(&name), super::prev_file_prefix(&name)];
     let Ok(entries) = std::fs::read_dir(&dir) else { return };
     for entry in entries.flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();

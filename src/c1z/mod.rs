@@ -11,12 +11,14 @@
 //!
 //! **Files next to the target** (all hidden, mode 0600, in the target's directory so the final rename is
 //! atomic): `.<name>.work-XXXXXX` is the SQLite work database while a sync is being written, and
-//! `.<name>.tmp-XXXXXX` is the compressed output before it is renamed over `<name>`. Both are removed on
+//! `.<name>.tmp-XXXXXX` is the compressed output before it is renamed over `<name>`; `.<name>.prev-XXXXXX` is the
+//! decompressed previous file while its last sync's rows are copied out (removed right after). All are removed on
 //! every normal and error path; only a hard kill (SIGKILL, power loss) can leave one behind, and such a file
 //! can be deleted by hand at any time when no sync is running. SQLite's own temp files (up to 50k staged grants -
 //! about 25 MiB - and index sorting) live in the system temp directory
 //! and are unlinked by SQLite as soon as created.
 
+mod carry;
 pub(crate) mod container;
 mod dedupe;
 pub(crate) mod gate;
@@ -30,6 +32,11 @@ use std::path::PathBuf;
 /// Name prefix of the work database for the output file `name` (see the module documentation).
 pub(crate) fn work_file_prefix(name: &str) -> String {
     format!(".{name}.work-")
+}
+
+/// Name prefix of the decompressed previous file while its rows are copied into the work database.
+pub(crate) fn prev_file_prefix(name: &str) -> String {
+    format!(".{name}.prev-")
 }
 
 /// Name prefix of the compressed output before its rename over `name`.
@@ -85,13 +92,19 @@ pub enum C1zError {
         source: std::io::Error,
     },
 
-    /// SQLite reported an error on the work database.
-    #[error("c1z work database failed to {op}: {source}; check free disk space in the output directory")]
+    /// SQLite reported an error on the work database: what was being done, SQLite's message, and a hint that
+    /// fits SQLite's error code (free disk space only for a full disk or an I/O error).
+    #[error("c1z work database failed to {op}: {source}; {}", sqlite_hint(source))]
     Sqlite {
         op: &'static str,
         #[source]
         source: rusqlite::Error,
     },
+
+    /// The rows of the new sync in the finished database differ from what was written: the file was not put in
+    /// place, as its summary would be wrong.
+    #[error("the sync file would hold {in_file} {what} but {counted} were written; the file was left as it was, please report this as a bug")]
+    CountMismatch { what: String, counted: u64, in_file: u64 },
 
     /// An object handed to the writer lacks a field the c1z needs (a connector bug).
     #[error("cannot store {what}: {reason}; this is a connector bug, please report it")]
@@ -106,6 +119,22 @@ pub enum C1zError {
     Interrupted,
 }
 
+/// What to do about a SQLite error, from its code.
+fn sqlite_hint(e: &rusqlite::Error) -> &'static str {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => "the disk is full: free disk space in the output directory and run again",
+        Some(ErrorCode::SystemIoFailure) => {
+            "a disk I/O error: check the disk and free disk space in the output directory and run again"
+        }
+        Some(ErrorCode::OutOfMemory) => "the machine ran out of memory: free memory and run again",
+        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => {
+            "check that the output directory is writable and run again"
+        }
+        _ => "the file was left as it was; please report this as a bug",
+    }
+}
+
 impl C1zError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         C1zError::Io { op, path: path.into(), source }
@@ -113,5 +142,27 @@ impl C1zError {
 
     pub(crate) fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {
         move |source| C1zError::Sqlite { op, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite's own errors on a real database: a full disk asks for disk space, a refused statement does not.
+    #[test]
+    fn a_sqlite_error_names_the_step_and_sqlite_s_message_and_blames_the_disk_only_when_full() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x TEXT NOT NULL); PRAGMA max_page_count = 3;").unwrap();
+        let full = (0..1000)
+            .find_map(|_| conn.execute("INSERT INTO t VALUES (?1)", [&"x".repeat(4000)]).err())
+            .expect("the database fills up");
+        let text = C1zError::sql("insert a grant")(full).to_string();
+        assert!(text.contains("failed to insert a grant: database or disk is full"), "{text}");
+        assert!(text.contains("free disk space"), "{text}");
+        let refused = conn.execute("INSERT INTO t VALUES (NULL)", []).unwrap_err();
+        let text = C1zError::sql("insert a grant")(refused).to_string();
+        assert!(text.contains("failed to insert a grant: NOT NULL constraint failed: t.x"), "{text}");
+        assert!(!text.contains("disk"), "{text}");
     }
 }

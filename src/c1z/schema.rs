@@ -1,6 +1,6 @@
 //! The SQLite schema of a v1 c1z: the Baton superset (baton-sdk v0.25.0) tables and indexes, with index names
-//! spelled exactly as the SDK spells them (including the two swapped `v1_resources` names), plus the
-//! add-column migrations that bring an older file (e.g. one written by baton-sdk v0.1.9) up to the superset.
+//! spelled exactly as the SDK spells them (including the two swapped `v1_resources` names). Every work
+//! database is created by this code; nothing of a previous file's schema is reused.
 //!
 //! **Owns:** DDL text and the list of which indexes are built live and which are deferred until the sync is
 //! finished (built once in bulk, from sorted keys).
@@ -107,20 +107,15 @@ pub(crate) const TABLES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Columns added by later SDK versions, applied with `ALTER TABLE .. ADD COLUMN` to files that predate them.
-/// "duplicate column" errors are expected and ignored, as the SDK does.
-pub(crate) const MIGRATIONS: &[&str] = &[
-    "ALTER TABLE v1_sync_runs ADD COLUMN sync_type text not null default 'full'",
-    "ALTER TABLE v1_sync_runs ADD COLUMN parent_sync_id text not null default ''",
-    "ALTER TABLE v1_sync_runs ADD COLUMN linked_sync_id text not null default ''",
-    "ALTER TABLE v1_sync_runs ADD COLUMN supports_diff integer not null default 0",
-    "ALTER TABLE v1_sync_runs ADD COLUMN grants_backfilled integer not null default 0",
-    "ALTER TABLE v1_sync_runs ADD COLUMN stats text",
-    "ALTER TABLE v1_sync_runs ADD COLUMN ingest_invariant_generation text not null default ''",
-    "ALTER TABLE v1_sync_runs ADD COLUMN ingest_invariant_coverage text not null default ''",
-    "ALTER TABLE v1_sync_runs ADD COLUMN ingest_invariant_mode text not null default ''",
-    "ALTER TABLE v1_grants ADD COLUMN expansion blob",
-    "ALTER TABLE v1_grants ADD COLUMN needs_expansion integer not null default 0",
+/// Tables whose rows carry a `sync_id`: the rows of one sync are in all of them.
+pub(crate) const SYNC_TABLES: &[&str] = &[
+    "v1_resource_types",
+    "v1_resources",
+    "v1_entitlements",
+    "v1_grants",
+    "v1_assets",
+    "v1_connector_sessions",
+    "v1_sync_runs",
 ];
 
 /// One index of the superset schema.
@@ -212,19 +207,21 @@ pub(crate) const DEFERRED_INDEXES: &[IndexDef] = &[
     },
 ];
 
-/// Creates every table and live index that is missing and applies the add-column migrations.
+/// Creates every table and live index in a new work database. The work database is always new: a file written
+/// by an older SDK gets the superset schema because its rows are copied into these tables (`carry.rs`).
 pub(crate) fn apply(conn: &Connection) -> Result<(), C1zError> {
     for (_, ddl) in TABLES {
         conn.execute_batch(ddl).map_err(C1zError::sql("create the c1z tables"))?;
     }
-    for m in MIGRATIONS {
-        match conn.execute_batch(m) {
-            Ok(()) => {}
-            Err(e) if e.to_string().contains("duplicate column") => {}
-            Err(e) => return Err(C1zError::sql("migrate an older c1z schema")(e)),
-        }
-    }
     for idx in LIVE_INDEXES {
+        conn.execute_batch(idx.ddl).map_err(C1zError::sql("create the c1z indexes"))?;
+    }
+    Ok(())
+}
+
+/// Creates the unique ones of the deferred indexes (for copying the previous sync with `INSERT OR IGNORE`).
+pub(crate) fn create_deferred_unique_indexes(conn: &Connection) -> Result<(), C1zError> {
+    for idx in DEFERRED_INDEXES.iter().filter(|i| i.ddl.starts_with("CREATE UNIQUE")) {
         conn.execute_batch(idx.ddl).map_err(C1zError::sql("create the c1z indexes"))?;
     }
     Ok(())

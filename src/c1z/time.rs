@@ -40,6 +40,13 @@ pub fn format_sqlite_time<Tz: TimeZone>(t: &DateTime<Tz>) -> String {
     s
 }
 
+/// Whether `s` is a valid time exactly as [`format_sqlite_time`] writes it (a real date and time, the fraction
+/// trimmed), so that comparing two such texts compares the wall-clock times they name.
+pub(crate) fn is_go_time_text(s: &str) -> bool {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .is_ok_and(|t| format_sqlite_time(&t.and_utc()) == s)
+}
+
 /// The current local time in the c1z column format.
 pub(crate) fn now_text() -> String {
     format_sqlite_time(&Local::now())
@@ -85,6 +92,23 @@ mod tests {
         assert_eq!(format_sqlite_time(&t), "2026-11-28 20:22:37");
         let t = t.with_nanosecond(350_516_490).unwrap();
         assert_eq!(format_sqlite_time(&t), "2026-11-28 20:22:37.35051649");
+    }
+
+    #[test]
+    fn go_time_text_is_recognised_exactly() {
+        for ok in ["2026-11-28 20:22:37", "2026-11-28 20:22:37.35051649", "2026-11-28 20:22:37.000000001"] {
+            assert!(is_go_time_text(ok), "{ok}");
+        }
+        for bad in [
+            "2026-11-28T20:22:37",
+            "2026-11-28 20:22:37.50",
+            "2026-02-30 20:22:37",
+            "9999-12-31 23:59:59.9999999999",
+            "2026-11-28 20:22:37Z",
+            "",
+        ] {
+            assert!(!is_go_time_text(bad), "{bad}");
+        }
     }
 
     #[test]

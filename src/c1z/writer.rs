@@ -17,12 +17,14 @@
 //! order are packed and hold no leftovers of page splits. Numbers: `cargo bench --bench c1z_write` and
 //! docs/performance.md.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use prost::Message;
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
+use rusqlite::config::DbConfig;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use svix_ksuid::{Ksuid, KsuidLike};
 use tempfile::TempPath;
 
@@ -41,9 +43,9 @@ const CACHE_KIB: i64 = 4 * 1024;
 /// few pages per table do, and the memory goes to the dedupe indexes instead.
 const WRITE_CACHE_KIB: i64 = 2 * 1024;
 
-/// Page size of new work databases: 16 KiB means fewer B-tree splits and syscalls than 4 KiB (less CPU, a
-/// slightly smaller file; docs/performance.md). Any SQLite reader accepts it; a file
-/// that is carried over keeps its own page size (SQLite ignores the pragma on an existing database).
+/// Page size of the work database (always a new one: a previous sync is carried over as rows): 16 KiB means fewer
+/// B-tree splits and syscalls than 4 KiB (less CPU, a slightly smaller file; docs/performance.md). Any SQLite
+/// reader accepts it.
 const PAGE_SIZE: u32 = 16 * 1024;
 
 /// Whether row `?1` of a table holds external_id `?2`: confirms a [`SeenIndex`] candidate.
@@ -152,7 +154,11 @@ pub struct C1zWriter {
     level: i32,
     sync_id: String,
     previous_sync_id: Option<String>,
+    /// The new sync run's `started_at`.
+    started_text: String,
     counts: SyncCounts,
+    /// Resources of the current sync per resource type id, checked against the file by `finish`.
+    resources_by_type: BTreeMap<String, u64>,
     buf: Vec<u8>,
     clock: SecondClock,
     /// Grants in the staging table; `None` once they were copied into `v1_grants` (see [`CREATE_STAGE`]).
@@ -198,23 +204,17 @@ const DANGLING_GRANTS_SQL: &str = "WITH \
         OR (g.principal_resource_type_id, g.principal_resource_id) IN (SELECT prt, prid FROM missing_p)) \
     ORDER BY g.id";
 
-/// Tables whose rows carry a `sync_id`; rows of syncs that are not kept are deleted from all of them.
-const SYNC_TABLES: &[&str] = &[
-    "v1_resource_types",
-    "v1_resources",
-    "v1_entitlements",
-    "v1_grants",
-    "v1_assets",
-    "v1_connector_sessions",
-    "v1_sync_runs",
-];
-
 /// Opens the work database by name. The file was just created (exclusively, mode 0600) in the output's directory;
 /// SQLite's no-follow flag makes sure a symlink swapped in for it since cannot make this run write elsewhere.
 fn open_work_database(path: &Path) -> rusqlite::Result<Connection> {
     Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            // Lets the previous file be attached read-only by a `file:` URI (see `carry`); the work file's own
+            // name is a plain path and is not read as a URI.
+            | OpenFlags::SQLITE_OPEN_URI,
     )
 }
 
@@ -245,20 +245,11 @@ impl C1zWriter {
             return Err(C1zError::ParentMissing { path: dir });
         }
 
-        let mut work_file = tempfile::Builder::new()
-            .prefix(&super::work_file_prefix(&file_name))
-            .rand_bytes(6)
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .tempfile_in(&dir)
-            .map_err(|e| C1zError::io("create a work file in", &dir, e))?;
-        let carry = kind == FileKind::V1 && opts.carry_over_previous;
-        if carry {
-            let work_path = work_file.path().to_path_buf();
-            container::decompress_file(target, work_file.as_file_mut(), &work_path)?;
-        }
+        let work_file = hidden_file(&dir, &super::work_file_prefix(&file_name), "create a work file in")?;
         let work = work_file.into_temp_path();
 
         let conn = open_work_database(&work).map_err(C1zError::sql("open the work database"))?;
+        let started = chrono::Local::now();
         let mut writer = C1zWriter {
             conn: Some(conn),
             work: Some(work),
@@ -268,9 +259,11 @@ impl C1zWriter {
             level: opts.zstd_level,
             sync_id: Ksuid::now(None).to_string(),
             previous_sync_id: None,
+            started_text: format_sqlite_time(&started),
             counts: SyncCounts::default(),
+            resources_by_type: BTreeMap::new(),
             buf: Vec::with_capacity(4096),
-            clock: SecondClock::starting_at(&chrono::Local::now()),
+            clock: SecondClock::starting_at(&started),
             staged_grants: Some(0),
             staged_grants_max: opts.staged_grants_max,
             gate: opts.gate,
@@ -278,81 +271,92 @@ impl C1zWriter {
             seen_grants: SeenIndex::new(),
             unique_indexes: false,
         };
-        writer.prepare(carry)?;
+        writer.prepare()?;
+        if kind == FileKind::V1 && opts.carry_over_previous {
+            // Just before the new sync's start, in the same text layout: the kept sync must sort before it.
+            let before = format_sqlite_time(&(started - chrono::Duration::milliseconds(1)));
+            writer.carry_over(&before)?;
+        }
+        writer.start_run()?;
         Ok(writer)
     }
 
-    fn prepare(&mut self, carry: bool) -> Result<(), C1zError> {
-        let target = self.target.clone();
+    /// Configures the new, empty work database and creates this crate's schema in it.
+    fn prepare(&mut self) -> Result<(), C1zError> {
         let conn = self.conn()?;
-        // The first statement that reads the file tells us whether it is SQLite at all.
-        let corrupt_or = |op: &'static str| {
-            let target = target.clone();
-            move |e: rusqlite::Error| match e.sqlite_error_code() {
-                Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) if carry => {
-                    C1zError::Corrupt { path: target, reason: format!("not a SQLite database: {e}") }
-                }
-                _ => C1zError::Sqlite { op, source: e },
-            }
-        };
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
-            .map_err(corrupt_or("read the carried-over database"))?;
+        let configure = C1zError::sql("configure the work database");
         conn.execute_batch(&format!(
             "PRAGMA page_size = {PAGE_SIZE}; PRAGMA locking_mode = EXCLUSIVE; PRAGMA synchronous = OFF; \
              PRAGMA cache_size = -{WRITE_CACHE_KIB}; PRAGMA encoding = 'UTF-8';"
         ))
-        .map_err(corrupt_or("configure the work database"))?;
+        .map_err(configure)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = OFF", [], |r| r.get(0))
-            .map_err(corrupt_or("configure the work database"))?;
+            .map_err(C1zError::sql("configure the work database"))?;
         if !mode.eq_ignore_ascii_case("off") {
             return Err(C1zError::InvalidOption(format!("work database refused journal_mode=OFF (got {mode})")));
         }
-        conn.set_prepared_statement_cache_capacity(24);
-        conn.execute_batch("BEGIN").map_err(corrupt_or("begin a transaction"))?;
-        schema::apply(conn).map_err(|e| match e {
-            C1zError::Sqlite { op, source } => corrupt_or(op)(source),
-            other => other,
-        })?;
-
-        let previous: Option<String> = if carry {
-            conn.query_row(
-                "SELECT sync_id FROM v1_sync_runs WHERE ended_at IS NOT NULL \
-                 ORDER BY (sync_type = 'full') DESC, ended_at DESC, sync_id DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(corrupt_or("find the previous sync"))?
-        } else {
-            None
-        };
-        for table in SYNC_TABLES {
-            let sql = match previous {
-                Some(_) => format!("DELETE FROM {table} WHERE sync_id <> ?1"),
-                None => format!("DELETE FROM {table}"),
-            };
-            match &previous {
-                Some(id) => conn.execute(&sql, [id]),
-                None => conn.execute(&sql, []),
-            }
-            .map_err(corrupt_or("drop older syncs"))?;
+        // Nothing this crate writes uses triggers or views; with both off none that came from elsewhere can
+        // run, and an untrusted schema may not call functions with side effects. (Defensive mode comes after
+        // `journal_mode = OFF`, which it forbids.)
+        for (flag, on) in [
+            (DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false),
+            (DbConfig::SQLITE_DBCONFIG_ENABLE_VIEW, false),
+            (DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false),
+            (DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true),
+        ] {
+            conn.set_db_config(flag, on).map_err(C1zError::sql("configure the work database"))?;
         }
+        conn.set_prepared_statement_cache_capacity(24);
+        schema::apply(conn)?;
+        // The unique indexes that are otherwise deferred exist while the previous sync is copied, so a sync
+        // listing one id twice is stored once (`INSERT OR IGNORE`).
+        schema::create_deferred_unique_indexes(conn)
+    }
+
+    /// Copies the previous sync's rows out of the target (see [`super::carry`]). The decompressed previous file
+    /// is a hidden temp file next to the target, removed as soon as its rows are copied.
+    fn carry_over(&mut self, before: &str) -> Result<(), C1zError> {
+        let mut prev_file = hidden_file(&self.dir, &super::prev_file_prefix(&self.file_name), "create a temp file in")?;
+        let prev_path = prev_file.path().to_path_buf();
+        let bytes = container::decompress_file(&self.target, prev_file.as_file_mut(), &prev_path)?;
+        let prev = prev_file.into_temp_path();
+        if bytes == 0 {
+            // A c1z around an empty database holds no sync to keep.
+            return Ok(());
+        }
+        let conn = self.conn.as_ref().ok_or_else(closed)?;
+        let carried = super::carry::carry_previous(conn, &prev, &self.target, before)?;
+        drop(prev);
+        if let Some(c) = &carried {
+            if c.rows_left_out > 0 {
+                tracing::warn!(
+                    file = %self.target.display(),
+                    rows = c.rows_left_out,
+                    "{} rows of the previous sync in the file were malformed or listed twice and were not carried over",
+                    c.rows_left_out
+                );
+            }
+        }
+        self.previous_sync_id = carried.map(|c| c.sync_id);
+        Ok(())
+    }
+
+    /// Starts the transaction the new sync is written in and inserts its unfinished sync run.
+    fn start_run(&mut self) -> Result<(), C1zError> {
+        let conn = self.conn()?;
         schema::drop_deferred_indexes(conn)?;
+        conn.execute_batch("BEGIN").map_err(C1zError::sql("begin the sync's transaction"))?;
         conn.execute_batch(&format!("PRAGMA temp.cache_size = -{STAGE_CACHE_KIB}; {CREATE_STAGE};"))
             .map_err(C1zError::sql("create the grant staging table"))?;
-
-        let started = chrono::Local::now();
         conn.execute(
             "INSERT INTO v1_sync_runs (sync_id, started_at, ended_at, sync_token, sync_type, parent_sync_id, \
              linked_sync_id, supports_diff, grants_backfilled, stats, ingest_invariant_generation, \
              ingest_invariant_coverage, ingest_invariant_mode) \
              VALUES (?1, ?2, NULL, '', 'full', '', '', 1, 1, NULL, '', '', '')",
-            params![self.sync_id, format_sqlite_time(&started)],
+            params![self.sync_id, self.started_text],
         )
         .map_err(C1zError::sql("start the sync run"))?;
-        self.previous_sync_id = previous;
-        self.clock = SecondClock::starting_at(&started);
         Ok(())
     }
 
@@ -431,6 +435,7 @@ impl C1zWriter {
         }
         if inserted {
             self.counts.resources += 1;
+            *self.resources_by_type.entry(id.resource_type.clone()).or_default() += 1;
         }
         Ok(inserted)
     }
@@ -614,9 +619,14 @@ impl C1zWriter {
         let t0 = Instant::now();
         self.build_deferred_indexes()?;
         let conn = self.conn.take().ok_or_else(closed)?;
-        conn.execute("UPDATE v1_sync_runs SET ended_at = ?1 WHERE sync_id = ?2", params![now_text(), self.sync_id])
+        // Readers take the sync with the greatest `ended_at` text as the newest: never earlier than this sync's
+        // start (a clock stepped back, or a daylight-saving fall-back, during the run), which is later than the
+        // kept sync's times (see `carry`).
+        let ended = now_text().max(self.started_text.clone());
+        conn.execute("UPDATE v1_sync_runs SET ended_at = ?1 WHERE sync_id = ?2", params![ended, self.sync_id])
             .map_err(C1zError::sql("end the sync run"))?;
         conn.execute_batch("COMMIT").map_err(C1zError::sql("commit the sync"))?;
+        self.check_committed(&conn)?;
         let t_indexes = t0.elapsed();
         let mode: String = conn
             .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
@@ -633,12 +643,7 @@ impl C1zWriter {
         // Re-check: something else may have appeared at the target since `create`.
         container::check_target(&self.target)?;
 
-        let mut out = tempfile::Builder::new()
-            .prefix(&super::tmp_file_prefix(&self.file_name))
-            .rand_bytes(6)
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .tempfile_in(&self.dir)
-            .map_err(|e| C1zError::io("create a temp file in", &self.dir, e))?;
+        let mut out = hidden_file(&self.dir, &super::tmp_file_prefix(&self.file_name), "create a temp file in")?;
         let out_path = out.path().to_path_buf();
         let t1 = Instant::now();
         let bytes =
@@ -667,6 +672,58 @@ impl C1zWriter {
             previous_sync_id: self.previous_sync_id.clone(),
             bytes,
         })
+    }
+}
+
+impl C1zWriter {
+    /// Rows of the current sync per resource type id (what [`C1zWriter::finish`] checks the file against).
+    pub fn resources_by_type(&self) -> &BTreeMap<String, u64> {
+        &self.resources_by_type
+    }
+
+    /// Compares the rows of the new sync in the committed database with what the writer counted; any difference
+    /// is an error (the summary would state something the file does not hold).
+    fn check_committed(&self, conn: &Connection) -> Result<(), C1zError> {
+        let count = |table: &str| -> Result<u64, C1zError> {
+            conn.query_row(&format!("SELECT count(*) FROM {table} WHERE sync_id = ?1"), [&self.sync_id], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(C1zError::sql("count the rows of the sync"))
+        };
+        let mismatch = |what: String, counted: u64, in_file: u64| C1zError::CountMismatch { what, counted, in_file };
+        for (what, counted, table) in [
+            ("resource types", self.counts.resource_types, "v1_resource_types"),
+            ("resources", self.counts.resources, "v1_resources"),
+            ("entitlements", self.counts.entitlements, "v1_entitlements"),
+            ("grants", self.counts.grants, "v1_grants"),
+        ] {
+            let in_file = count(table)?;
+            if in_file != counted {
+                return Err(mismatch(what.to_string(), counted, in_file));
+            }
+        }
+        let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+        {
+            let mut stmt = conn
+                .prepare("SELECT resource_type_id, count(*) FROM v1_resources WHERE sync_id = ?1 GROUP BY 1")
+                .map_err(C1zError::sql("count the rows of the sync"))?;
+            let rows = stmt
+                .query_map([&self.sync_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(C1zError::sql("count the rows of the sync"))?;
+            for row in rows {
+                let (t, n) = row.map_err(C1zError::sql("count the rows of the sync"))?;
+                by_type.insert(t, u64::try_from(n).unwrap_or(0));
+            }
+        }
+        for t in by_type.keys().chain(self.resources_by_type.keys()) {
+            let counted = self.resources_by_type.get(t).copied().unwrap_or(0);
+            let in_file = by_type.get(t).copied().unwrap_or(0);
+            if counted != in_file {
+                return Err(mismatch(format!("resources of type {t}"), counted, in_file));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -710,6 +767,16 @@ fn release_freed_memory() {
     }
 }
 
+/// A new private (0600) file `<prefix>XXXXXX` in `dir`, created exclusively; removed when dropped.
+fn hidden_file(dir: &Path, prefix: &str, op: &'static str) -> Result<tempfile::NamedTempFile, C1zError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .rand_bytes(6)
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(|e| C1zError::io(op, dir, e))
+}
+
 fn remove_side_files(work: &Path) {
     for suffix in ["-journal", "-wal", "-shm"] {
         let mut p = work.as_os_str().to_owned();
@@ -744,6 +811,29 @@ mod tests {
         std::os::unix::fs::symlink(&real, &link).unwrap();
         assert!(open_work_database(&link).is_err(), "a symlinked work database was opened");
         assert!(open_work_database(&real).is_ok());
+    }
+
+    /// Rows that disappear between the insert and the commit (as a trigger of a reused previous file made them):
+    /// `finish` fails, naming the difference, and the target is not replaced.
+    #[test]
+    fn finish_refuses_a_file_whose_rows_differ_from_the_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("s.c1z");
+        let mut w = C1zWriter::create(&target, WriterOptions::default()).unwrap();
+        let user = Resource {
+            id: Some(crate::proto::connector_v2::ResourceId {
+                resource_type: "user".into(),
+                resource: "u1".into(),
+                baton_resource: false,
+            }),
+            ..Default::default()
+        };
+        assert!(w.put_resource(&user).unwrap());
+        w.conn.as_ref().unwrap().execute("DELETE FROM v1_resources", []).unwrap();
+        let e = w.finish().unwrap_err();
+        assert!(matches!(e, C1zError::CountMismatch { .. }), "{e}");
+        assert!(e.to_string().contains("would hold 0 resources but 1 were written"), "{e}");
+        assert!(!target.exists(), "no file was put in place");
     }
 
     /// Forces the hash-collision path: a dedupe entry whose tag belongs to one id but points at another row.

@@ -168,6 +168,36 @@ impl RowBuffer {
     }
 }
 
+/// Longest resource id, grant id or entitlement id kept: Torq's ids are UUIDs or short names; anything this long
+/// is a hostile or broken answer, and storing it would only fill the disk.
+pub(crate) const MAX_ID_BYTES: usize = 4 << 10;
+/// Longest display name kept (a role or API key name), unless the type says less
+/// ([`ResourceSyncer::longest_display_name`]).
+pub(crate) const MAX_NAME_BYTES: usize = 4 << 10;
+/// Largest encoded resource kept (a real Torq user is a few hundred bytes).
+pub(crate) const MAX_RESOURCE_BYTES: usize = 64 << 10;
+
+/// Why `row` cannot be a real Torq record of `syncer`'s type - a value longer than any Torq value - or `None`.
+/// Such a record is malformed: it is left out of the file (with its grants) and counted.
+pub(crate) fn oversize(syncer: &dyn ResourceSyncer, row: &Row) -> Option<String> {
+    use prost::Message as _;
+    let id_len = row.resource.id.as_ref().map_or(0, |id| id.resource.len() + id.resource_type.len());
+    if id_len > MAX_ID_BYTES {
+        return Some(format!("its id is {id_len} bytes long"));
+    }
+    let (what, limit) = syncer.longest_display_name();
+    let name_len = row.resource.display_name.len();
+    if name_len > limit {
+        return Some(format!("its {what} is {name_len} bytes long"));
+    }
+    let longest_other_id = row.grants.iter().map(|g| g.id.len()).chain(row.entitlements.iter().map(|e| e.id.len()));
+    if let Some(n) = longest_other_id.filter(|n| *n > MAX_ID_BYTES * 2).max() {
+        return Some(format!("one of its grant or entitlement ids is {n} bytes long"));
+    }
+    let encoded = row.resource.encoded_len();
+    (encoded > MAX_RESOURCE_BYTES).then(|| format!("its record is {encoded} bytes long"))
+}
+
 /// One Baton resource type: what it is, and how its rows are listed from Torq.
 pub(crate) trait ResourceSyncer: Send + Sync {
     /// The resource type id (`user`, `role`, …), the first part of every resource's external id.
@@ -178,6 +208,11 @@ pub(crate) trait ResourceSyncer: Send + Sync {
 
     /// Singular and plural noun for the summary ("API key", "API keys").
     fn nouns(&self) -> (&'static str, &'static str);
+
+    /// What this type's display name is, and the most bytes a real one has (see [`oversize`]).
+    fn longest_display_name(&self) -> (&'static str, usize) {
+        ("name", MAX_NAME_BYTES)
+    }
 
     /// What ConductorOne may ask of this type. Sync only, unless a provisioning trait is implemented too.
     fn capabilities(&self) -> Vec<Capability> {

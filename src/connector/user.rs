@@ -44,6 +44,12 @@ impl ResourceSyncer for UserSyncer {
         resource_type()
     }
 
+    /// A user's display name is the email (the id when there is none): at most 320 bytes (RFC 5321: 64 for the
+    /// local part, 255 for the domain and the `@`).
+    fn longest_display_name(&self) -> (&'static str, usize) {
+        ("email", 320)
+    }
+
     fn nouns(&self) -> (&'static str, &'static str) {
         ("user", "users")
     }

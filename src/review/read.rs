@@ -1,6 +1,6 @@
 //! Reading a sync file for `review`, read-only and bounded: the c1z container is decompressed by
-//! `c1z::container` into a private temporary file (at most [`MAX_EXPANSION`] times the file's size plus
-//! [`EXPANSION_SLACK`]), which SQLite opens read-only with `trusted_schema` off and defensive mode on; rows
+//! `c1z::container` into a private temporary file (bounded as for a previous sync file: by the expansion no
+//! genuine c1z reaches and by the size its SQLite header states), which SQLite opens read-only with `trusted_schema` off and defensive mode on; rows
 //! larger than [`MAX_ROW_BYTES`] are skipped unread. Only plain tables are read (a view or virtual table under a Baton table name is refused), so nothing
 //! stored in the file runs. Rows are streamed: only the small [`Account`] of each user and API key is kept.
 //!
@@ -19,11 +19,6 @@ use crate::c1z::container::{self, FileKind};
 use crate::c1z::C1zError;
 use crate::proto::connector_v2::{user_trait, Resource, RoleTrait, UserTrait};
 
-/// The database may be at most this many times the size of the compressed file (plus [`EXPANSION_SLACK`]): real
-/// sync files expand 5-20 times; a file that expands further is treated as hostile (a "zip bomb").
-pub(crate) const MAX_EXPANSION: u64 = 200;
-/// Room for small files, whose fixed SQLite pages compress best.
-pub(crate) const EXPANSION_SLACK: u64 = 64 << 20;
 /// Largest resource row read (larger ones are counted as undecodable, never loaded); Baton rows are a few hundred
 /// bytes.
 const MAX_ROW_BYTES: i64 = 1 << 20;
@@ -71,8 +66,6 @@ impl SyncFile {
             }
             Err(e) => return Err(ReviewError::file(path, first_line(&e.to_string()))),
         }
-        let size = std::fs::metadata(path).map_err(|e| ReviewError::file(path, format!("cannot read it: {e}")))?.len();
-        let limit = size.saturating_mul(MAX_EXPANSION).saturating_add(EXPANSION_SLACK);
         let temp_dir = std::env::temp_dir();
         let temp_err = |e: std::io::Error| ReviewError::Temp {
             dir: super::visible(&temp_dir.display().to_string()),
@@ -80,7 +73,7 @@ impl SyncFile {
         };
         let mut copy = tempfile::Builder::new().prefix(".baton-torq-review-").tempfile().map_err(temp_err)?;
         let copy_path = copy.path().to_path_buf();
-        match container::decompress_file_bounded(path, copy.as_file_mut(), &copy_path, limit) {
+        match container::decompress_file(path, copy.as_file_mut(), &copy_path) {
             Ok(_) => {}
             Err(C1zError::Corrupt { reason, .. }) => {
                 return fail(&format!("it is corrupt ({}); it was left untouched", super::visible(&reason)))

@@ -31,7 +31,7 @@ COPY src/proto ./src/proto
 # One stub at the path of every target Cargo.toml declares (lib, bin, bench), so cargo can load the manifest;
 # all of them are deleted again, so a target missing from the real sources fails the build instead of
 # shipping a stub. tests/workflows.rs checks this list against `cargo metadata`.
-RUN stubs="src/lib.rs src/main.rs benches/sync/main.rs benches/c1z_write.rs" \
+RUN stubs="src/lib.rs src/main.rs benches/sync/main.rs benches/c1z_write.rs benches/service_soak.rs benches/review.rs" \
  && for f in $stubs; do mkdir -p "$(dirname "$f")" && echo '#![allow(dead_code)] fn main() {}' > "$f"; done \
  && cargo build --release --locked --bin baton-torq \
  && rm -f $stubs target/release/baton-torq target/release/deps/baton_torq-* target/release/deps/libbaton_torq-* \

@@ -531,7 +531,10 @@ async fn parser_errors_name_the_fix() {
         (&["capabilites"], &["did you mean 'capabilities'?"]),
         // a command that does not exist is called a command, not a stray value
         (&["sync"], &["no 'sync' command", "without a command"]),
-        (&["frobnicate"], &["unknown command 'frobnicate'", "capabilities, demo, review, completion, health-check, help"]),
+        (
+            &["frobnicate"],
+            &["unknown command 'frobnicate'", "capabilities, demo, review, completion, health-check, help"],
+        ),
         // flags of the Go connector that do not exist here say so
         (&["--otel-collector-endpoint", "http://x"], &["Go connector", "OpenTelemetry"]),
         (&["--sync-resources=a"], &["Go connector", "partial syncs"]),

@@ -27,6 +27,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::escape::is_hidden;
+
 pub use changes::{Change, ChangeCode};
 pub use findings::{Finding, FindingCode};
 
@@ -503,9 +505,10 @@ fn write_file(path: &Path, render: impl FnOnce(&mut dyn Write) -> std::io::Resul
     Ok(())
 }
 
-/// Torq text made safe and visible for people: control characters (CR, LF, ESC, ...), bidirectional
-/// overrides and isolates, zero-width and other invisible format characters become `\u{XXXX}`, so a name can
-/// neither move the cursor or colour a terminal nor hide or reorder text in a report.
+/// Torq text made safe and visible for people: the characters the program's one rule ([`is_hidden`]) hides from a
+/// terminal (controls, bidirectional overrides, zero-width and other invisible characters) become `\u{XXXX}`, so a
+/// name can neither move the cursor or colour a terminal nor hide or reorder text in a report. Unlike console
+/// logs, reports keep values whole (a reviewer signs what Torq holds).
 pub fn visible(text: &str) -> String {
     if !text.chars().any(is_hidden) {
         return text.to_string();
@@ -519,32 +522,6 @@ pub fn visible(text: &str) -> String {
         }
     }
     out
-}
-
-/// Characters that do not show as themselves: C0/C1 controls and DEL, Unicode format characters that change
-/// direction or are invisible, and line/paragraph separators.
-fn is_hidden(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{00AD}'
-                | '\u{034F}'
-                | '\u{061C}'
-                | '\u{115F}'
-                | '\u{1160}'
-                | '\u{17B4}'
-                | '\u{17B5}'
-                | '\u{180B}'..='\u{180F}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{2028}'..='\u{202E}'
-                | '\u{2060}'..='\u{206F}'
-                | '\u{3164}'
-                | '\u{FE00}'..='\u{FE0F}'
-                | '\u{FEFF}'
-                | '\u{FFA0}'
-                | '\u{FFF9}'..='\u{FFFB}'
-                | '\u{E0000}'..='\u{E007F}'
-        )
 }
 
 /// A Unix time as RFC 3339 UTC to the second, e.g. `2026-11-20T08:30:00Z`.

@@ -6,7 +6,8 @@
 //! wall time and the child's peak RSS (`ru_maxrss` from `wait4`).
 //!
 //! Run: `cargo bench --bench review` (100,000 users, 50 roles, 1,000 API keys) or
-//!      `cargo bench --bench review -- --users 1000000 --roles 100 --api-keys 1000 --repeat 3`.
+//!      `cargo bench --bench review -- --users 1000000 --roles 100 --api-keys 1000 --repeat 3`;
+//!      `--keep FILE` keeps a copy of the generated file (to profile `review` on it).
 //! `docs/review.md` and `docs/performance.md` have the measured numbers.
 
 use std::path::Path;
@@ -20,13 +21,19 @@ struct Args {
     roles: u32,
     api_keys: u32,
     repeat: usize,
+    /// Where to copy the generated file (to profile `review` on it).
+    keep: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { users: 100_000, roles: 50, api_keys: 1_000, repeat: 3 };
+    let mut a = Args { users: 100_000, roles: 50, api_keys: 1_000, repeat: 3, keep: None };
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--keep" {
+            a.keep = it.next().map(Into::into);
+            continue;
+        }
         let value = it.next().and_then(|v| v.parse::<u64>().ok());
         match (flag.as_str(), value) {
             ("--users", Some(v)) => a.users = v,
@@ -34,7 +41,7 @@ fn parse_args() -> Args {
             ("--api-keys", Some(v)) => a.api_keys = v as u32,
             ("--repeat", Some(v)) if v > 0 => a.repeat = v as usize,
             _ => {
-                eprintln!("usage: cargo bench --bench review -- [--users N] [--roles R] [--api-keys K] [--repeat K]");
+                eprintln!("usage: cargo bench --bench review -- [--users N] [--roles R] [--api-keys K] [--repeat K] [--keep FILE]");
                 std::process::exit(2);
             }
         }
@@ -130,6 +137,12 @@ async fn main() {
     for users in [first, args.users] {
         if let Err(e) = sync(users, &args, &file).await {
             eprintln!("{e}");
+            std::process::exit(1);
+        }
+    }
+    if let Some(keep) = &args.keep {
+        if let Err(e) = std::fs::copy(&file, keep) {
+            eprintln!("cannot copy the file to {}: {e}", keep.display());
             std::process::exit(1);
         }
     }

@@ -322,6 +322,7 @@ pub(crate) fn summary_record(summary: &SyncSummary) -> serde_json::Value {
     );
     fields.insert("unknown_role".into(), per_type(&|t| t.unknown_role.into()));
     fields.insert("duplicates".into(), per_type(&|t| t.duplicates.into()));
+    fields.insert("conflicting".into(), per_type(&|t| t.conflicting.into()));
     fields.insert("malformed".into(), per_type(&|t| t.malformed.into()));
     let mut record = Map::new();
     record.insert("timestamp".into(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into());

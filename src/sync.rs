@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::c1z::{C1zError, C1zWriter, DanglingGrant, SyncCounts, WriterOptions};
+use crate::c1z::{C1zError, C1zWriter, DanglingGrant, Put, SyncCounts, WriterOptions};
 use crate::connector::syncer::{Batch, RowSink};
 use crate::connector::{self, ResourceSyncer, Synced};
 use crate::torq::{ClientStats, TorqClient, TorqError};
@@ -79,6 +79,9 @@ pub struct SyncSummary {
     pub skipped: Vec<SkippedType>,
     pub entitlements: u64,
     pub grants: u64,
+    /// Grants left out because another grant of this sync already had the same id (ids holding `:` can make two
+    /// different grants spell the same id); one warning gives the count.
+    pub grant_id_collisions: u64,
     pub requests: ClientStats,
     #[serde(serialize_with = "seconds")]
     pub duration: Duration,
@@ -96,6 +99,9 @@ pub struct TypeSummary {
     pub by_kind: BTreeMap<&'static str, u64>,
     /// Resources listed more than once (e.g. a user in both the SSO and the local list), written once.
     pub duplicates: u64,
+    /// Of those, the ones listed again with different data: the first record read was kept (the local user
+    /// list is read before the SSO list), and one warning gives the count.
+    pub conflicting: u64,
     /// Resources of this type whose role is not in the role list (their grant was not written).
     pub unknown_role: u64,
     /// Records left out because a value was longer than any real Torq value (each named in a warning, up to
@@ -167,6 +173,7 @@ impl From<tokio::task::JoinError> for SyncError {
 #[derive(Default)]
 struct Tally {
     types: BTreeMap<&'static str, TypeSummary>,
+    grant_id_collisions: u64,
 }
 
 /// How each syncer finished.
@@ -270,6 +277,7 @@ pub async fn run_sync(
         skipped,
         entitlements: counts.entitlements,
         grants: counts.grants,
+        grant_id_collisions: tally.grant_id_collisions,
         requests: client.stats(),
         duration: started.elapsed(),
         peak_rss_bytes: peak_rss_bytes(),
@@ -310,6 +318,9 @@ fn write_batches(
 ) -> Result<(C1zWriter, Tally), C1zError> {
     let mut tally = Tally::default();
     let mut malformed = 0u64;
+    // The first conflicting resource and grant, named in the warnings (an example of what to look up in Torq).
+    let mut first_conflict: Option<(&'static str, String)> = None;
+    let mut first_collision: Option<String> = None;
     let wanted = |g: &crate::proto::connector_v2::Grant| match &partial {
         None => true,
         Some(types) => {
@@ -337,9 +348,18 @@ fn write_batches(
                         warn_malformed(resource_type, row, &reason, malformed);
                         continue;
                     }
-                    if !writer.put_resource(&row.resource)? {
-                        t.duplicates += 1;
-                        continue;
+                    match writer.put_resource(&row.resource)? {
+                        Put::Written => {}
+                        Put::Repeated => {
+                            t.duplicates += 1;
+                            continue;
+                        }
+                        Put::Conflicting => {
+                            t.duplicates += 1;
+                            t.conflicting += 1;
+                            first_conflict.get_or_insert_with(|| (resource_type, resource_id(&row.resource)));
+                            continue;
+                        }
                     }
                     t.resources += 1;
                     if !row.kind.is_empty() {
@@ -349,7 +369,10 @@ fn write_batches(
                         writer.put_entitlement(e)?;
                     }
                     for g in row.grants.iter().filter(|g| wanted(g)) {
-                        writer.put_grant(g)?;
+                        if writer.put_grant(g)? == Put::Conflicting {
+                            tally.grant_id_collisions += 1;
+                            first_collision.get_or_insert_with(|| g.id.clone());
+                        }
                     }
                     rows_written += 1 + (row.entitlements.len() + row.grants.len()) as u64;
                 }
@@ -362,6 +385,7 @@ fn write_batches(
         }
         progress.rows_written.fetch_add(rows_written, Ordering::Relaxed);
     }
+    warn_ambiguities(&tally, first_conflict, first_collision);
     if malformed > MAX_MALFORMED_WARNINGS {
         tracing::warn!(
             more = malformed - MAX_MALFORMED_WARNINGS,
@@ -370,6 +394,35 @@ fn write_batches(
         );
     }
     Ok((writer, tally))
+}
+
+/// One warning for the records Torq listed twice with different data and one for grants sharing an id, each
+/// with its count and a first example (the rest of the sync is unaffected, so neither fails it).
+fn warn_ambiguities(tally: &Tally, first_conflict: Option<(&'static str, String)>, first_collision: Option<String>) {
+    if let Some((resource_type, id)) = first_conflict {
+        let n: u64 = tally.types.values().map(|t| t.conflicting).sum();
+        let noun = connector::syncer(resource_type).map_or(resource_type, |s| s.nouns().0);
+        tracing::warn!(
+            count = n,
+            first = %id,
+            "{n} record(s) were listed twice by Torq with different data (first: {noun} {id}); the first record \
+             read was kept (of a user, the one in the local list: it is read before the SSO list)"
+        );
+    }
+    if let Some(id) = first_collision {
+        let n = tally.grant_id_collisions;
+        tracing::warn!(
+            count = n,
+            first = %id,
+            "{n} grant(s) were left out because another grant already had the same id (first: {id}); Torq ids \
+             holding ':' can make two grants spell the same id"
+        );
+    }
+}
+
+/// The id of a resource (without its type), for a message.
+fn resource_id(r: &crate::proto::connector_v2::Resource) -> String {
+    r.id.as_ref().map_or_else(String::new, |id| id.resource.clone())
 }
 
 /// The warning for the `nth` malformed record (only the first [`MAX_MALFORMED_WARNINGS`] are logged).
@@ -471,6 +524,18 @@ impl SyncSummary {
                 let verb = if t.duplicates == 1 { "was" } else { "were" };
                 out.push_str(&counted(t.duplicates, t.resource_type, verb, "listed twice and written once"));
             }
+            if t.conflicting > 0 {
+                let verb = if t.conflicting == 1 { "was" } else { "were" };
+                let rest = "listed twice with different data; the first record read was kept (see the warning)";
+                out.push_str(&counted(t.conflicting, t.resource_type, verb, rest));
+            }
+        }
+        if self.grant_id_collisions > 0 {
+            out.push_str(&format!(
+                "  {} {} left out: another grant had the same id (see the warning)\n",
+                self.grant_id_collisions,
+                if self.grant_id_collisions == 1 { "grant was" } else { "grants were" }
+            ));
         }
         out.push_str(&format!(
             "  API requests: {} ({} token, {} API, {} retries)\n",
@@ -529,6 +594,7 @@ mod tests {
                     resources: 3,
                     by_kind: kinds(&[("verified", 3)]),
                     duplicates: 1,
+                    conflicting: 1,
                     unknown_role: 2,
                     malformed: 0,
                 },
@@ -537,6 +603,7 @@ mod tests {
             skipped: vec![SkippedType { resource_type: "api_key", reason: "Torq answered HTTP 403".into() }],
             entitlements: 1,
             grants: 1,
+            grant_id_collisions: 2,
             requests: ClientStats::default(),
             duration: Duration::from_millis(20),
             peak_rss_bytes: None,
@@ -550,6 +617,8 @@ mod tests {
         assert!(text.contains("\n  API keys not synced: Torq answered HTTP 403\n"), "{text}");
         assert!(text.contains("\n  2 users have a role that Torq did not list"), "{text}");
         assert!(text.contains("\n  1 user was listed twice and written once\n"), "{text}");
+        assert!(text.contains("\n  1 user was listed twice with different data; the first record read was kept"), "{text}");
+        assert!(text.contains("\n  2 grants were left out: another grant had the same id"), "{text}");
         assert_eq!(summary().resource_counts(), "user=3 role=1");
         assert_eq!(summary().count("api_key"), 0, "a skipped type counts nothing");
     }

@@ -56,7 +56,7 @@ proptest! {
             w.put_entitlement(&role::member_entitlement(r, &res)).unwrap();
         }
         for u in &users {
-            prop_assert!(w.put_resource(&user::user_resource(u)).unwrap());
+            prop_assert!(w.put_resource(&user::user_resource(u)).unwrap().is_written());
             if let Some(g) = user::role_grant(u) {
                 w.put_grant(&g).unwrap();
             }

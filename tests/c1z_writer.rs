@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use baton_torq::c1z::{self, C1zError, C1zWriter, WriterOptions};
+use baton_torq::c1z::{self, C1zError, C1zWriter, Put, WriterOptions};
 use baton_torq::proto::connector_v2 as v2;
 use common::c1z_reader::{self as reader, pb, C1zReader};
 use prost::Message;
@@ -115,14 +115,14 @@ fn write_sync(target: &Path, users: &[&str], opts: WriterOptions) -> c1z::Finish
     assert!(w.put_resource_type(&user_type()).unwrap());
     assert!(w.put_resource_type(&role_type()).unwrap());
     for u in users {
-        assert!(w.put_resource(&user(u)).unwrap());
+        assert!(w.put_resource(&user(u)).unwrap().is_written());
     }
     for r in ["r1", "r2"] {
-        assert!(w.put_resource(&role(r)).unwrap());
+        assert!(w.put_resource(&role(r)).unwrap().is_written());
         assert!(w.put_entitlement(&entitlement(r)).unwrap());
     }
     for u in users {
-        assert!(w.put_grant(&grant("r1", u)).unwrap());
+        assert!(w.put_grant(&grant("r1", u)).unwrap().is_written());
     }
     w.finish().expect("finish")
 }
@@ -272,22 +272,26 @@ fn round_trip_through_independent_reader() {
 }
 
 #[test]
-fn dedupe_returns_false_and_writes_nothing() {
+fn dedupe_writes_nothing_and_tells_a_repeat_from_a_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let target = target_in(&dir);
     let mut w = C1zWriter::create(&target, WriterOptions::default()).unwrap();
     assert!(w.put_resource_type(&user_type()).unwrap());
     assert!(!w.put_resource_type(&user_type()).unwrap());
     w.put_resource_type(&role_type()).unwrap();
-    assert!(w.put_resource(&user("u1")).unwrap());
+    assert!(w.put_resource(&user("u1")).unwrap().is_written());
     let mut changed = user("u1");
     changed.display_name = "other".into();
-    assert!(!w.put_resource(&changed).unwrap(), "same external_id is a duplicate");
-    assert!(w.put_resource(&role("r1")).unwrap());
+    assert_eq!(w.put_resource(&changed).unwrap(), Put::Conflicting, "same external_id, other data");
+    assert_eq!(w.put_resource(&user("u1")).unwrap(), Put::Repeated, "same external_id, same data");
+    assert!(w.put_resource(&role("r1")).unwrap().is_written());
     assert!(w.put_entitlement(&entitlement("r1")).unwrap());
     assert!(!w.put_entitlement(&entitlement("r1")).unwrap());
-    assert!(w.put_grant(&grant("r1", "u1")).unwrap());
-    assert!(!w.put_grant(&grant("r1", "u1")).unwrap());
+    assert!(w.put_grant(&grant("r1", "u1")).unwrap().is_written());
+    assert_eq!(w.put_grant(&grant("r1", "u1")).unwrap(), Put::Repeated);
+    let mut same_id = grant("r1", "u2");
+    same_id.id = grant("r1", "u1").id;
+    assert_eq!(w.put_grant(&same_id).unwrap(), Put::Conflicting, "another grant under the same id");
     let c = w.counts();
     assert_eq!((c.resource_types, c.resources, c.entitlements, c.grants), (2, 2, 1, 1));
     let done = w.finish().unwrap();
@@ -655,15 +659,15 @@ fn grants_are_grouped_by_entitlement_and_deduped_on_both_sides_of_the_staging_li
             }
             for (i, (rid, uid)) in arrivals.iter().enumerate() {
                 w.put_resource(&user(uid)).unwrap();
-                assert!(w.put_grant(&grant(rid, uid)).unwrap(), "{uid} (limit {staged_max})");
+                assert!(w.put_grant(&grant(rid, uid)).unwrap().is_written(), "{uid} (limit {staged_max})");
                 // A repeat of the very first grant: staged at first, in the table later.
-                assert!(!w.put_grant(&grant("r1", "u1")).unwrap(), "repeat after {i} (limit {staged_max})");
+                assert!(!w.put_grant(&grant("r1", "u1")).unwrap().is_written(), "repeat after {i} (limit {staged_max})");
             }
-            assert!(!w.put_grant(&grant("r2", "u6")).unwrap());
+            assert!(!w.put_grant(&grant("r2", "u6")).unwrap().is_written());
             assert_eq!(w.counts().grants, 6);
             assert!(w.remove_dangling_grants().unwrap().is_empty());
             // Written after the dangling check (which copies staged grants): still deduped.
-            assert!(!w.put_grant(&grant("r1", "u3")).unwrap());
+            assert!(!w.put_grant(&grant("r1", "u3")).unwrap().is_written());
             let done = w.finish().unwrap();
             let r = C1zReader::open(&done.path);
             assert_eq!(r.sync_runs().len(), run + 1);

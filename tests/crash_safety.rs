@@ -61,6 +61,35 @@ async fn sigkill_at_twenty_points_never_damages_the_previous_file() {
     server.shutdown().await;
 }
 
+/// The output folder is renamed while a sync runs (the work file was created in it): the run fails with one
+/// line naming the missing folder, the previous file is untouched and no work file is left in the folder where
+/// it went (the work file used to stay there: it was removed by its old path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_folder_moved_mid_run_keeps_no_work_file() {
+    let cfg = SimConfig { latency: Duration::from_millis(400), ..Default::default() };
+    let server = SimServer::start(big(), cfg).await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("out");
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("sync.c1z");
+    let before = good_file(&server, &file).await;
+    let child = spawn_console(&mut command(&server, &SimConfig::default(), &file));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !listing(&dir).iter().any(|n| n.starts_with(".sync.c1z.work-")) {
+        assert!(Instant::now() < deadline, "no work file appeared: {:?}", listing(&dir));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let moved = root.path().join("moved");
+    std::fs::rename(&dir, &moved).unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&dir.display().to_string()), "names the folder:\n{err}");
+    assert_eq!(std::fs::read(moved.join("sync.c1z")).unwrap(), before, "previous file untouched");
+    assert_eq!(listing(&moved), vec!["sync.c1z"], "no work file left where the folder went");
+    server.shutdown().await;
+}
+
 async fn interrupted_by(sig: &str) {
     let cfg = SimConfig { latency: Duration::from_millis(400), ..Default::default() };
     let server = SimServer::start(big(), cfg).await.unwrap();

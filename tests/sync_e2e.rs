@@ -246,6 +246,93 @@ async fn a_user_in_both_lists_is_written_once_and_an_unknown_role_gets_no_grant(
     server.shutdown().await;
 }
 
+/// A user Torq lists in both lists with different data: the local list's record is written even when the
+/// local list answers last (the fetch order, not the response timing, decides), with one warning and the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_listed_twice_with_different_data_keeps_the_local_record_whatever_the_timing() {
+    let role = |id: &str, name: &str| SimRole {
+        id: id.into(),
+        name: name.into(),
+        description: String::new(),
+        scope_names: vec![],
+        is_custom: false,
+    };
+    let users = vec![
+        user("u-both", "local@example.com", "r-admin", false),
+        user("u-both", "sso@example.com", "r-view", true),
+        user("u-twin", "twin@example.com", "r-view", false),
+        user("u-twin", "twin@example.com", "r-view", true),
+    ];
+    // The local list answers 400 ms late: read concurrently, the SSO record would arrive first.
+    let cfg = SimConfig {
+        faults: FaultPlan::new().always(Endpoint::UsersLocal, FaultKind::Delay(Duration::from_millis(400))),
+        ..SimConfig::default()
+    };
+    let workspace = Workspace::fixed(users, vec![role("r-admin", "Admin"), role("r-view", "Viewer")]);
+    let server = SimServer::start(workspace, cfg).await.unwrap();
+    let dir = tmp();
+    let file = dir.path().join("sync.c1z");
+    let out = run(&server, &file, &["--log-format", "console"]).await;
+    assert_success(&out);
+    let err = stderr(&out);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("listed twice by Torq with different data")).collect();
+    assert_eq!(warnings.len(), 1, "one warning:\n{err}");
+    assert!(warnings[0].contains("1 record(s)") && warnings[0].contains("u-both"), "count and example:\n{err}");
+    assert!(err.contains("1 user was listed twice with different data; the first record read was kept"), "{err}");
+    assert!(err.contains("2 users were listed twice and written once"), "both repeats are duplicates:\n{err}");
+    let reader = C1zReader::open(&file);
+    let sync_id = reader.default_sync_id();
+    let both = reader.resources(&sync_id).into_iter().find(|r| r.external_id == "user:u-both").unwrap();
+    assert_eq!(both.data.display_name, "local@example.com", "the local list's record");
+    let grants: BTreeSet<String> = reader.grants(&sync_id).iter().map(|g| g.external_id.clone()).collect();
+    let expected: BTreeSet<String> =
+        ["role:r-admin:member:user:u-both", "role:r-view:member:user:u-twin"].into_iter().map(String::from).collect();
+    assert_eq!(grants, expected, "the local record's role only");
+
+    let json = run(&server, &dir.path().join("again.c1z"), &["--log-format", "json"]).await;
+    assert_success(&json);
+    let summary: Value = stderr(&json)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"] == "sync complete")
+        .unwrap();
+    assert_eq!(summary["conflicting"]["user"], 1, "{summary}");
+    assert_eq!(summary["duplicates"]["user"], 2, "{summary}");
+    server.shutdown().await;
+}
+
+/// Ids holding ':' can make two different grants spell the same grant id: the second is left out, counted in
+/// the summary and named in one warning (it used to vanish silently).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_that_share_an_id_are_warned_about_and_counted() {
+    let role = |id: &str| SimRole {
+        id: id.into(),
+        name: id.into(),
+        description: String::new(),
+        scope_names: vec![],
+        is_custom: true,
+    };
+    // role "r" + user "u:member:user:v" and role "r:member:user:u" + user "v" both spell
+    // "role:r:member:user:u:member:user:v".
+    let users = vec![user("u:member:user:v", "a@example.com", "r", false), user("v", "b@example.com", "r:member:user:u", false)];
+    let server = SimServer::start(Workspace::fixed(users, vec![role("r"), role("r:member:user:u")]), SimConfig::default())
+        .await
+        .unwrap();
+    let dir = tmp();
+    let out = run(&server, &dir.path().join("sync.c1z"), &["--log-format", "json"]).await;
+    assert_success(&out);
+    let records: Vec<Value> = stderr(&out).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let warnings: Vec<&Value> =
+        records.iter().filter(|v| v["message"].as_str().is_some_and(|m| m.contains("had the same id"))).collect();
+    assert_eq!(warnings.len(), 1, "{records:?}");
+    assert_eq!(warnings[0]["count"], 1);
+    assert_eq!(warnings[0]["first"], "role:r:member:user:u:member:user:v");
+    let summary = records.iter().find(|v| v["message"] == "sync complete").unwrap();
+    assert_eq!(summary["grant_id_collisions"], 1, "{summary}");
+    assert_eq!(summary["grants"], 1, "{summary}");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_c1z_is_extended_keeping_the_previous_sync() {
     let (server, dir) = reference_server().await;

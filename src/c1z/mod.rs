@@ -22,6 +22,7 @@ mod carry;
 pub(crate) mod container;
 mod dedupe;
 pub(crate) mod gate;
+mod hidden;
 pub mod lock;
 pub(crate) mod schema;
 pub mod time;
@@ -46,7 +47,7 @@ pub(crate) fn tmp_file_prefix(name: &str) -> String {
 
 pub use container::{check_target, FileKind};
 pub use gate::CommitGate;
-pub use writer::{C1zWriter, DanglingGrant, FinishedFile, SyncCounts, WriterOptions};
+pub use writer::{C1zWriter, DanglingGrant, FinishedFile, Put, SyncCounts, WriterOptions};
 
 /// Everything that can go wrong while checking, carrying over or writing a c1z file.
 ///

@@ -18,7 +18,6 @@
 //! docs/performance.md.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -26,10 +25,10 @@ use prost::Message;
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use svix_ksuid::{Ksuid, KsuidLike};
-use tempfile::TempPath;
 
 use super::container::{self, CompressSettings, FileKind};
 use super::dedupe::{RowOutOfRange, SeenIndex};
+use super::hidden::{HiddenFile, OutputDir};
 use super::schema;
 use super::time::{format_sqlite_time, now_text, SecondClock};
 use super::C1zError;
@@ -54,6 +53,31 @@ const SAME_RESOURCE: &str = "SELECT external_id = ?2 FROM v1_resources WHERE id 
 const SAME_STAGED_GRANT: &str = "SELECT external_id = ?2 FROM temp.c1z_stage_grants WHERE id = ?1";
 /// The same for grants after staging (the index is re-pointed at the copied rows).
 const SAME_GRANT: &str = "SELECT external_id = ?2 FROM v1_grants WHERE id = ?1";
+
+/// Whether the object already stored under an id holds data `?2`, by row (`?1`), for each table a [`SeenIndex`]
+/// candidate can be in; then by `(external_id ?1, sync_id ?3)` once the unique indexes dedupe.
+const SAME_RESOURCE_DATA: &str = "SELECT data = ?2 FROM v1_resources WHERE id = ?1";
+const SAME_STAGED_GRANT_DATA: &str = "SELECT data = ?2 FROM temp.c1z_stage_grants WHERE id = ?1";
+const SAME_GRANT_DATA: &str = "SELECT data = ?2 FROM v1_grants WHERE id = ?1";
+const SAME_RESOURCE_DATA_BY_ID: &str = "SELECT data = ?2 FROM v1_resources WHERE external_id = ?1 AND sync_id = ?3";
+const SAME_GRANT_DATA_BY_ID: &str = "SELECT data = ?2 FROM v1_grants WHERE external_id = ?1 AND sync_id = ?3";
+
+/// What a `put_*` call did with an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// Written: the first object with its id in the current sync.
+    Written,
+    /// Not written: the current sync holds an object with this id and the same data (sent again).
+    Repeated,
+    /// Not written: the current sync holds an object with this id and different data; the first one stays.
+    Conflicting,
+}
+
+impl Put {
+    pub fn is_written(self) -> bool {
+        self == Put::Written
+    }
+}
 
 /// Grants of the current sync are first written to this temp table and copied into `v1_grants` grouped by
 /// entitlement (the order the Go connector writes them in) by `remove_dangling_grants` or `finish`, or as soon
@@ -147,9 +171,9 @@ pub struct FinishedFile {
 pub struct C1zWriter {
     // Field order matters for Drop: the connection is closed before the work file is removed.
     conn: Option<Connection>,
-    work: Option<TempPath>,
+    work: Option<HiddenFile>,
     target: PathBuf,
-    dir: PathBuf,
+    dir: OutputDir,
     file_name: String,
     level: i32,
     sync_id: String,
@@ -245,10 +269,11 @@ impl C1zWriter {
             return Err(C1zError::ParentMissing { path: dir });
         }
 
-        let work_file = hidden_file(&dir, &super::work_file_prefix(&file_name), "create a work file in")?;
-        let work = work_file.into_temp_path();
+        let dir = OutputDir::open(&dir)?;
+        let (work_file, work) = dir.hidden_file(&super::work_file_prefix(&file_name), "create a work file in")?;
+        drop(work_file);
 
-        let conn = open_work_database(&work).map_err(C1zError::sql("open the work database"))?;
+        let conn = open_work_database(work.path()).map_err(C1zError::sql("open the work database"))?;
         let started = chrono::Local::now();
         let mut writer = C1zWriter {
             conn: Some(conn),
@@ -317,16 +342,16 @@ impl C1zWriter {
     /// Copies the previous sync's rows out of the target (see [`super::carry`]). The decompressed previous file
     /// is a hidden temp file next to the target, removed as soon as its rows are copied.
     fn carry_over(&mut self, before: &str) -> Result<(), C1zError> {
-        let mut prev_file = hidden_file(&self.dir, &super::prev_file_prefix(&self.file_name), "create a temp file in")?;
-        let prev_path = prev_file.path().to_path_buf();
-        let bytes = container::decompress_file(&self.target, prev_file.as_file_mut(), &prev_path)?;
-        let prev = prev_file.into_temp_path();
+        let (mut prev_file, prev) =
+            self.dir.hidden_file(&super::prev_file_prefix(&self.file_name), "create a temp file in")?;
+        let bytes = container::decompress_file(&self.target, &mut prev_file, prev.path())?;
+        drop(prev_file);
         if bytes == 0 {
             // A c1z around an empty database holds no sync to keep.
             return Ok(());
         }
         let conn = self.conn.as_ref().ok_or_else(closed)?;
-        let carried = super::carry::carry_previous(conn, &prev, &self.target, before)?;
+        let carried = super::carry::carry_previous(conn, prev.path(), &self.target, before)?;
         drop(prev);
         if let Some(c) = &carried {
             if c.rows_left_out > 0 {
@@ -400,8 +425,8 @@ impl C1zWriter {
         Ok(inserted)
     }
 
-    /// Stores a resource under `external_id` `"<type>:<id>"`; `Ok(false)` when already in this sync.
-    pub fn put_resource(&mut self, r: &Resource) -> Result<bool, C1zError> {
+    /// Stores a resource under `external_id` `"<type>:<id>"` unless this sync already holds that id.
+    pub fn put_resource(&mut self, r: &Resource) -> Result<Put, C1zError> {
         let id = r.id.as_ref().ok_or_else(|| invalid("a resource", "it has no id"))?;
         if id.resource_type.is_empty() || id.resource.is_empty() {
             return Err(invalid("a resource", "its id has an empty type or value"));
@@ -414,8 +439,10 @@ impl C1zWriter {
         encode(r, &mut self.buf)?;
         let conn = self.conn.as_ref().ok_or_else(closed)?;
         let tag = self.seen_resources.tag(&external_id);
-        if !self.unique_indexes && is_seen(conn, &self.seen_resources, tag, SAME_RESOURCE, &external_id)? {
-            return Ok(false);
+        if !self.unique_indexes {
+            if let Some(row) = find_seen(conn, &self.seen_resources, tag, SAME_RESOURCE, &external_id)? {
+                return repeated(conn, SAME_RESOURCE_DATA, params![row, self.buf]);
+            }
         }
         let mut stmt = conn.prepare_cached(INSERT_RESOURCE).map_err(C1zError::sql("prepare a resource insert"))?;
         let n = stmt
@@ -433,11 +460,12 @@ impl C1zWriter {
         if inserted && !self.unique_indexes {
             self.seen_resources.record(tag, conn.last_insert_rowid()).map_err(row_out_of_range)?;
         }
-        if inserted {
-            self.counts.resources += 1;
-            *self.resources_by_type.entry(id.resource_type.clone()).or_default() += 1;
+        if !inserted {
+            return repeated(conn, SAME_RESOURCE_DATA_BY_ID, params![external_id, self.buf, self.sync_id]);
         }
-        Ok(inserted)
+        self.counts.resources += 1;
+        *self.resources_by_type.entry(id.resource_type.clone()).or_default() += 1;
+        Ok(Put::Written)
     }
 
     /// Stores an entitlement (resource columns from `entitlement.resource.id`); `Ok(false)` when already in
@@ -466,8 +494,8 @@ impl C1zWriter {
     }
 
     /// Stores a grant (columns from `entitlement.resource.id`, `entitlement.id` and `principal.id`, no
-    /// expansion); `Ok(false)` when already in this sync.
-    pub fn put_grant(&mut self, g: &Grant) -> Result<bool, C1zError> {
+    /// expansion) unless this sync already holds its id.
+    pub fn put_grant(&mut self, g: &Grant) -> Result<Put, C1zError> {
         if g.id.is_empty() {
             return Err(invalid("a grant", "its id is empty"));
         }
@@ -487,13 +515,15 @@ impl C1zWriter {
             .ok_or_else(|| invalid("a grant", "it has no principal id"))?;
         encode(g, &mut self.buf)?;
         let conn = self.conn.as_ref().ok_or_else(closed)?;
-        let (same, insert) = match self.staged_grants {
-            Some(_) => (SAME_STAGED_GRANT, STAGE_GRANT),
-            None => (SAME_GRANT, INSERT_GRANT),
+        let (same, same_data, insert) = match self.staged_grants {
+            Some(_) => (SAME_STAGED_GRANT, SAME_STAGED_GRANT_DATA, STAGE_GRANT),
+            None => (SAME_GRANT, SAME_GRANT_DATA, INSERT_GRANT),
         };
         let tag = self.seen_grants.tag(&g.id);
-        if !self.unique_indexes && is_seen(conn, &self.seen_grants, tag, same, &g.id)? {
-            return Ok(false);
+        if !self.unique_indexes {
+            if let Some(row) = find_seen(conn, &self.seen_grants, tag, same, &g.id)? {
+                return repeated(conn, same_data, params![row, self.buf]);
+            }
         }
         let n = conn
             .prepare_cached(insert)
@@ -512,7 +542,7 @@ impl C1zWriter {
             })
             .map_err(C1zError::sql("insert a grant"))?;
         if n == 0 {
-            return Ok(false);
+            return repeated(conn, SAME_GRANT_DATA_BY_ID, params![g.id, self.buf, self.sync_id]);
         }
         if !self.unique_indexes {
             self.seen_grants.record(tag, conn.last_insert_rowid()).map_err(row_out_of_range)?;
@@ -524,7 +554,7 @@ impl C1zWriter {
                 self.unstage_grants()?;
             }
         }
-        Ok(true)
+        Ok(Put::Written)
     }
 
     /// Copies the staged grants into `v1_grants`, grouped by entitlement, and re-points the grant dedupe index
@@ -637,28 +667,27 @@ impl C1zWriter {
         conn.close().map_err(|(_, e)| C1zError::sql("close the work database")(e))?;
         release_freed_memory();
 
-        let work = self.work.as_ref().ok_or_else(closed)?.to_path_buf();
-        remove_side_files(&work);
+        let work = self.work.as_ref().ok_or_else(closed)?;
+        work.remove_side_files();
 
         // Re-check: something else may have appeared at the target since `create`.
         container::check_target(&self.target)?;
 
-        let mut out = hidden_file(&self.dir, &super::tmp_file_prefix(&self.file_name), "create a temp file in")?;
-        let out_path = out.path().to_path_buf();
+        let (mut out_file, out) =
+            self.dir.hidden_file(&super::tmp_file_prefix(&self.file_name), "create a temp file in")?;
         let t1 = Instant::now();
-        let bytes =
-            container::compress_file(&work, out.as_file_mut(), &out_path, CompressSettings { level: self.level })?;
-        out.as_file().sync_all().map_err(|e| C1zError::io("flush", &out_path, e))?;
+        let settings = CompressSettings { level: self.level };
+        let bytes = container::compress_file(work.path(), &mut out_file, out.path(), settings)?;
+        out_file.sync_all().map_err(|e| C1zError::io("flush", out.path(), e))?;
+        drop(out_file);
         // The point of no return: a stop request that won the gate first keeps the old file (the temp file and
         // the work database are removed on drop); one that comes later learns that the file was replaced.
         if self.gate.as_ref().is_some_and(|g| !g.commit()) {
             return Err(C1zError::Interrupted);
         }
-        out.persist(&self.target).map_err(|e| C1zError::io("replace", &self.target, e.error))?;
-        // Make the rename durable; some file systems refuse fsync on directories, which is not fatal.
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        out.persist(&self.target)?;
+        // Make the rename durable.
+        self.dir.sync();
         tracing::debug!(
             sync_id = %self.sync_id,
             index_ms = t_indexes.as_millis() as u64,
@@ -731,23 +760,31 @@ impl Drop for C1zWriter {
     fn drop(&mut self) {
         // Close SQLite first, then remove any journal it may have left, then the work file itself.
         drop(self.conn.take());
-        if let Some(work) = self.work.take() {
-            remove_side_files(&work);
-            drop(work);
-        }
+        // (The work file's guard removes both, through the folder's handle.)
+        drop(self.work.take());
     }
 }
 
-/// Whether the current sync already holds `key`: every row the index names for its tag is read back (`same`
-/// takes the row and the key) until one holds exactly this key.
-fn is_seen(conn: &Connection, index: &SeenIndex, tag: u32, same: &str, key: &str) -> Result<bool, C1zError> {
+/// The row of the current sync that holds `key`: every row the index names for `tag` is read back (`same` takes
+/// the row and the key) until one holds exactly this key.
+fn find_seen(conn: &Connection, index: &SeenIndex, tag: u32, same: &str, key: &str) -> Result<Option<i64>, C1zError> {
     let found = index.find(tag, |row| {
         conn.prepare_cached(same)
             .and_then(|mut st| st.query_row(params![row, key], |r| r.get::<_, bool>(0)).optional())
             // A row that is gone (a dangling grant deleted) holds no key.
             .map(|same| same.unwrap_or(false))
     });
-    Ok(found.map_err(C1zError::sql("look up an object for dedupe"))?.is_some())
+    found.map_err(C1zError::sql("look up an object for dedupe"))
+}
+
+/// Whether an object that was not written repeats the stored one (`same_data` says if the data is equal).
+fn repeated(conn: &Connection, same_data: &str, params: impl rusqlite::Params) -> Result<Put, C1zError> {
+    let same = conn
+        .prepare_cached(same_data)
+        .and_then(|mut st| st.query_row(params, |r| r.get::<_, bool>(0)).optional())
+        .map_err(C1zError::sql("compare an object with the one stored under its id"))?;
+    // No stored row (cannot happen: the insert was ignored because of it) counts as a repeat, not a conflict.
+    Ok(if same.unwrap_or(true) { Put::Repeated } else { Put::Conflicting })
 }
 
 fn row_out_of_range(RowOutOfRange(row): RowOutOfRange) -> C1zError {
@@ -764,24 +801,6 @@ fn release_freed_memory() {
     // SAFETY: malloc_trim only walks glibc's own arenas; it takes no pointers and is thread-safe.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-/// A new private (0600) file `<prefix>XXXXXX` in `dir`, created exclusively; removed when dropped.
-fn hidden_file(dir: &Path, prefix: &str, op: &'static str) -> Result<tempfile::NamedTempFile, C1zError> {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .rand_bytes(6)
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(|e| C1zError::io(op, dir, e))
-}
-
-fn remove_side_files(work: &Path) {
-    for suffix in ["-journal", "-wal", "-shm"] {
-        let mut p = work.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(p));
     }
 }
 
@@ -828,7 +847,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(w.put_resource(&user).unwrap());
+        assert!(w.put_resource(&user).unwrap().is_written());
         w.conn.as_ref().unwrap().execute("DELETE FROM v1_resources", []).unwrap();
         let e = w.finish().unwrap_err();
         assert!(matches!(e, C1zError::CountMismatch { .. }), "{e}");
@@ -849,15 +868,15 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(w.put_resource(&res("a")).unwrap());
+        assert!(w.put_resource(&res("a")).unwrap().is_written());
         let conn = w.conn.as_ref().unwrap();
         let row_a: i64 = conn.query_row("SELECT id FROM v1_resources", [], |r| r.get(0)).unwrap();
         // Pretend "user:b" hashes like "user:a" did.
         let tag_b = w.seen_resources.tag("user:b");
         w.seen_resources.record(tag_b, row_a).unwrap();
-        assert!(w.put_resource(&res("b")).unwrap(), "collision must not hide a new id");
-        assert!(!w.put_resource(&res("b")).unwrap(), "second b is a duplicate");
-        assert!(!w.put_resource(&res("a")).unwrap());
+        assert!(w.put_resource(&res("b")).unwrap().is_written(), "collision must not hide a new id");
+        assert_eq!(w.put_resource(&res("b")).unwrap(), Put::Repeated, "second b is a duplicate");
+        assert!(!w.put_resource(&res("a")).unwrap().is_written());
         assert_eq!(w.counts().resources, 2);
     }
 
@@ -884,15 +903,15 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let opts = WriterOptions { staged_grants_max: staged_max, ..WriterOptions::default() };
             let mut w = C1zWriter::create(&dir.path().join("s.c1z"), opts).unwrap();
-            assert!(w.put_grant(&grant("a")).unwrap());
+            assert!(w.put_grant(&grant("a")).unwrap().is_written());
             let conn = w.conn.as_ref().unwrap();
             let row_a: i64 = conn.query_row(&format!("SELECT max(id) FROM {table}"), [], |r| r.get(0)).unwrap();
             // Pretend grant b hashes like grant a did.
             let tag_b = w.seen_grants.tag(&grant("b").id);
             w.seen_grants.record(tag_b, row_a).unwrap();
-            assert!(w.put_grant(&grant("b")).unwrap(), "collision must not hide a new grant ({table})");
-            assert!(!w.put_grant(&grant("b")).unwrap(), "second b is a duplicate ({table})");
-            assert!(!w.put_grant(&grant("a")).unwrap(), "{table}");
+            assert!(w.put_grant(&grant("b")).unwrap().is_written(), "collision must not hide a new grant ({table})");
+            assert_eq!(w.put_grant(&grant("b")).unwrap(), Put::Repeated, "second b is a duplicate ({table})");
+            assert!(!w.put_grant(&grant("a")).unwrap().is_written(), "{table}");
             assert_eq!(w.counts().grants, 2);
         }
     }
@@ -919,16 +938,24 @@ mod tests {
         })
         .unwrap();
         w.put_resource(&res("user", "b")).unwrap();
-        assert!(w.put_grant(&grant("a")).unwrap());
-        assert!(w.put_grant(&grant("b")).unwrap());
+        assert!(w.put_grant(&grant("a")).unwrap().is_written());
+        assert!(w.put_grant(&grant("b")).unwrap().is_written());
         let removed = w.remove_dangling_grants().unwrap();
         assert_eq!(removed.len(), 1);
         assert_eq!(removed[0].principal_id, "a");
         assert_eq!(w.counts().grants, 1);
-        assert!(w.put_resource(&res("user", "a")).unwrap());
-        assert!(!w.put_resource(&res("user", "a")).unwrap(), "the unique index dedupes after the index build");
-        assert!(w.put_grant(&grant("a")).unwrap());
-        assert!(!w.put_grant(&grant("a")).unwrap());
+        assert!(w.put_resource(&res("user", "a")).unwrap().is_written());
+        assert_eq!(w.put_resource(&res("user", "a")).unwrap(), Put::Repeated, "the unique index dedupes now");
+        let mut renamed = res("user", "a");
+        renamed.display_name = "A".into();
+        assert_eq!(w.put_resource(&renamed).unwrap(), Put::Conflicting, "and still tells a conflict");
+        assert!(w.put_grant(&grant("a")).unwrap().is_written());
+        assert_eq!(w.put_grant(&grant("a")).unwrap(), Put::Repeated);
+        let mut other = grant("a");
+        if let Some(p) = other.principal.as_mut() {
+            p.display_name = "A".into();
+        }
+        assert_eq!(w.put_grant(&other).unwrap(), Put::Conflicting);
         assert!(w.remove_dangling_grants().unwrap().is_empty());
         assert_eq!(w.counts().grants, 2);
         w.finish().unwrap();

@@ -1,6 +1,7 @@
 //! `user`: Torq users -> `user` resources with a UserTrait, and each user's role membership as a grant on the
-//! role's `member` entitlement. The two user lists (local and SSO-provisioned) are streamed concurrently: each is
-//! decoded on its own blocking thread and mapped there, so a million users never sit in memory.
+//! role's `member` entitlement. The two user lists (local, then SSO-provisioned) are streamed one after the other
+//! (a user in both is written from the local list, whatever the timing); each is decoded on a blocking thread and
+//! mapped there, so a million users never sit in memory.
 //!
 //! Status: VERIFIED -> ENABLED; INVITATION_SENT -> ENABLED with details "invitation sent, not accepted yet";
 //! anything else -> UNSPECIFIED with the raw Torq status as details. Torq has no name fields, so no name is made up.
@@ -60,7 +61,10 @@ impl ResourceSyncer for UserSyncer {
 
     fn sync<'a>(&'a self, client: &'a TorqClient, sink: RowSink) -> BoxFuture<'a, Result<Synced, TorqError>> {
         Box::pin(async move {
-            tokio::try_join!(stream_list(client, false, sink.clone()), stream_list(client, true, sink))?;
+            // One after the other, so a user Torq lists in both is always written from the local list (the
+            // writer keeps the first record of an id): which record wins must not depend on response timing.
+            stream_list(client, false, sink.clone()).await?;
+            stream_list(client, true, sink).await?;
             Ok(Synced::Done)
         })
     }
@@ -81,7 +85,8 @@ impl AccountManager for UserSyncer {
     }
 }
 
-/// One user list -> batches of mapped rows. A user in both lists is sent twice; the writer keeps the first.
+/// One user list -> batches of mapped rows, all sent (flushed) before it returns. A user in both lists is sent
+/// twice; the writer keeps the first.
 async fn stream_list(client: &TorqClient, sso: bool, sink: RowSink) -> Result<u64, TorqError> {
     let buffer = sink.buffer();
     let callback_buffer = buffer.clone();

@@ -98,14 +98,7 @@ pub(crate) fn decide(
             to: None,
         });
     }
-    changes.sort_by(|a, b| {
-        (a.code, a.subject.kind, a.subject.name.to_lowercase(), &a.subject.id).cmp(&(
-            b.code,
-            b.subject.kind,
-            b.subject.name.to_lowercase(),
-            &b.subject.id,
-        ))
-    });
+    changes.sort_by_cached_key(|c| (c.code, c.subject.kind, c.subject.name.to_lowercase(), c.subject.id.clone()));
     changes
 }
 

@@ -247,13 +247,8 @@ pub(crate) fn decide(
     if !roles.is_empty() && roles.iter().all(|r| r.role.custom.is_none()) {
         notes.push("the file does not say which roles are custom, so unused_custom_role is not decided".to_string());
     }
-    found.sort_by(|a, b| {
-        (std::cmp::Reverse(a.severity), a.code, a.subject.name.to_lowercase(), &a.subject.id).cmp(&(
-            std::cmp::Reverse(b.severity),
-            b.code,
-            b.subject.name.to_lowercase(),
-            &b.subject.id,
-        ))
+    found.sort_by_cached_key(|f| {
+        (std::cmp::Reverse(f.severity), f.code, f.subject.name.to_lowercase(), f.subject.id.clone())
     });
     (found, notes)
 }

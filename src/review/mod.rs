@@ -384,14 +384,9 @@ pub fn build(options: &ReviewOptions) -> Result<Report, ReviewError> {
             api_keys: 0,
         })
         .collect();
-    roles.sort_by(|a, b| {
-        let owner = |r: &RoleSummary| !r.role.name.eq_ignore_ascii_case(OWNER_ROLE);
-        (owner(a), !a.privileged, a.role.name.to_lowercase(), &a.role.id).cmp(&(
-            owner(b),
-            !b.privileged,
-            b.role.name.to_lowercase(),
-            &b.role.id,
-        ))
+    roles.sort_by_cached_key(|r| {
+        let owner = !r.role.name.eq_ignore_ascii_case(OWNER_ROLE);
+        (owner, !r.privileged, r.role.name.to_lowercase(), r.role.id.clone())
     });
     let role_index: HashMap<Arc<str>, usize> = roles.iter().enumerate().map(|(i, r)| (r.role.id.clone(), i)).collect();
     let mut accounts = current.accounts;
@@ -420,9 +415,11 @@ pub fn build(options: &ReviewOptions) -> Result<Report, ReviewError> {
         Some(before) => changes::decide(before, &accounts, &roles, &role_index),
         None => Vec::new(),
     };
-    accounts.sort_by(|a, b| {
-        let pos = |x: &Account| role_index.get(&x.role_id).copied().unwrap_or(usize::MAX);
-        (pos(a), a.kind, a.name.to_lowercase(), &a.id).cmp(&(pos(b), b.kind, b.name.to_lowercase(), &b.id))
+    // Keys computed once per account: lower-casing inside the comparison (n log n times) was the slowest step
+    // of a review (docs/review.md, Speed and memory).
+    accounts.sort_by_cached_key(|a| {
+        let pos = role_index.get(&a.role_id).copied().unwrap_or(usize::MAX);
+        (pos, a.kind, a.name.to_lowercase(), a.id.clone())
     });
     Ok(Report {
         file: options.file.display().to_string(),

@@ -617,7 +617,10 @@ mod tests {
         assert!(text.contains("\n  API keys not synced: Torq answered HTTP 403\n"), "{text}");
         assert!(text.contains("\n  2 users have a role that Torq did not list"), "{text}");
         assert!(text.contains("\n  1 user was listed twice and written once\n"), "{text}");
-        assert!(text.contains("\n  1 user was listed twice with different data; the first record read was kept"), "{text}");
+        assert!(
+            text.contains("\n  1 user was listed twice with different data; the first record read was kept"),
+            "{text}"
+        );
         assert!(text.contains("\n  2 grants were left out: another grant had the same id"), "{text}");
         assert_eq!(summary().resource_counts(), "user=3 role=1");
         assert_eq!(summary().count("api_key"), 0, "a skipped type counts nothing");

@@ -661,7 +661,10 @@ fn grants_are_grouped_by_entitlement_and_deduped_on_both_sides_of_the_staging_li
                 w.put_resource(&user(uid)).unwrap();
                 assert!(w.put_grant(&grant(rid, uid)).unwrap().is_written(), "{uid} (limit {staged_max})");
                 // A repeat of the very first grant: staged at first, in the table later.
-                assert!(!w.put_grant(&grant("r1", "u1")).unwrap().is_written(), "repeat after {i} (limit {staged_max})");
+                assert!(
+                    !w.put_grant(&grant("r1", "u1")).unwrap().is_written(),
+                    "repeat after {i} (limit {staged_max})"
+                );
             }
             assert!(!w.put_grant(&grant("r2", "u6")).unwrap().is_written());
             assert_eq!(w.counts().grants, 6);

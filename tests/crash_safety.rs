@@ -85,6 +85,8 @@ async fn an_output_folder_moved_mid_run_keeps_no_work_file() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&dir.display().to_string()), "names the folder:\n{err}");
+    assert!(err.contains("was moved, renamed or removed while the sync ran"), "names the cause:\n{err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("error")).count(), 1, "one error line:\n{err}");
     assert_eq!(std::fs::read(moved.join("sync.c1z")).unwrap(), before, "previous file untouched");
     assert_eq!(listing(&moved), vec!["sync.c1z"], "no work file left where the folder went");
     server.shutdown().await;

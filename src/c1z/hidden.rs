@@ -52,6 +52,24 @@ impl OutputDir {
         Ok((file, HiddenFile { dir: self.clone(), name, path, armed: true }))
     }
 
+    /// `e`, or [`C1zError::FolderMoved`] when the folder is no longer at its path (moved, renamed or removed):
+    /// what failed then (a file not found, a "corrupt" previous file) is only a consequence.
+    pub(crate) fn explain(&self, e: C1zError) -> C1zError {
+        if matches!(e, C1zError::Interrupted) || !self.moved() {
+            return e;
+        }
+        C1zError::FolderMoved { path: self.path.clone() }
+    }
+
+    /// Whether the path no longer names the folder that was opened.
+    fn moved(&self) -> bool {
+        let Ok(opened) = rustix::fs::fstat(&*self.handle) else { return false };
+        match rustix::fs::stat(&self.path) {
+            Ok(now) => (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino),
+            Err(_) => true,
+        }
+    }
+
     /// Flushes the folder's entries (after a rename); some file systems refuse, which is not fatal.
     pub(crate) fn sync(&self) {
         let _ = rustix::fs::fsync(&*self.handle);
@@ -126,6 +144,22 @@ mod tests {
         std::fs::rename(&before, &after).unwrap();
         drop(work);
         assert!(entries(&after).is_empty(), "{:?}", entries(&after));
+    }
+
+    #[test]
+    fn a_failure_after_the_folder_moved_is_reported_as_the_move() {
+        let root = tempfile::tempdir().unwrap();
+        let before = root.path().join("out");
+        std::fs::create_dir(&before).unwrap();
+        let dir = OutputDir::open(&before).unwrap();
+        let failure = || C1zError::Corrupt { path: before.join("s.c1z"), reason: "cannot open".into() };
+        assert!(matches!(dir.explain(failure()), C1zError::Corrupt { .. }), "in place: the failure itself");
+        std::fs::rename(&before, root.path().join("moved")).unwrap();
+        std::fs::create_dir(&before).unwrap();
+        let e = dir.explain(failure());
+        assert!(matches!(&e, C1zError::FolderMoved { path } if *path == before), "{e}");
+        std::fs::remove_dir(&before).unwrap();
+        assert!(matches!(dir.explain(failure()), C1zError::FolderMoved { .. }), "gone: the move too");
     }
 
     #[test]

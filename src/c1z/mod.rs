@@ -84,6 +84,10 @@ pub enum C1zError {
         source: std::io::Error,
     },
 
+    /// The output's folder was moved, renamed or removed while the sync ran (found after something failed).
+    #[error("the folder {path} was moved, renamed or removed while the sync ran; nothing was written there and the work files were removed; run again")]
+    FolderMoved { path: PathBuf },
+
     /// A file-system operation failed.
     #[error("cannot {op} {path}: {source}; check that the directory exists, is writable and has free space")]
     Io {

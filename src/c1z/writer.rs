@@ -296,14 +296,18 @@ impl C1zWriter {
             seen_grants: SeenIndex::new(),
             unique_indexes: false,
         };
-        writer.prepare()?;
-        if kind == FileKind::V1 && opts.carry_over_previous {
-            // Just before the new sync's start, in the same text layout: the kept sync must sort before it.
-            let before = format_sqlite_time(&(started - chrono::Duration::milliseconds(1)));
-            writer.carry_over(&before)?;
+        let ready = writer.prepare().and_then(|()| {
+            if kind == FileKind::V1 && opts.carry_over_previous {
+                // Just before the new sync's start, in the same text layout: the kept sync must sort before it.
+                let before = format_sqlite_time(&(started - chrono::Duration::milliseconds(1)));
+                writer.carry_over(&before)?;
+            }
+            writer.start_run()
+        });
+        match ready {
+            Ok(()) => Ok(writer),
+            Err(e) => Err(writer.dir.explain(e)),
         }
-        writer.start_run()?;
-        Ok(writer)
     }
 
     /// Configures the new, empty work database and creates this crate's schema in it.
@@ -642,7 +646,12 @@ impl C1zWriter {
 
     /// Ends the sync run, builds the remaining indexes, compresses the database and atomically replaces the
     /// target. On error the target is unchanged and all temp files are removed.
-    pub fn finish(mut self) -> Result<FinishedFile, C1zError> {
+    pub fn finish(self) -> Result<FinishedFile, C1zError> {
+        let dir = self.dir.clone();
+        self.finish_file().map_err(|e| dir.explain(e))
+    }
+
+    fn finish_file(mut self) -> Result<FinishedFile, C1zError> {
         if self.gate.as_ref().is_some_and(super::CommitGate::is_abandoned) {
             return Err(C1zError::Interrupted);
         }

@@ -32,13 +32,15 @@ enum Answer {
     BigPages,
     /// 200 with an empty user page and a `next_page_token` never sent before, for ever.
     EmptyPages,
+    /// 200 with the same two users on every page and a `next_page_token` never sent before, for ever.
+    SamePages,
 }
 
 /// An endless body stops here (far past every limit the client has), so an unfixed client ends too.
 const ENDLESS_CAP: u64 = 256 * 1024 * 1024;
 
 /// A raw HTTP/1.1 server answering by path: `/token`, a role list (`/roles` or `/users/roles`), the user lists
-/// (`/users`); anything else (API keys, claim mappings) gets `NO_USERS`, which they read as empty lists.
+/// (`/users`); anything else (API keys, claim mappings) gets `{}`, which they read as empty lists.
 struct Hostile {
     addr: SocketAddr,
     /// Largest number of body bytes one connection wrote before the client went away (or the cap).
@@ -123,7 +125,8 @@ async fn serve(
         } else if path.contains("/users") {
             users
         } else {
-            Answer::Json(NO_USERS)
+            // proto3's empty list: the list left out (an API-key or claim-mapping key would be another list).
+            Answer::Json("{}")
         };
         let (status, prefix) = match answer {
             Answer::Endless(status) => (status, r#"{"message": ""#),
@@ -171,10 +174,15 @@ async fn serve(
                 socket.write_all(head.as_bytes()).await?;
                 socket.write_all(body.as_bytes()).await?;
             }
-            Answer::EmptyPages => {
+            Answer::EmptyPages | Answer::SamePages => {
                 static PAGES: AtomicU64 = AtomicU64::new(0);
                 let page = PAGES.fetch_add(1, Ordering::Relaxed);
-                let body = format!(r#"{{"users": [], "next_page_token": "fresh-{page}"}}"#);
+                let users = if matches!(answer, Answer::SamePages) {
+                    r#"{"id": "u1", "email": "a@x.com"}, {"id": "u2", "email": "b@x.com"}"#
+                } else {
+                    ""
+                };
+                let body = format!(r#"{{"users": [{users}], "next_page_token": "fresh-{page}"}}"#);
                 let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                     body.len()
@@ -395,6 +403,20 @@ async fn user_pages_that_bring_nothing_new_end_the_sync_in_a_few_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_pages_that_repeat_the_same_users_end_the_sync_in_a_few_requests() {
+    // Every user page holds the same two users under a fresh token: each page "delivers" two users, so only
+    // telling a repeated page from a new one stops it (it used to run to the 100,000-page cap).
+    let (server, dir, took) =
+        failing_sync([Answer::Json(TOKEN_OK), Answer::Json(ONE_ROLE), Answer::SamePages], 10, "without new items")
+            .await;
+    let pages = server.requests().iter().filter(|r| r.contains("/users?")).count();
+    // The first page is new; then three repeats in a row, per list (one list's failure may stop the other).
+    assert!((4..=8).contains(&pages), "{pages} user pages: {:?}", server.requests());
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert!(!dir.path().join("sync.c1z").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_with_cr_lf_is_refused_at_once_saying_so() {
     // The unfixed client sent it 6 times as a header reqwest refuses, then said "check connectivity".
     const TOKEN_CRLF: &str = r#"{"access_token": "abc\r\nX-Injected: 1", "expires_in": 3600, "token_type": "Bearer"}"#;
@@ -415,6 +437,19 @@ async fn a_null_user_list_is_malformed_not_empty() {
         [Answer::Json(TOKEN_OK), Answer::Json(ONE_ROLE), Answer::Json(r#"{"users": null}"#)],
         10,
         "cannot read (\"users\" is null, not a list",
+    )
+    .await;
+    assert!(!dir.path().join("sync.c1z").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_answer_without_its_list_but_with_other_fields_is_malformed_not_empty() {
+    // An error envelope sent with 200 (or a renamed field) was taken for "no users": a sync without them, exit 0.
+    // A page that leaves an empty list out alone (`{}`, proto3's way) stays an empty list.
+    let (_, dir, _) = failing_sync(
+        [Answer::Json(TOKEN_OK), Answer::Json(ONE_ROLE), Answer::Json(r#"{"error": "internal", "code": 13}"#)],
+        10,
+        r#"the answer has no "users" list but other fields ("error", "code")"#,
     )
     .await;
     assert!(!dir.path().join("sync.c1z").exists());

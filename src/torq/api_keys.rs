@@ -8,6 +8,7 @@ use super::{TorqClient, TorqError};
 
 impl ListPage for ApiKeysPage {
     type Item = ApiKeyRecord;
+    const LIST_KEY: &'static str = "api_keys";
     fn into_parts(self) -> (Vec<ApiKeyRecord>, String) {
         (self.api_keys, self.next_page_token)
     }

@@ -7,6 +7,7 @@ use super::{TorqClient, TorqError};
 
 impl ListPage for ClaimMappingsPage {
     type Item = ClaimMappingRecord;
+    const LIST_KEY: &'static str = "claim_mappings";
     fn into_parts(self) -> (Vec<ClaimMappingRecord>, String) {
         (self.claim_mappings, self.next_page_token)
     }

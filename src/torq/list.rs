@@ -33,6 +33,8 @@ const LIST_BYTES_LIMIT: usize = 64 * 1024 * 1024;
 /// A decoded page of a list answer.
 pub(crate) trait ListPage: DeserializeOwned + Send + 'static {
     type Item;
+    /// The JSON key of the page's list, e.g. `api_keys`.
+    const LIST_KEY: &'static str;
     /// The page's items and its `next_page_token` (empty on the last page).
     fn into_parts(self) -> (Vec<Self::Item>, String);
 }
@@ -123,7 +125,7 @@ impl TorqClient {
                         e => Outcome::from_body(e, &request),
                     })?;
                     left.fetch_sub(body.len(), Ordering::Relaxed);
-                    serde_json::from_slice::<P>(&body).map(P::into_parts).map_err(|e| Outcome::from_json(&e, &request))
+                    decode_page::<P>(&body, &request)
                 }
             },
             |page_items| {
@@ -134,6 +136,99 @@ impl TorqClient {
         )
         .await?;
         Ok(items)
+    }
+}
+
+/// One page of a small list, whole: its items and its `next_page_token`. A page without items must hold its
+/// list or nothing but the token (see [`PageKeys::missing_list`]).
+fn decode_page<P: ListPage>(body: &[u8], request: &str) -> Result<(Vec<P::Item>, String), Outcome> {
+    let (items, next) =
+        serde_json::from_slice::<P>(body).map(P::into_parts).map_err(|e| Outcome::from_json(&e, request))?;
+    if items.is_empty() {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let keys = serde::de::DeserializeSeed::deserialize(PageKeysOf(P::LIST_KEY), &mut de)
+            .map_err(|e| Outcome::from_json(&e, request))?;
+        if let Some(detail) = keys.missing_list() {
+            return Err(Outcome::Fatal(TorqError::Malformed { request: request.to_string(), detail }));
+        }
+    }
+    Ok((items, next))
+}
+
+/// Keys a page may hold without its list: proto3 JSON leaves an empty list out, so an empty page is `{}` or
+/// holds its token alone.
+const PAGE_TOKEN_KEYS: [&str; 2] = ["next_page_token", "nextPageToken"];
+
+/// How many of a page's top-level keys an error names.
+const KEYS_NAMED: usize = 5;
+
+/// What a page's top-level keys say about its list.
+#[derive(Debug, Default)]
+pub(crate) struct PageKeys {
+    list_key: &'static str,
+    has_list: bool,
+    has_other: bool,
+    /// The first keys (one more than [`KEYS_NAMED`], to know there are more).
+    first: Vec<String>,
+}
+
+impl PageKeys {
+    pub(crate) fn new(list_key: &'static str) -> PageKeys {
+        PageKeys { list_key, ..PageKeys::default() }
+    }
+
+    pub(crate) fn note(&mut self, key: &str) {
+        if key == self.list_key {
+            self.has_list = true;
+        } else if !PAGE_TOKEN_KEYS.contains(&key) {
+            self.has_other = true;
+        }
+        if self.first.len() <= KEYS_NAMED {
+            self.first.push(key.to_string());
+        }
+    }
+
+    /// Why the page is malformed, if it is: it lacks its list but holds other fields (an error envelope sent
+    /// with a 2xx status, a renamed field). That is not an empty list, and taking it for one would write a sync
+    /// without those objects.
+    pub(crate) fn missing_list(&self) -> Option<String> {
+        if self.has_list || !self.has_other {
+            return None;
+        }
+        let mut named: Vec<String> = self.first.iter().take(KEYS_NAMED).map(|k| format!("{k:?}")).collect();
+        if self.first.len() > KEYS_NAMED {
+            named.push("...".into());
+        }
+        Some(format!(
+            "the answer has no {:?} list but other fields ({}); an empty list is sent as [] or left out alone",
+            self.list_key,
+            named.join(", ")
+        ))
+    }
+}
+
+/// Reads a JSON object's top-level keys into [`PageKeys`] for the list named `.0` (values skipped unread).
+struct PageKeysOf(&'static str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for PageKeysOf {
+    type Value = PageKeys;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<PageKeys, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PageKeysOf {
+    type Value = PageKeys;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PageKeys, A::Error> {
+        let mut keys = PageKeys::new(self.0);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            map.next_value::<serde::de::IgnoredAny>()?;
+            keys.note(&key);
+        }
+        Ok(keys)
     }
 }
 
@@ -193,6 +288,27 @@ mod tests {
         let mut g = PageGuard::new(2);
         g.advance("A", 5, "GET /x").unwrap();
         assert!(matches!(g.advance("B", 5, "GET /x"), Err(TorqError::EndlessPaging { pages: 2, .. })));
+    }
+
+    #[test]
+    fn a_page_without_its_list_but_with_other_fields_is_malformed() {
+        use crate::torq::models::ApiKeysPage;
+        let ok =
+            |body: &str| decode_page::<ApiKeysPage>(body.as_bytes(), "GET /api-keys").map(|(items, _)| items.len());
+        assert_eq!(ok("{}").ok(), Some(0), "proto3's empty list");
+        assert_eq!(ok(r#"{"next_page_token": ""}"#).ok(), Some(0));
+        assert_eq!(ok(r#"{"api_keys": [], "other": 1}"#).ok(), Some(0));
+        assert_eq!(ok(r#"{"api_keys": [{"id": "k"}]}"#).ok(), Some(1));
+        for body in [r#"{"error": "internal", "code": 13}"#, r#"{"apiKeys": [{"id": "k"}]}"#] {
+            match ok(body) {
+                Err(Outcome::Fatal(TorqError::Malformed { detail, .. })) => {
+                    assert!(detail.contains("no \"api_keys\" list but other fields"), "{detail}");
+                }
+                Ok(n) => panic!("{body}: taken as {n} items"),
+                Err(_) => panic!("{body}: another error"),
+            }
+        }
+        assert!(ok(r#"{"api_keys": null}"#).is_err(), "null is not a list");
     }
 
     #[test]

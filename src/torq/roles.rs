@@ -12,6 +12,7 @@ pub(crate) const ROLE_PAGE_SIZE: u32 = 100;
 
 impl ListPage for RolesPage {
     type Item = RoleRecord;
+    const LIST_KEY: &'static str = "roles";
     fn into_parts(self) -> (Vec<RoleRecord>, String) {
         (self.roles, self.next_page_token)
     }

@@ -14,6 +14,7 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::io::{BufReader, Read};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,6 +60,10 @@ impl TorqClient {
         let name = format!("GET /users?sso_provision={flag}");
         let mut total = 0u64;
         let timeout = self.inner.settings.timeout;
+        // Fingerprints of the pages so far: a page that repeats one of them (the same users under a fresh page
+        // token) counts as bringing nothing new, so a server that loops that way is stopped by the page guard.
+        let ids = hashbrown::DefaultHashBuilder::default();
+        let mut pages_seen = std::collections::HashSet::new();
         self.each_page(
             Paged {
                 path: "users",
@@ -66,10 +71,16 @@ impl TorqClient {
                 query: vec![("sso_provision", flag.to_string())],
                 max_pages: MAX_USER_PAGES,
             },
-            |resp, request| decode_users_page(resp, Arc::clone(&sink), request.to_string(), stop.clone(), timeout),
-            |count| {
+            |resp, request| {
+                decode_users_page(resp, Arc::clone(&sink), request.to_string(), stop.clone(), timeout, ids.clone())
+            },
+            |(count, fingerprint)| {
                 total += count;
-                count
+                if count > 0 && !pages_seen.insert(fingerprint) {
+                    0
+                } else {
+                    count
+                }
             },
         )
         .await?;
@@ -78,14 +89,16 @@ impl TorqClient {
 }
 
 /// Decodes one `{"users": [...], "next_page_token": "..."}` body on a blocking thread, each record within
-/// `timeout` and [`MAX_RECORD_BYTES`] of the previous one.
+/// `timeout` and [`MAX_RECORD_BYTES`] of the previous one. Answers the page's user count and the fingerprint of
+/// its ids (hashed with `ids`), and the next page's token.
 async fn decode_users_page<F>(
     resp: reqwest::Response,
     sink: SharedSink<F>,
     request: String,
     stop: CancellationToken,
     timeout: Duration,
-) -> Result<(u64, String), Outcome>
+    ids: hashbrown::DefaultHashBuilder,
+) -> Result<((u64, u64), String), Outcome>
 where
     F: FnMut(UserRecord) -> Result<(), SinkClosed> + Send + 'static,
 {
@@ -106,11 +119,15 @@ where
             pace.restart();
             taken
         };
-        let mut page = PageVisitor { on_user: &mut on_user, count: 0, next_page_token: None, sink_closed: false };
+        let mut page = PageVisitor::new(&mut on_user, ids);
         let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(256 * 1024, reader));
-        let result = (&mut page).deserialize(&mut de).and_then(|()| de.end());
+        let result =
+            (&mut page).deserialize(&mut de).and_then(|()| de.end()).and_then(|()| match page.keys.missing_list() {
+                Some(detail) => Err(de::Error::custom(detail)),
+                None => Ok(()),
+            });
         let closed = page.sink_closed;
-        (result, page.count, page.next_page_token, closed, pace.tripped.get())
+        (result, (page.count, page.fingerprint), page.next_page_token, closed, pace.tripped.get())
     })
     .await;
     let (result, count, next, sink_closed, tripped) =
@@ -206,8 +223,27 @@ where
 struct PageVisitor<'a, F> {
     on_user: &'a mut F,
     count: u64,
+    /// A keyed hash of the page's user ids in order: a page that repeats an earlier page brings nothing new.
+    fingerprint: u64,
+    ids: hashbrown::DefaultHashBuilder,
     next_page_token: Option<String>,
     sink_closed: bool,
+    /// The page's top-level keys, to tell a page that left out an empty list from one without it.
+    keys: super::list::PageKeys,
+}
+
+impl<'a, F> PageVisitor<'a, F> {
+    fn new(on_user: &'a mut F, ids: hashbrown::DefaultHashBuilder) -> Self {
+        PageVisitor {
+            on_user,
+            count: 0,
+            fingerprint: 0,
+            ids,
+            next_page_token: None,
+            sink_closed: false,
+            keys: super::list::PageKeys::new("users"),
+        }
+    }
 }
 
 impl<'de, F> DeserializeSeed<'de> for &mut PageVisitor<'_, F>
@@ -230,6 +266,7 @@ where
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<String>()? {
+            self.keys.note(&key);
             match key.as_str() {
                 "users" => map.next_value_seed(UsersArray(&mut *self))?,
                 "next_page_token" | "nextPageToken" => {
@@ -271,6 +308,7 @@ where
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(user) = seq.next_element::<UserRecord>()? {
+            self.0.fingerprint = self.0.ids.hash_one((self.0.fingerprint, &user.id));
             if (self.0.on_user)(user).is_err() {
                 self.0.sink_closed = true;
                 return Err(de::Error::custom("the sync stopped consuming users"));
@@ -291,12 +329,31 @@ mod tests {
             users.push(u);
             Ok(())
         };
-        let mut page = PageVisitor { on_user: &mut push, count: 0, next_page_token: None, sink_closed: false };
+        let mut page = PageVisitor::new(&mut push, Default::default());
         let mut de = serde_json::Deserializer::from_reader(text.as_bytes());
         (&mut page).deserialize(&mut de)?;
         de.end()?;
         let next = page.next_page_token;
         Ok((users, next))
+    }
+
+    /// The fingerprint of a page's ids, as the page guard sees it.
+    fn fingerprint(text: &str, ids: &hashbrown::DefaultHashBuilder) -> u64 {
+        let mut ignore = |_: UserRecord| Ok(());
+        let mut page = PageVisitor::new(&mut ignore, ids.clone());
+        (&mut page).deserialize(&mut serde_json::Deserializer::from_str(text)).unwrap();
+        page.fingerprint
+    }
+
+    #[test]
+    fn a_page_with_the_same_ids_has_the_same_fingerprint_and_only_then() {
+        let ids = hashbrown::DefaultHashBuilder::default();
+        let a = fingerprint(r#"{"users":[{"id":"u1","email":"x"},{"id":"u2"}],"next_page_token":"t1"}"#, &ids);
+        let again = fingerprint(r#"{"next_page_token":"t2","users":[{"id":"u1"},{"id":"u2","status":1}]}"#, &ids);
+        assert_eq!(a, again, "same ids in the same order, whatever else the page holds");
+        let other = fingerprint(r#"{"users":[{"id":"u2"},{"id":"u1"}]}"#, &ids);
+        let more = fingerprint(r#"{"users":[{"id":"u1"},{"id":"u2"},{"id":"u3"}]}"#, &ids);
+        assert!(a != other && a != more);
     }
 
     #[test]

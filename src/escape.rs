@@ -47,7 +47,7 @@ pub fn escape_with_limit(value: &str, max: usize) -> Cow<'_, str> {
     if !long && !value.chars().any(is_hidden) {
         return Cow::Borrowed(value);
     }
-    let mut out = String::with_capacity(value.len().min(max * 2) + 32);
+    let mut out = String::with_capacity(value.len().min(max.saturating_mul(2)) + 32);
     for c in value.chars().take(max) {
         push_escaped(&mut out, c);
     }

@@ -27,8 +27,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::escape::is_hidden;
-
 pub use changes::{Change, ChangeCode};
 pub use findings::{Finding, FindingCode};
 
@@ -502,23 +500,12 @@ fn write_file(path: &Path, render: impl FnOnce(&mut dyn Write) -> std::io::Resul
     Ok(())
 }
 
-/// Torq text made safe and visible for people: the characters the program's one rule ([`is_hidden`]) hides from a
-/// terminal (controls, bidirectional overrides, zero-width and other invisible characters) become `\u{XXXX}`, so a
+/// Torq text made safe and visible for people, by the program's one escaping rule ([`crate::escape`]): controls,
+/// bidirectional overrides, zero-width and other invisible characters become `\n`, `\r`, `\t` or `\u{…}`, so a
 /// name can neither move the cursor or colour a terminal nor hide or reorder text in a report. Unlike console
 /// logs, reports keep values whole (a reviewer signs what Torq holds).
 pub fn visible(text: &str) -> String {
-    if !text.chars().any(is_hidden) {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if is_hidden(c) {
-            out.push_str(&format!("\\u{{{:04X}}}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::escape::escape_with_limit(text, usize::MAX).into_owned()
 }
 
 /// A Unix time as RFC 3339 UTC to the second, e.g. `2026-11-20T08:30:00Z`.
@@ -552,12 +539,14 @@ mod tests {
     #[test]
     fn hidden_characters_become_visible_escapes() {
         assert_eq!(visible("ada@example.com"), "ada@example.com");
-        assert_eq!(visible("a\r\nb"), "a\\u{000D}\\u{000A}b");
-        assert_eq!(visible("\u{1b}[31mred"), "\\u{001B}[31mred");
-        assert_eq!(visible("evil\u{202E}gpj.exe"), "evil\\u{202E}gpj.exe");
-        assert_eq!(visible("zero\u{200B}width\u{FEFF}"), "zero\\u{200B}width\\u{FEFF}");
+        assert_eq!(visible("a\r\nb"), "a\\r\\nb");
+        assert_eq!(visible("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(visible("evil\u{202E}gpj.exe"), "evil\\u{202e}gpj.exe");
+        assert_eq!(visible("zero\u{200B}width\u{FEFF}"), "zero\\u{200b}width\\u{feff}");
         assert_eq!(visible("iso\u{2066}late\u{2069}"), "iso\\u{2066}late\\u{2069}");
-        assert_eq!(visible("\u{85}next line"), "\\u{0085}next line");
+        assert_eq!(visible("\u{85}next line"), "\\u{85}next line");
+        // Kept whole, however long (console logs cut at 256 characters).
+        assert_eq!(visible(&"a".repeat(1000)), "a".repeat(1000));
         // Ordinary non-ASCII text is left alone.
         assert_eq!(visible("José Müller 李"), "José Müller 李");
     }

@@ -54,7 +54,13 @@ pub(crate) fn detect(path: &Path) -> Result<FileKind, C1zError> {
         return Ok(FileKind::Empty);
     }
     let mut head = [0u8; 5];
-    let mut file = File::open(path).map_err(|e| C1zError::io("open", path, e))?;
+    // Opened without blocking and checked again on the open file: a FIFO swapped in since the `stat` above must
+    // not hang the run.
+    let mut file = match crate::regular_file::open_for_reading(path) {
+        Ok(file) => file,
+        Err(crate::regular_file::OpenError::NotRegular(_)) => return Ok(FileKind::Other),
+        Err(crate::regular_file::OpenError::Io(e)) => return Err(C1zError::io("open", path, e)),
+    };
     let mut filled = 0;
     while filled < head.len() {
         let n = file.read(&mut head[filled..]).map_err(|e| C1zError::io("read", path, e))?;
@@ -195,7 +201,12 @@ pub(crate) fn decompressed_bound(compressed: u64) -> u64 {
 /// genuine c1z (see [`decompress_from`]). Errors are [`C1zError::Corrupt`] when the content is not a valid v1
 /// c1z.
 pub(crate) fn decompress_file(src: &Path, dst: &mut File, dst_path: &Path) -> Result<u64, C1zError> {
-    let input = File::open(src).map_err(|e| C1zError::io("open", src, e))?;
+    let input = crate::regular_file::open_for_reading(src).map_err(|e| match e {
+        crate::regular_file::OpenError::NotRegular(kind) => {
+            C1zError::io("open", src, io::Error::other(format!("it is {kind}, not a regular file")))
+        }
+        crate::regular_file::OpenError::Io(e) => C1zError::io("open", src, e),
+    })?;
     let compressed = input.metadata().map_err(|e| C1zError::io("inspect", src, e))?.len();
     decompress_from(input, compressed, src, dst, dst_path)
 }
